@@ -1,0 +1,72 @@
+//! One file per subcommand; this module dispatches and holds what they share.
+
+mod completions;
+mod db;
+mod demo;
+mod dev;
+mod man;
+mod order;
+mod product;
+mod worker;
+
+pub use completions::completion_script;
+pub use man::man_pages;
+
+use sqlx::PgPool;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::{DatabaseConfig, TemporalConfig};
+use crate::exit::Exit;
+use crate::output::Printer;
+
+/// What every command gets: the global options and the printer.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub printer: Printer,
+}
+
+impl Context {
+    pub fn database(&self) -> anyhow::Result<DatabaseConfig> {
+        Ok(DatabaseConfig::resolve(self.global.database_url.as_deref(), self.global.connect_timeout)?)
+    }
+
+    /// A small pool for a one-shot command.
+    pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        Ok(crate::db::connect(&self.database()?, 4).await?)
+    }
+
+    pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
+        Ok(TemporalConfig::resolve(&self.global)?)
+    }
+}
+
+/// Runs the parsed command line. The long-running commands handle signals
+/// themselves (a worker drains); the others end with 130 on Ctrl-C.
+pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
+    let cx = Context { global: cli.global, printer };
+    let command = match cli.command {
+        Command::Worker(args) => return worker::run(&cx, args).await,
+        Command::Dev(args) => return dev::run(&cx, args).await,
+        Command::Demo(args) => return demo::run(&cx, args).await,
+        command => command,
+    };
+    let finite = async {
+        match command {
+            Command::Order(cmd) => order::run(&cx, cmd).await,
+            Command::Db(cmd) => db::run(&cx, cmd).await,
+            Command::Product(cmd) => product::run(&cx, cmd).await,
+            Command::Completions(args) => completions::run(&cx, args),
+            Command::Man(args) => man::run(&cx, args),
+            Command::Worker(_) | Command::Dev(_) | Command::Demo(_) => unreachable!("handled above"),
+        }
+    };
+    tokio::select! {
+        result = finite => result,
+        _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+    }
+}
+
+/// For the parts of the command tree a later release fills in.
+pub(crate) fn not_yet_implemented(command: &str) -> anyhow::Result<Exit> {
+    Err(crate::exit::Fail::new(Exit::Failure, format!("`orderflow {command}` is not yet implemented")).into())
+}

@@ -1,0 +1,121 @@
+//! Identifiers: 1–64 of `A-Z a-z 0-9 _ . -` (SPEC §2).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::RuleError;
+
+/// Longest identifier accepted.
+pub const MAX_ID_LEN: usize = 64;
+
+fn check_id(value: &str) -> Result<(), RuleError> {
+    if value.is_empty() {
+        return Err(RuleError::new("must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(RuleError::new(format!(
+            "must be at most {MAX_ID_LEN} characters (got {})",
+            value.chars().count()
+        )));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(RuleError::new(format!(
+            "{bad:?} is not allowed; use only letters, digits, '_', '.' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, RuleError> {
+                check_id(value).map(|()| Self(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = RuleError;
+            fn from_str(s: &str) -> Result<Self, RuleError> {
+                Self::parse(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An order's ID, which is also its workflow ID.
+    OrderId
+);
+id_type!(
+    /// A customer's ID.
+    CustomerId
+);
+id_type!(
+    /// A catalog product's ID.
+    ProductId
+);
+
+impl OrderId {
+    /// A fresh order ID for orders submitted without one: time-ordered (UUIDv7)
+    /// so that generated IDs sort by submission.
+    pub fn generate() -> Self {
+        Self(format!("ORD-{}", uuid::Uuid::now_v7().simple()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_allowed_alphabet() {
+        for ok in ["ORD-1001", "a", "x.y_z-0", &"A".repeat(64)] {
+            assert_eq!(OrderId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_long_and_foreign_characters() {
+        assert_eq!(ProductId::parse("").unwrap_err().to_string(), "must not be empty");
+        assert!(ProductId::parse(&"A".repeat(65)).unwrap_err().to_string().contains("at most 64"));
+        for bad in ["ORD 1", "ORD/1", "Заказ", "a\n", "a;b"] {
+            let err = CustomerId::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_valid_and_distinct() {
+        let a = OrderId::generate();
+        let b = OrderId::generate();
+        assert_ne!(a, b);
+        assert!(OrderId::parse(a.as_str()).is_ok());
+    }
+}

@@ -1,0 +1,216 @@
+//! The input edge: JSON files from users, parsed into domain types with
+//! errors that name the file, the item, the field and the rule, e.g.
+//! `orders.json: order 2 (ORD-7): items[0].quantity: must be at least 1`.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::domain::Money;
+
+/// Input that breaks a rule (exit 2). Nothing is submitted or written when
+/// any item of the input is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InputError {
+    /// The file as the user named it, or `<stdin>`.
+    pub source_name: String,
+    /// Which item: `order 2 (ORD-7)`, `product 1`.
+    pub item: Option<String>,
+    /// The JSON path of the field: `items[0].quantity`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source_name)?;
+        if let Some(item) = &self.item {
+            write!(f, ": {item}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The text of one input file, named as the user gave it.
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+impl Source {
+    /// Reads `path`, or stdin for `-`.
+    pub fn read(path: &Path) -> Result<Self, InputError> {
+        let is_stdin = path.as_os_str() == "-";
+        let name = if is_stdin { "<stdin>".to_owned() } else { path.display().to_string() };
+        let mut text = String::new();
+        let read = if is_stdin {
+            std::io::stdin().read_to_string(&mut text).map(drop)
+        } else {
+            std::fs::read_to_string(path).map(|t| text = t)
+        };
+        read.map_err(|e| InputError {
+            source_name: name.clone(),
+            item: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Ok(Self { name, text })
+    }
+
+    fn error(&self, item: Option<String>, field: Option<String>, message: impl Into<String>) -> InputError {
+        InputError { source_name: self.name.clone(), item, field, message: message.into() }
+    }
+
+    /// The items of the file: one JSON object, or an array of them.
+    pub fn items(&self) -> Result<Vec<&RawValue>, InputError> {
+        let syntax = |e: serde_json::Error| {
+            self.error(None, None, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_location(&e.to_string())))
+        };
+        match self.text.trim_start().chars().next() {
+            None => Err(self.error(None, None, "is empty; expected a JSON object or an array of objects")),
+            Some('[') => {
+                let items: Vec<&RawValue> = serde_json::from_str(&self.text).map_err(syntax)?;
+                if items.is_empty() {
+                    return Err(self.error(None, None, "holds an empty array; expected at least one entry"));
+                }
+                Ok(items)
+            }
+            Some('{') => Ok(vec![serde_json::from_str(&self.text).map_err(syntax)?]),
+            Some(_) => {
+                // Still report a syntax error where there is one.
+                serde_json::from_str::<&RawValue>(&self.text).map_err(syntax)?;
+                Err(self.error(None, None, "must hold a JSON object or an array of objects"))
+            }
+        }
+    }
+
+    /// Deserializes one item; an error names the item and the field path.
+    pub fn parse_item<T: DeserializeOwned>(&self, item: &RawValue, label: &str) -> Result<T, InputError> {
+        let de = &mut serde_json::Deserializer::from_str(item.get());
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = (path != ".").then_some(path);
+            self.error(Some(label.to_owned()), field, strip_location(&e.inner().to_string()))
+        })
+    }
+
+    /// An error about one item as a whole, or one of its fields.
+    pub fn item_error(&self, label: &str, field: Option<&str>, message: impl Into<String>) -> InputError {
+        self.error(Some(label.to_owned()), field.map(str::to_owned), message)
+    }
+}
+
+/// Labels an item for messages: `product 2 (PROD-7)`, 1-based, with its ID
+/// when it has a readable one.
+pub fn item_label(kind: &str, index: usize, item: &RawValue, id_field: &str) -> String {
+    let id = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(item.get())
+        .ok()
+        .and_then(|m| m.get(id_field).and_then(|v| v.as_str().map(str::to_owned)))
+        .filter(|id| !id.is_empty() && id.len() <= 64);
+    match id {
+        Some(id) => format!("{kind} {} ({id})", index + 1),
+        None => format!("{kind} {}", index + 1),
+    }
+}
+
+/// serde_json appends " at line L column C"; paths say more within an item.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// A money amount as it appears in input: a JSON number (`12.5`) or a string
+/// (`"12.50"`), read from its exact text — never through a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonMoney(pub Money);
+
+impl<'de> Deserialize<'de> for JsonMoney {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <Box<RawValue>>::deserialize(d)?;
+        let text = raw.get();
+        let text = if text.starts_with('"') {
+            serde_json::from_str::<String>(text).map_err(serde::de::Error::custom)?
+        } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            text.to_owned()
+        } else {
+            return Err(serde::de::Error::custom(format!(
+                "must be a decimal amount (a number or a string like \"12.50\"), not {text}"
+            )));
+        };
+        Money::parse(&text).map(JsonMoney).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> Source {
+        Source { name: "in.json".into(), text: text.into() }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Line {
+        price: JsonMoney,
+        qty: crate::domain::Quantity,
+    }
+
+    #[test]
+    fn object_or_array() {
+        assert_eq!(source(r#"{"a":1}"#).items().unwrap().len(), 1);
+        assert_eq!(source(r#" [{"a":1},{"a":2}]"#).items().unwrap().len(), 2);
+        assert!(source("[]").items().unwrap_err().message.contains("empty array"));
+        assert!(source("").items().unwrap_err().message.contains("is empty"));
+        assert!(source("42").items().unwrap_err().message.contains("object or an array"));
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let err = source("{\n \"a\": 1,\n}").items().unwrap_err();
+        assert!(err.to_string().starts_with("in.json: malformed JSON at line 3, column 1"), "{err}");
+    }
+
+    #[test]
+    fn amounts_come_from_their_exact_text() {
+        let s = source(r#"[{"price": 0.1, "qty": 1}, {"price": "0.20", "qty": 2}]"#);
+        let items = s.items().unwrap();
+        let a: Line = s.parse_item(items[0], "line 1").unwrap();
+        let b: Line = s.parse_item(items[1], "line 2").unwrap();
+        assert_eq!(a.price.0.plus(b.price.0).unwrap(), Money::parse("0.3").unwrap());
+    }
+
+    #[test]
+    fn errors_name_file_item_field_and_rule() {
+        let s = source(r#"[{"price": 0.105, "qty": 1}, {"price": 1, "qty": 0}, {"price": 1, "qty": 1, "x": 1}, {"price": true, "qty": 1}]"#);
+        let items = s.items().unwrap();
+        let errs: Vec<String> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| s.parse_item::<Line>(it, &format!("line {}", i + 1)).unwrap_err().to_string())
+            .collect();
+        assert_eq!(errs[0], "in.json: line 1: price: 0.105 has more than 2 decimal places; amounts are exact to the cent");
+        assert_eq!(errs[1], "in.json: line 2: qty: must be at least 1");
+        assert_eq!(errs[2], "in.json: line 3: x: unknown field `x`, expected `price` or `qty`");
+        assert!(errs[3].starts_with("in.json: line 4: price: must be a decimal amount"), "{}", errs[3]);
+    }
+
+    #[test]
+    fn labels_use_the_id_when_readable() {
+        let s = source(r#"[{"id":"ORD-7"},{"id":5}]"#);
+        let items = s.items().unwrap();
+        assert_eq!(item_label("order", 0, items[0], "id"), "order 1 (ORD-7)");
+        assert_eq!(item_label("order", 1, items[1], "id"), "order 2");
+    }
+}

@@ -1,0 +1,16 @@
+//! orderflow: order processing on Temporal and PostgreSQL.
+//!
+//! The binary is a thin shell over [`commands::run`]; everything else is a
+//! library so that tests and later tools can reuse it.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod exit;
+pub mod input;
+pub mod output;
+pub mod stack;
+pub mod telemetry;
+pub mod temporal;

@@ -1,0 +1,168 @@
+//! Output for people and for scripts: data on stdout, everything else on
+//! stderr; `-o json` puts only JSON on stdout; no colour or progress bars
+//! where the stream is not a terminal.
+
+use std::fmt::Display;
+use std::io::{self, IsTerminal, Write};
+
+use clap::ValueEnum;
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::exit::Exit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and sentences for people.
+    #[default]
+    Text,
+    /// Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and `NO_COLOR` is not set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream, following <https://no-color.org>.
+    pub fn enabled_for(self, stream_is_terminal: bool) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => {
+                stream_is_terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
+}
+
+/// Writes a command's results. Every write to stdout goes through here so that
+/// a closed pipe ends the program quietly instead of panicking.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: OutputFormat,
+    stdout_terminal: bool,
+    stderr_terminal: bool,
+    color_stdout: bool,
+    color_stderr: bool,
+    quiet: bool,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool) -> Self {
+        let stdout_terminal = io::stdout().is_terminal();
+        let stderr_terminal = io::stderr().is_terminal();
+        Self {
+            format,
+            stdout_terminal,
+            stderr_terminal,
+            color_stdout: color.enabled_for(stdout_terminal),
+            color_stderr: color.enabled_for(stderr_terminal),
+            quiet,
+        }
+    }
+
+    pub fn format(&self) -> OutputFormat {
+        self.format
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    pub fn color_stderr(&self) -> bool {
+        self.color_stderr
+    }
+
+    /// Progress bars and spinners: only for a person watching stderr.
+    pub fn progress_enabled(&self) -> bool {
+        self.stderr_terminal && !self.quiet && !self.is_json()
+    }
+
+    /// One JSON document on stdout.
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()
+    }
+
+    /// One JSON Lines record on stdout, flushed at once so pipes see it live.
+    pub fn json_line<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()
+    }
+
+    /// A line of data on stdout.
+    pub fn line(&self, text: impl Display) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{text}")?;
+        out.flush()
+    }
+
+    /// Bytes on stdout as they are (completion scripts, man pages).
+    pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    }
+
+    /// A message for the person at the terminal (stderr), not data; silent
+    /// under `-q` and `-o json`.
+    pub fn note(&self, text: impl Display) {
+        if !self.quiet && !self.is_json() {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A table styled for where stdout goes: boxed on a terminal, plain
+    /// aligned columns for pipes (easy for `awk`/`cut`).
+    pub fn table(&self) -> Table {
+        let mut table = Table::new();
+        if self.stdout_terminal {
+            table.load_preset(presets::UTF8_FULL_CONDENSED);
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            table.load_preset(presets::NOTHING);
+            table.force_no_tty();
+        }
+        if self.color_stdout {
+            table.enforce_styling();
+        }
+        table
+    }
+
+    /// Reports an error on stderr: `error: …` with its causes, or a JSON
+    /// object under `-o json`.
+    pub fn error(&self, error: &anyhow::Error, exit: Exit) {
+        let message = format!("{error:#}");
+        if self.is_json() {
+            let doc = serde_json::json!({
+                "error": { "code": exit.error_code(), "message": message, "exitCode": exit.code() }
+            });
+            eprintln!("{doc}");
+        } else if self.color_stderr {
+            eprintln!("\x1b[1;31merror:\x1b[0m {message}");
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
+}
+
+/// True when the error is only stdout being closed early (`orderflow … | head`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}

@@ -1,0 +1,145 @@
+//! Local services for development and tests: a throwaway PostgreSQL cluster
+//! and a Temporal dev server, started from the binaries on this machine.
+//!
+//! Each service runs under a small shell "lifeline": the service is stopped
+//! when its [`Service`] is dropped *and* when this process dies for any
+//! reason, because the lifeline waits on a pipe that only we hold open.
+
+pub mod postgres;
+pub mod temporal_server;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind promptly).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{what} was not ready within {}", humantime::format_duration(timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A background service tied to this process's life.
+#[derive(Debug)]
+pub struct Service {
+    name: &'static str,
+    child: Child,
+    pub log: PathBuf,
+}
+
+/// The lifeline: start the service in the background, wait until our end of
+/// stdin closes (we dropped it, or we died), then stop it with `$SIG`.
+const LIFELINE: &str = r#"sig=$1; shift; "$@" & pid=$!; cat >/dev/null; kill -s "$sig" "$pid" 2>/dev/null; wait "$pid""#;
+
+impl Service {
+    /// Starts `program args…` (as `user` when given), logging to `log`; it is
+    /// stopped with `stop_signal` (e.g. "INT").
+    pub fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        user: Option<&str>,
+        stop_signal: &str,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
+        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = match user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", "sh"]);
+                c
+            }
+            None => Command::new("sh"),
+        };
+        command
+            .arg("-c")
+            .arg(LIFELINE)
+            .arg("lifeline")
+            .arg(stop_signal)
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            // Its own process group: a Ctrl-C at our terminal is ours to
+            // handle, and we stop the services in order.
+            .process_group(0);
+        let child = command.spawn().with_context(|| format!("starting {name} ({})", program.display()))?;
+        Ok(Self { name, child, log })
+    }
+
+    /// Whether the service (its lifeline) is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last lines of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Stops the service and waits for it to exit.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+        tracing::debug!(service = self.name, "stopped");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Finds an executable on PATH, then in `fallbacks` (glob-free directories).
+pub fn find_program(name: &str, fallbacks: &[PathBuf]) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .iter()
+        .chain(fallbacks)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// True when running as root (PostgreSQL refuses to run as root).
+pub fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
