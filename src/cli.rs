@@ -42,7 +42,12 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the
     /// seed's TEMPORAL_HOST_PORT; default: the profile's, else localhost:7233]
-    #[arg(long, global = true, value_name = "HOST:PORT", help_heading = "Temporal")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        help_heading = "Temporal"
+    )]
     pub address: Option<String>,
 
     /// Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile's, else default]
@@ -50,8 +55,13 @@ pub struct GlobalArgs {
     pub namespace: Option<String>,
 
     /// Task queue the worker polls and orders are sent to
-    #[arg(long, global = true, env = "ORDERFLOW_TASK_QUEUE", default_value = "orderflow",
-          help_heading = "Temporal")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORDERFLOW_TASK_QUEUE",
+        default_value = "orderflow",
+        help_heading = "Temporal"
+    )]
     pub task_queue: String,
 
     /// API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]
@@ -87,7 +97,13 @@ pub struct GlobalArgs {
     pub config_file: Option<PathBuf>,
 
     /// Web UI base for order links [default: derived from the address, port 8233]
-    #[arg(long, global = true, env = "ORDERFLOW_UI_URL", value_name = "URL", help_heading = "Temporal")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORDERFLOW_UI_URL",
+        value_name = "URL",
+        help_heading = "Temporal"
+    )]
     pub ui_url: Option<String>,
 
     /// PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else
@@ -102,12 +118,26 @@ pub struct GlobalArgs {
     pub connect_timeout: Duration,
 
     /// Output format for data on stdout
-    #[arg(short, long, global = true, env = "ORDERFLOW_OUTPUT", value_enum, default_value_t,
-          help_heading = "Output")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "ORDERFLOW_OUTPUT",
+        value_enum,
+        default_value_t,
+        help_heading = "Output"
+    )]
     pub output: OutputFormat,
 
     /// When to use colour (NO_COLOR is honoured under auto)
-    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN", help_heading = "Output")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
     pub color: ColorChoice,
 
     /// More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides
@@ -120,8 +150,14 @@ pub struct GlobalArgs {
     pub quiet: bool,
 
     /// Log line format on stderr
-    #[arg(long, global = true, value_enum, default_value_t, value_name = "FORMAT",
-          help_heading = "Output")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -161,8 +197,13 @@ pub struct WorkerArgs {
     pub retry_initial_interval: Duration,
 
     /// Factor by which each wait grows
-    #[arg(long, env = "ORDERFLOW_RETRY_BACKOFF", default_value_t = 2.0, value_name = "FACTOR",
-          help_heading = "Retry policy")]
+    #[arg(
+        long,
+        env = "ORDERFLOW_RETRY_BACKOFF",
+        default_value_t = 2.0,
+        value_name = "FACTOR",
+        help_heading = "Retry policy"
+    )]
     pub retry_backoff: f64,
 
     /// Longest wait between retries
@@ -388,7 +429,9 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, String> {
 }
 
 fn parse_status(text: &str) -> Result<OrderStatus, String> {
-    text.to_ascii_uppercase().parse().map_err(|e: crate::domain::RuleError| e.to_string())
+    text.to_ascii_uppercase()
+        .parse()
+        .map_err(|e: crate::domain::RuleError| e.to_string())
 }
 
 #[cfg(test)]

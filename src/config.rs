@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use temporalio_common::envconfig::{
-    ClientConfigProfile, ClientConfigTLS, DataSource, LoadClientConfigProfileOptions, load_client_config_profile,
+    ClientConfigProfile, ClientConfigTLS, DataSource, LoadClientConfigProfileOptions,
+    load_client_config_profile,
 };
 use url::Url;
 
@@ -31,7 +32,9 @@ pub struct DatabaseConfig {
 
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseConfig").field("url", &self.redacted()).finish_non_exhaustive()
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.redacted())
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,13 +69,22 @@ impl DatabaseConfig {
                 parsed.scheme()
             )));
         }
-        Ok(Self { url: url.into(), connect_timeout })
+        Ok(Self {
+            url: url.into(),
+            connect_timeout,
+        })
     }
 
     /// The seed's variables: POSTGRES_HOST/PORT/USER/PASSWORD/DB; `None`
     /// when none of them is set.
     fn from_seed_variables(env: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, Fail> {
-        let names = ["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"];
+        let names = [
+            "POSTGRES_HOST",
+            "POSTGRES_PORT",
+            "POSTGRES_USER",
+            "POSTGRES_PASSWORD",
+            "POSTGRES_DB",
+        ];
         if names.iter().all(|n| env(n).is_none()) {
             return Ok(None);
         }
@@ -104,7 +116,11 @@ impl DatabaseConfig {
         match Url::parse(self.url.expose_secret()) {
             Ok(u) => format!(
                 "{}@{}:{}{}",
-                if u.username().is_empty() { "(default user)" } else { u.username() },
+                if u.username().is_empty() {
+                    "(default user)"
+                } else {
+                    u.username()
+                },
                 u.host_str().unwrap_or("localhost"),
                 u.port().unwrap_or(5432),
                 u.path()
@@ -146,13 +162,26 @@ pub const DEFAULT_ADDRESS: &str = "localhost:7233";
 impl TemporalConfig {
     pub fn resolve(args: &GlobalArgs) -> Result<Self, Fail> {
         let options = LoadClientConfigProfileOptions::builder()
-            .maybe_config_source(args.config_file.as_ref().map(|p| DataSource::Path(p.display().to_string())))
+            .maybe_config_source(
+                args.config_file
+                    .as_ref()
+                    .map(|p| DataSource::Path(p.display().to_string())),
+            )
             .maybe_config_file_profile(args.profile.clone())
             .build();
         let profile = load_client_config_profile(options, None).map_err(|e| {
-            Fail::usage(format!("cannot load the Temporal client configuration (profile/env): {e}"))
+            Fail::usage(format!(
+                "cannot load the Temporal client configuration (profile/env): {e}"
+            ))
         })?;
-        let ClientConfigProfile { address, namespace, api_key, mut tls, grpc_meta, .. } = profile;
+        let ClientConfigProfile {
+            address,
+            namespace,
+            api_key,
+            mut tls,
+            grpc_meta,
+            ..
+        } = profile;
 
         let path = |p: &PathBuf| Some(DataSource::Path(p.display().to_string()));
         if args.tls
@@ -184,13 +213,20 @@ impl TemporalConfig {
                 .or(address)
                 .or_else(|| env("TEMPORAL_HOST_PORT"))
                 .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned()),
-            namespace: args.namespace.clone().or(namespace).unwrap_or_else(|| "default".into()),
+            namespace: args
+                .namespace
+                .clone()
+                .or(namespace)
+                .unwrap_or_else(|| "default".into()),
             task_queue: args.task_queue.clone(),
             connect_timeout: args.connect_timeout,
             ui_url: args.ui_url.clone(),
             api_key: args.api_key.clone().or(api_key).map(SecretString::from),
             tls,
-            headers: grpc_meta.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect(),
+            headers: grpc_meta
+                .into_iter()
+                .map(|(k, v)| (k, SecretString::from(v)))
+                .collect(),
         })
     }
 
@@ -202,7 +238,12 @@ impl TemporalConfig {
             .namespace(self.namespace.clone())
             .maybe_api_key(self.api_key.as_ref().map(|k| k.expose_secret().to_owned()))
             .maybe_tls(self.tls.clone())
-            .grpc_meta(self.headers.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect())
+            .grpc_meta(
+                self.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+                    .collect(),
+            )
             .build()
     }
 
@@ -220,8 +261,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -252,13 +295,17 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(cfg.url(), "postgres://orders:p%40ss%2Fword@db.internal:6543/shop");
+        assert_eq!(
+            cfg.url(),
+            "postgres://orders:p%40ss%2Fword@db.internal:6543/shop"
+        );
         assert_eq!(cfg.redacted(), "orders@db.internal:6543/shop");
     }
 
     #[test]
     fn secrets_stay_out_of_debug_and_messages() {
-        let cfg = DatabaseConfig::resolve_with(Some("postgres://u:hunter2@h/db"), T, vars(&[])).unwrap();
+        let cfg =
+            DatabaseConfig::resolve_with(Some("postgres://u:hunter2@h/db"), T, vars(&[])).unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
         assert!(!cfg.redacted().contains("hunter2"));
     }
@@ -270,7 +317,8 @@ mod tests {
         assert!(err.message.contains("DATABASE_URL"));
         let err = DatabaseConfig::resolve_with(Some("mysql://x/y"), T, vars(&[])).unwrap_err();
         assert!(err.message.contains("mysql"));
-        let err = DatabaseConfig::resolve_with(None, T, vars(&[("POSTGRES_PORT", "five")])).unwrap_err();
+        let err =
+            DatabaseConfig::resolve_with(None, T, vars(&[("POSTGRES_PORT", "five")])).unwrap_err();
         assert!(err.message.contains("POSTGRES_PORT"));
     }
 }

@@ -79,7 +79,10 @@ pub struct Fail {
 
 impl Fail {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Self { exit, message: message.into() }
+        Self {
+            exit,
+            message: message.into(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
@@ -103,10 +106,13 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if cause.is::<crate::db::ConnectError>() || cause.is::<crate::temporal::ConnectError>() {
             return Exit::Unavailable;
         }
-        if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
-            if matches!(db, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)) {
-                return Exit::Unavailable;
-            }
+        if let Some(db) = cause.downcast_ref::<sqlx::Error>()
+            && matches!(
+                db,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+            )
+        {
+            return Exit::Unavailable;
         }
     }
     Exit::Failure

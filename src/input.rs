@@ -49,7 +49,11 @@ impl Source {
     /// Reads `path`, or stdin for `-`.
     pub fn read(path: &Path) -> Result<Self, InputError> {
         let is_stdin = path.as_os_str() == "-";
-        let name = if is_stdin { "<stdin>".to_owned() } else { path.display().to_string() };
+        let name = if is_stdin {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
         let mut text = String::new();
         let read = if is_stdin {
             std::io::stdin().read_to_string(&mut text).map(drop)
@@ -65,21 +69,48 @@ impl Source {
         Ok(Self { name, text })
     }
 
-    fn error(&self, item: Option<String>, field: Option<String>, message: impl Into<String>) -> InputError {
-        InputError { source_name: self.name.clone(), item, field, message: message.into() }
+    fn error(
+        &self,
+        item: Option<String>,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> InputError {
+        InputError {
+            source_name: self.name.clone(),
+            item,
+            field,
+            message: message.into(),
+        }
     }
 
     /// The items of the file: one JSON object, or an array of them.
     pub fn items(&self) -> Result<Vec<&RawValue>, InputError> {
         let syntax = |e: serde_json::Error| {
-            self.error(None, None, format!("malformed JSON at line {}, column {}: {}", e.line(), e.column(), strip_location(&e.to_string())))
+            self.error(
+                None,
+                None,
+                format!(
+                    "malformed JSON at line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    strip_location(&e.to_string())
+                ),
+            )
         };
         match self.text.trim_start().chars().next() {
-            None => Err(self.error(None, None, "is empty; expected a JSON object or an array of objects")),
+            None => Err(self.error(
+                None,
+                None,
+                "is empty; expected a JSON object or an array of objects",
+            )),
             Some('[') => {
                 let items: Vec<&RawValue> = serde_json::from_str(&self.text).map_err(syntax)?;
                 if items.is_empty() {
-                    return Err(self.error(None, None, "holds an empty array; expected at least one entry"));
+                    return Err(self.error(
+                        None,
+                        None,
+                        "holds an empty array; expected at least one entry",
+                    ));
                 }
                 Ok(items)
             }
@@ -93,17 +124,30 @@ impl Source {
     }
 
     /// Deserializes one item; an error names the item and the field path.
-    pub fn parse_item<T: DeserializeOwned>(&self, item: &RawValue, label: &str) -> Result<T, InputError> {
+    pub fn parse_item<T: DeserializeOwned>(
+        &self,
+        item: &RawValue,
+        label: &str,
+    ) -> Result<T, InputError> {
         let de = &mut serde_json::Deserializer::from_str(item.get());
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let field = (path != ".").then_some(path);
-            self.error(Some(label.to_owned()), field, strip_location(&e.inner().to_string()))
+            self.error(
+                Some(label.to_owned()),
+                field,
+                strip_location(&e.inner().to_string()),
+            )
         })
     }
 
     /// An error about one item as a whole, or one of its fields.
-    pub fn item_error(&self, label: &str, field: Option<&str>, message: impl Into<String>) -> InputError {
+    pub fn item_error(
+        &self,
+        label: &str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> InputError {
         self.error(Some(label.to_owned()), field.map(str::to_owned), message)
     }
 }
@@ -147,7 +191,9 @@ impl<'de> Deserialize<'de> for JsonMoney {
                 "must be a decimal amount (a number or a string like \"12.50\"), not {text}"
             )));
         };
-        Money::parse(&text).map(JsonMoney).map_err(serde::de::Error::custom)
+        Money::parse(&text)
+            .map(JsonMoney)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -156,7 +202,10 @@ mod tests {
     use super::*;
 
     fn source(text: &str) -> Source {
-        Source { name: "in.json".into(), text: text.into() }
+        Source {
+            name: "in.json".into(),
+            text: text.into(),
+        }
     }
 
     #[derive(Debug, Deserialize)]
@@ -171,15 +220,31 @@ mod tests {
     fn object_or_array() {
         assert_eq!(source(r#"{"a":1}"#).items().unwrap().len(), 1);
         assert_eq!(source(r#" [{"a":1},{"a":2}]"#).items().unwrap().len(), 2);
-        assert!(source("[]").items().unwrap_err().message.contains("empty array"));
+        assert!(
+            source("[]")
+                .items()
+                .unwrap_err()
+                .message
+                .contains("empty array")
+        );
         assert!(source("").items().unwrap_err().message.contains("is empty"));
-        assert!(source("42").items().unwrap_err().message.contains("object or an array"));
+        assert!(
+            source("42")
+                .items()
+                .unwrap_err()
+                .message
+                .contains("object or an array")
+        );
     }
 
     #[test]
     fn malformed_json_says_where() {
         let err = source("{\n \"a\": 1,\n}").items().unwrap_err();
-        assert!(err.to_string().starts_with("in.json: malformed JSON at line 3, column 1"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("in.json: malformed JSON at line 3, column 1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -188,22 +253,41 @@ mod tests {
         let items = s.items().unwrap();
         let a: Line = s.parse_item(items[0], "line 1").unwrap();
         let b: Line = s.parse_item(items[1], "line 2").unwrap();
-        assert_eq!(a.price.0.plus(b.price.0).unwrap(), Money::parse("0.3").unwrap());
+        assert_eq!(
+            a.price.0.plus(b.price.0).unwrap(),
+            Money::parse("0.3").unwrap()
+        );
     }
 
     #[test]
     fn errors_name_file_item_field_and_rule() {
-        let s = source(r#"[{"price": 0.105, "qty": 1}, {"price": 1, "qty": 0}, {"price": 1, "qty": 1, "x": 1}, {"price": true, "qty": 1}]"#);
+        let s = source(
+            r#"[{"price": 0.105, "qty": 1}, {"price": 1, "qty": 0}, {"price": 1, "qty": 1, "x": 1}, {"price": true, "qty": 1}]"#,
+        );
         let items = s.items().unwrap();
         let errs: Vec<String> = items
             .iter()
             .enumerate()
-            .map(|(i, it)| s.parse_item::<Line>(it, &format!("line {}", i + 1)).unwrap_err().to_string())
+            .map(|(i, it)| {
+                s.parse_item::<Line>(it, &format!("line {}", i + 1))
+                    .unwrap_err()
+                    .to_string()
+            })
             .collect();
-        assert_eq!(errs[0], "in.json: line 1: price: 0.105 has more than 2 decimal places; amounts are exact to the cent");
+        assert_eq!(
+            errs[0],
+            "in.json: line 1: price: 0.105 has more than 2 decimal places; amounts are exact to the cent"
+        );
         assert_eq!(errs[1], "in.json: line 2: qty: must be at least 1");
-        assert_eq!(errs[2], "in.json: line 3: x: unknown field `x`, expected `price` or `qty`");
-        assert!(errs[3].starts_with("in.json: line 4: price: must be a decimal amount"), "{}", errs[3]);
+        assert_eq!(
+            errs[2],
+            "in.json: line 3: x: unknown field `x`, expected `price` or `qty`"
+        );
+        assert!(
+            errs[3].starts_with("in.json: line 4: price: must be a decimal amount"),
+            "{}",
+            errs[3]
+        );
     }
 
     #[test]

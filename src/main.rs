@@ -13,11 +13,23 @@ fn main() -> ExitCode {
     };
     let g = &cli.global;
     let printer = Printer::new(g.output, g.color, g.quiet);
-    let base_log = matches!(cli.command, orderflow::cli::Command::Worker(_) | orderflow::cli::Command::Dev(_))
-        .then_some("warn,orderflow=info");
-    telemetry::init(g.verbose, g.quiet, g.log_format, printer.color_stderr(), base_log);
+    let base_log = matches!(
+        cli.command,
+        orderflow::cli::Command::Worker(_) | orderflow::cli::Command::Dev(_)
+    )
+    .then_some("warn,orderflow=info");
+    telemetry::init(
+        g.verbose,
+        g.quiet,
+        g.log_format,
+        printer.color_stderr(),
+        base_log,
+    );
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -43,14 +55,21 @@ fn main() -> ExitCode {
 /// as JSON when the command line or environment asked for JSON output.
 fn usage_error(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
         let _ = error.print();
         return Exit::Success.into();
     }
     if wants_json() {
         let message = error.render().to_string();
         let message = message.trim().trim_start_matches("error: ");
-        let printer = Printer::new(OutputFormat::Json, orderflow::output::ColorChoice::Never, false);
+        let printer = Printer::new(
+            OutputFormat::Json,
+            orderflow::output::ColorChoice::Never,
+            false,
+        );
         printer.error(&anyhow::anyhow!("{message}"), Exit::Usage);
     } else {
         let _ = error.print();
@@ -62,7 +81,9 @@ fn usage_error(error: clap::Error) -> ExitCode {
 /// did not parse.
 fn wants_json() -> bool {
     let args: Vec<String> = std::env::args().collect();
-    let from_args = args.windows(2).any(|w| matches!(w[0].as_str(), "-o" | "--output") && w[1] == "json")
+    let from_args = args
+        .windows(2)
+        .any(|w| matches!(w[0].as_str(), "-o" | "--output") && w[1] == "json")
         || args.iter().any(|a| a == "--output=json" || a == "-ojson");
     from_args || std::env::var("ORDERFLOW_OUTPUT").is_ok_and(|v| v == "json")
 }

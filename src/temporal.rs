@@ -31,10 +31,18 @@ pub async fn connect(config: &TemporalConfig) -> Result<Client, ConnectError> {
     options.identity = format!("orderflow@{}", hostname());
     let connection = tokio::time::timeout(config.connect_timeout, Connection::connect(options))
         .await
-        .map_err(|_| fail(format!("no answer within {}", humantime::format_duration(config.connect_timeout))))?
+        .map_err(|_| {
+            fail(format!(
+                "no answer within {}",
+                humantime::format_duration(config.connect_timeout)
+            ))
+        })?
         .map_err(|e| fail(root_cause(&e)))?;
-    Client::new(connection, ClientOptions::new(config.namespace.clone()).build())
-        .map_err(|e| fail(e.to_string()))
+    Client::new(
+        connection,
+        ClientOptions::new(config.namespace.clone()).build(),
+    )
+    .map_err(|e| fail(e.to_string()))
 }
 
 /// The innermost message of an error chain: for a refused connection,
@@ -48,5 +56,8 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -20,7 +20,9 @@ pub async fn run(cx: &Context, command: DbCommand) -> anyhow::Result<Exit> {
 
 async fn migrate(cx: &Context) -> anyhow::Result<Exit> {
     let pool = cx.pool().await?;
-    let applied = migrations::migrate(&pool).await.context("applying migrations")?;
+    let applied = migrations::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     report_applied(cx, &applied, "applied")?;
     Ok(Exit::Success)
 }
@@ -33,7 +35,12 @@ fn report_applied(cx: &Context, applied: &[MigrationStatus], verb: &str) -> anyh
         p.line("Database schema is up to date; nothing to apply.")?;
     } else {
         for m in applied {
-            p.line(format!("{} {} {}", capitalise(verb), m.version, m.description))?;
+            p.line(format!(
+                "{} {} {}",
+                capitalise(verb),
+                m.version,
+                m.description
+            ))?;
         }
     }
     Ok(())
@@ -41,12 +48,16 @@ fn report_applied(cx: &Context, applied: &[MigrationStatus], verb: &str) -> anyh
 
 fn capitalise(word: &str) -> String {
     let mut c = word.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 async fn status(cx: &Context) -> anyhow::Result<Exit> {
     let pool = cx.pool().await?;
-    let list = migrations::status(&pool).await.context("reading applied migrations")?;
+    let list = migrations::status(&pool)
+        .await
+        .context("reading applied migrations")?;
     let p = &cx.printer;
     if p.is_json() {
         p.json(&list)?;
@@ -61,13 +72,19 @@ async fn status(cx: &Context) -> anyhow::Result<Exit> {
                     State::Applied => "applied",
                     State::Pending => "pending",
                 }),
-                Cell::new(m.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()),
+                Cell::new(
+                    m.applied_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .unwrap_or_default(),
+                ),
             ]);
         }
         p.line(table)?;
         let pending = list.iter().filter(|m| m.state == State::Pending).count();
         if pending > 0 {
-            p.note(format!("{pending} pending; run `orderflow db migrate` to apply."));
+            p.note(format!(
+                "{pending} pending; run `orderflow db migrate` to apply."
+            ));
         }
     }
     Ok(Exit::Success)
@@ -88,14 +105,19 @@ async fn reset(cx: &Context, args: ResetArgs) -> anyhow::Result<Exit> {
         }
         eprint!("{question}\nType 'yes' to continue: ");
         let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).context("reading the answer")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("reading the answer")?;
         if answer.trim() != "yes" {
             cx.printer.note("Nothing was changed.");
             return Ok(Exit::Failure);
         }
     }
     let pool = crate::db::connect(&database, 2).await?;
-    let applied = migrations::reset(&pool).await.context("resetting the database")?;
+    let applied = migrations::reset(&pool)
+        .await
+        .context("resetting the database")?;
     report_applied(cx, &applied, "reapplied")?;
     Ok(Exit::Success)
 }

@@ -11,18 +11,27 @@ use crate::exit::Exit;
 /// (file name, contents), exactly as committed under `man/`.
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     let mut pages = Vec::new();
-    render(Cli::command().version(env!("CARGO_PKG_VERSION")), "orderflow", &mut pages);
+    render(
+        Cli::command().version(env!("CARGO_PKG_VERSION")),
+        "orderflow",
+        &mut pages,
+    );
     pages
 }
 
 fn render(command: clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) {
-    let command = command.name(name.to_owned()).bin_name(name.replace('-', " "));
+    let command = command
+        .name(name.to_owned())
+        .bin_name(name.replace('-', " "));
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone())
         .render(&mut page)
         .expect("rendering into memory cannot fail");
     pages.push((format!("{name}.1"), page));
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         render(sub.clone(), &format!("{name}-{}", sub.get_name()), pages);
     }
 }
@@ -35,9 +44,14 @@ pub fn run(cx: &Context, args: ManArgs) -> anyhow::Result<Exit> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for (name, page) in &pages {
                 let path = dir.join(name);
-                std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
-            cx.printer.note(format!("Wrote {} man pages to {}.", pages.len(), dir.display()));
+            cx.printer.note(format!(
+                "Wrote {} man pages to {}.",
+                pages.len(),
+                dir.display()
+            ));
         }
     }
     Ok(Exit::Success)

@@ -27,7 +27,10 @@ pub struct Context {
 
 impl Context {
     pub fn database(&self) -> anyhow::Result<DatabaseConfig> {
-        Ok(DatabaseConfig::resolve(self.global.database_url.as_deref(), self.global.connect_timeout)?)
+        Ok(DatabaseConfig::resolve(
+            self.global.database_url.as_deref(),
+            self.global.connect_timeout,
+        )?)
     }
 
     /// A small pool for a one-shot command.
@@ -43,7 +46,10 @@ impl Context {
 /// Runs the parsed command line. The long-running commands handle signals
 /// themselves (a worker drains); the others end with 130 on Ctrl-C.
 pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
-    let cx = Context { global: cli.global, printer };
+    let cx = Context {
+        global: cli.global,
+        printer,
+    };
     let command = match cli.command {
         Command::Worker(args) => return worker::run(&cx, args).await,
         Command::Dev(args) => return dev::run(&cx, args).await,
@@ -57,7 +63,9 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
             Command::Product(cmd) => product::run(&cx, cmd).await,
             Command::Completions(args) => completions::run(&cx, args),
             Command::Man(args) => man::run(&cx, args),
-            Command::Worker(_) | Command::Dev(_) | Command::Demo(_) => unreachable!("handled above"),
+            Command::Worker(_) | Command::Dev(_) | Command::Demo(_) => {
+                unreachable!("handled above")
+            }
         }
     };
     tokio::select! {
@@ -68,5 +76,9 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
 
 /// For the parts of the command tree a later release fills in.
 pub(crate) fn not_yet_implemented(command: &str) -> anyhow::Result<Exit> {
-    Err(crate::exit::Fail::new(Exit::Failure, format!("`orderflow {command}` is not yet implemented")).into())
+    Err(crate::exit::Fail::new(
+        Exit::Failure,
+        format!("`orderflow {command}` is not yet implemented"),
+    )
+    .into())
 }

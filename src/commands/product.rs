@@ -43,10 +43,19 @@ pub fn parse_catalog(source: &Source) -> Result<Vec<Product>, InputError> {
             return Err(source.item_error(
                 &label,
                 Some("productID"),
-                format!("{} appears twice (also product {}); list each product once", p.id, first + 1),
+                format!(
+                    "{} appears twice (also product {}); list each product once",
+                    p.id,
+                    first + 1
+                ),
             ));
         }
-        products.push(Product { id: p.id, name: p.name, unit_price: p.unit_price.0, stock: p.stock });
+        products.push(Product {
+            id: p.id,
+            name: p.name,
+            unit_price: p.unit_price.0,
+            stock: p.stock,
+        });
     }
     Ok(products)
 }
@@ -109,7 +118,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<Product>, String> {
-        parse_catalog(&Source { name: "catalog.json".into(), text: text.into() }).map_err(|e| e.to_string())
+        parse_catalog(&Source {
+            name: "catalog.json".into(),
+            text: text.into(),
+        })
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -132,11 +145,18 @@ mod tests {
             parse(r#"[{"productID":"P 1","name":"Pen","unitPrice":1,"stock":1}]"#).unwrap_err(),
             "catalog.json: product 1 (P 1): productID: ' ' is not allowed; use only letters, digits, '_', '.' and '-'"
         );
-        assert!(parse(r#"[{"productID":"P-1","name":"Pen","stock":1}]"#).unwrap_err().contains("missing field `unitPrice`"));
+        assert!(
+            parse(r#"[{"productID":"P-1","name":"Pen","stock":1}]"#)
+                .unwrap_err()
+                .contains("missing field `unitPrice`")
+        );
         let dup = parse(
             r#"[{"productID":"P-1","name":"a","unitPrice":1,"stock":1},{"productID":"P-1","name":"b","unitPrice":1,"stock":1}]"#,
         )
         .unwrap_err();
-        assert_eq!(dup, "catalog.json: product 2 (P-1): productID: P-1 appears twice (also product 1); list each product once");
+        assert_eq!(
+            dup,
+            "catalog.json: product 2 (P-1): productID: P-1 appears twice (also product 1); list each product once"
+        );
     }
 }

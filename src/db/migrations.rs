@@ -29,12 +29,14 @@ pub async fn status(pool: &PgPool) -> Result<Vec<MigrationStatus>, sqlx::Error> 
         .fetch_one(pool)
         .await?;
     let applied: Vec<(i64, DateTime<Utc>)> = if exists {
-        sqlx::query("SELECT version, installed_on FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("version")?, r.try_get("installed_on")?)))
-            .collect::<Result<_, sqlx::Error>>()?
+        sqlx::query(
+            "SELECT version, installed_on FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("version")?, r.try_get("installed_on")?)))
+        .collect::<Result<_, sqlx::Error>>()?
     } else {
         Vec::new()
     };
@@ -42,11 +44,18 @@ pub async fn status(pool: &PgPool) -> Result<Vec<MigrationStatus>, sqlx::Error> 
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
         .map(|m| {
-            let applied_at = applied.iter().find(|(v, _)| *v == m.version).map(|(_, at)| *at);
+            let applied_at = applied
+                .iter()
+                .find(|(v, _)| *v == m.version)
+                .map(|(_, at)| *at);
             MigrationStatus {
                 version: m.version,
                 description: m.description.to_string(),
-                state: if applied_at.is_some() { State::Applied } else { State::Pending },
+                state: if applied_at.is_some() {
+                    State::Applied
+                } else {
+                    State::Pending
+                },
                 applied_at,
             }
         })
@@ -60,7 +69,11 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<MigrationStatus>, sqlx::migrat
     let after = status(pool).await?;
     Ok(after
         .into_iter()
-        .filter(|m| before.iter().any(|b| b.version == m.version && b.state == State::Pending))
+        .filter(|m| {
+            before
+                .iter()
+                .any(|b| b.version == m.version && b.state == State::Pending)
+        })
         .collect())
 }
 
@@ -68,8 +81,12 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<MigrationStatus>, sqlx::migrat
 /// its own — and re-applies every migration.
 pub async fn reset(pool: &PgPool) -> Result<Vec<MigrationStatus>, sqlx::migrate::MigrateError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DROP SCHEMA public CASCADE").execute(&mut *tx).await?;
-    sqlx::query("CREATE SCHEMA public").execute(&mut *tx).await?;
+    sqlx::query("DROP SCHEMA public CASCADE")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE SCHEMA public")
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     migrate(pool).await
 }

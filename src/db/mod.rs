@@ -24,8 +24,14 @@ pub struct ConnectError {
 }
 
 /// Opens a pool and proves it with one connection, within the connect timeout.
-pub async fn connect(config: &DatabaseConfig, max_connections: u32) -> Result<PgPool, ConnectError> {
-    let fail = |reason: String| ConnectError { target: config.redacted(), reason };
+pub async fn connect(
+    config: &DatabaseConfig,
+    max_connections: u32,
+) -> Result<PgPool, ConnectError> {
+    let fail = |reason: String| ConnectError {
+        target: config.redacted(),
+        reason,
+    };
     let options: PgConnectOptions = config
         .url()
         .parse()

@@ -41,9 +41,10 @@ pub async fn upsert_all(pool: &PgPool, products: &[Product]) -> Result<UpsertCou
 
 /// The whole catalog, by product ID.
 pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Product>> {
-    let rows = sqlx::query("SELECT product_id, name, unit_price, stock FROM products ORDER BY product_id")
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT product_id, name, unit_price, stock FROM products ORDER BY product_id")
+            .fetch_all(pool)
+            .await?;
     rows.iter()
         .map(|row| {
             // The table's constraints make these hold; a failure means the
@@ -52,7 +53,9 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Product>> {
             let name: String = row.try_get("name")?;
             let price: Decimal = row.try_get("unit_price")?;
             let stock: i32 = row.try_get("stock")?;
-            let bad = |e: crate::domain::RuleError| anyhow::anyhow!("product {id:?} in the database is invalid: {e}");
+            let bad = |e: crate::domain::RuleError| {
+                anyhow::anyhow!("product {id:?} in the database is invalid: {e}")
+            };
             Ok(Product {
                 id: ProductId::parse(&id).map_err(bad)?,
                 name: ProductName::parse(&name).map_err(bad)?,

@@ -103,8 +103,16 @@ mod tests {
 
     #[test]
     fn rejects_empty_long_and_foreign_characters() {
-        assert_eq!(ProductId::parse("").unwrap_err().to_string(), "must not be empty");
-        assert!(ProductId::parse(&"A".repeat(65)).unwrap_err().to_string().contains("at most 64"));
+        assert_eq!(
+            ProductId::parse("").unwrap_err().to_string(),
+            "must not be empty"
+        );
+        assert!(
+            ProductId::parse(&"A".repeat(65))
+                .unwrap_err()
+                .to_string()
+                .contains("at most 64")
+        );
         for bad in ["ORD 1", "ORD/1", "Заказ", "a\n", "a;b"] {
             let err = CustomerId::parse(bad).unwrap_err().to_string();
             assert!(err.contains("is not allowed"), "{bad}: {err}");

@@ -21,9 +21,14 @@ impl Money {
     pub fn parse(text: &str) -> Result<Self, RuleError> {
         let bad = || RuleError::new(format!("{text:?} is not a decimal amount like 12.50"));
         if text.is_empty()
-            || !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
             || text.starts_with('+')
-            || !text.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'-')
+            || !text
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_digit() || b == b'-')
         {
             return Err(bad());
         }
@@ -49,7 +54,10 @@ impl Money {
 
     /// `self + other`, exactly; errors when the sum leaves the range.
     pub fn plus(self, other: Self) -> Result<Self, RuleError> {
-        self.0.checked_add(other.0).ok_or_else(too_large).and_then(Self::try_from)
+        self.0
+            .checked_add(other.0)
+            .ok_or_else(too_large)
+            .and_then(Self::try_from)
     }
 }
 

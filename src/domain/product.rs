@@ -20,7 +20,10 @@ impl ProductName {
             return Err(RuleError::new("must not be empty"));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(RuleError::new(format!("must be at most {} characters", Self::MAX_CHARS)));
+            return Err(RuleError::new(format!(
+                "must be at most {} characters",
+                Self::MAX_CHARS
+            )));
         }
         if trimmed.chars().any(char::is_control) {
             return Err(RuleError::new("must not contain control characters"));
@@ -117,7 +120,10 @@ mod tests {
     #[test]
     fn stock_is_non_negative_int4() {
         assert_eq!(Stock::parse(0).unwrap().get(), 0);
-        assert_eq!(Stock::parse(-1).unwrap_err().to_string(), "must not be negative");
+        assert_eq!(
+            Stock::parse(-1).unwrap_err().to_string(),
+            "must not be negative"
+        );
         assert!(Stock::parse(i64::from(i32::MAX) + 1).is_err());
     }
 

@@ -49,8 +49,17 @@ mod tests {
     fn bounds() {
         assert_eq!(Quantity::parse(1).unwrap().get(), 1);
         assert_eq!(Quantity::parse(10_000).unwrap().get(), 10_000);
-        assert_eq!(Quantity::parse(0).unwrap_err().to_string(), "must be at least 1");
-        assert_eq!(Quantity::parse(-3).unwrap_err().to_string(), "must be at least 1");
-        assert_eq!(Quantity::parse(10_001).unwrap_err().to_string(), "must be at most 10000");
+        assert_eq!(
+            Quantity::parse(0).unwrap_err().to_string(),
+            "must be at least 1"
+        );
+        assert_eq!(
+            Quantity::parse(-3).unwrap_err().to_string(),
+            "must be at least 1"
+        );
+        assert_eq!(
+            Quantity::parse(10_001).unwrap_err().to_string(),
+            "must be at most 10000"
+        );
     }
 }

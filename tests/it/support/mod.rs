@@ -1,0 +1,140 @@
+//! Shared test support: services started once per test binary, a fresh
+//! database per test, and the real binary with a scrubbed environment.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use orderflow::stack::postgres::PostgresCluster;
+use orderflow::stack::temporal_server::{DevServerOptions, TemporalDevServer};
+
+/// Starts `make` on a dedicated thread with its own runtime, so the service
+/// outlives any one test's runtime. The handle is leaked on purpose: the
+/// service's lifeline stops it when this test process exits.
+fn start_on_own_runtime<T: Send + 'static>(
+    make: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<T>>>>
+    + Send
+    + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(make())
+            .unwrap_or_else(|e| panic!("starting a test service: {e:#}"))
+    })
+    .join()
+    .expect("service start thread")
+}
+
+fn postgres() -> &'static PostgresCluster {
+    static PG: OnceLock<PostgresCluster> = OnceLock::new();
+    PG.get_or_init(|| {
+        start_on_own_runtime(|| {
+            Box::pin(async {
+                let dir = tempfile::Builder::new()
+                    .prefix("orderflow-test-pg-")
+                    .tempdir()?
+                    .keep();
+                PostgresCluster::start(&dir, true).await
+            })
+        })
+    })
+}
+
+/// The test process's Temporal dev server (in memory, headless).
+pub fn temporal_address() -> String {
+    static TEMPORAL: OnceLock<TemporalDevServer> = OnceLock::new();
+    TEMPORAL
+        .get_or_init(|| {
+            start_on_own_runtime(|| {
+                Box::pin(async {
+                    let dir = std::env::temp_dir().join("orderflow-test-logs");
+                    TemporalDevServer::start(&dir, DevServerOptions::default()).await
+                })
+            })
+        })
+        .address()
+}
+
+/// A new, empty database on the shared cluster.
+pub struct TestDb {
+    pub url: String,
+    pub pool: sqlx::PgPool,
+}
+
+pub async fn fresh_database() -> TestDb {
+    let name = format!("t_{}", uuid_like());
+    let url = postgres()
+        .create_database(&name)
+        .await
+        .expect("creating a test database");
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connecting to the test database");
+    TestDb { url, pool }
+}
+
+/// A fresh database with the schema applied by the real binary.
+pub async fn migrated_database() -> TestDb {
+    let db = fresh_database().await;
+    orderflow()
+        .args(["db", "migrate", "--database-url", &db.url])
+        .assert()
+        .success();
+    db
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The real binary with a scrubbed environment, so the caller's
+/// DATABASE_URL, TEMPORAL_* or NO_COLOR cannot leak in.
+pub fn orderflow() -> assert_cmd::Command {
+    let mut cmd =
+        assert_cmd::Command::cargo_bin("orderflow").expect("the orderflow binary is built");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch_home())
+        // A hang is a failure, not a stuck CI job.
+        .timeout(std::time::Duration::from_secs(120));
+    cmd
+}
+
+fn scratch_home() -> PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp home").keep())
+        .clone()
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens.
+pub fn closed_port() -> u16 {
+    orderflow::stack::free_port().unwrap()
+}
+
+/// A file in a fresh temp directory with `contents`; the directory lives as
+/// long as the returned guard.
+pub fn write_temp(name: &str, contents: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    (dir, path)
+}
+
+/// Parses stdout as JSON, failing with the output when it is not.
+pub fn stdout_json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}

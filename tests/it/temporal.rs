@@ -1,0 +1,59 @@
+//! Reaching Temporal: a real dev server, and none.
+
+use predicates::prelude::*;
+use predicates::str::contains;
+
+use crate::support::{closed_port, migrated_database, orderflow, temporal_address};
+
+#[tokio::test]
+async fn connects_to_a_real_dev_server() {
+    let address = temporal_address();
+    let args = orderflow::cli::GlobalArgs {
+        address: Some(address.clone()),
+        ..parse_globals()
+    };
+    let config = orderflow::config::TemporalConfig::resolve(&args).unwrap();
+    orderflow::temporal::connect(&config)
+        .await
+        .expect("connects to the dev server");
+}
+
+#[tokio::test]
+async fn worker_exits_8_when_temporal_is_unreachable() {
+    let db = migrated_database().await;
+    let address = format!("127.0.0.1:{}", closed_port());
+    orderflow()
+        .args(["worker", "--database-url", &db.url, "--address", &address])
+        .assert()
+        .code(8)
+        .stderr(contains(format!("cannot reach Temporal at {address}")));
+}
+
+#[tokio::test]
+async fn the_seed_temporal_host_port_variable_is_honoured() {
+    let db = migrated_database().await;
+    let address = format!("127.0.0.1:{}", closed_port());
+    orderflow()
+        .args(["worker", "--database-url", &db.url])
+        .env("TEMPORAL_HOST_PORT", &address)
+        .assert()
+        .code(8)
+        .stderr(contains(format!("cannot reach Temporal at {address}")));
+    // TEMPORAL_ADDRESS wins over the seed's name.
+    let other = format!("127.0.0.1:{}", closed_port());
+    orderflow()
+        .args(["worker", "--database-url", &db.url])
+        .env("TEMPORAL_HOST_PORT", &address)
+        .env("TEMPORAL_ADDRESS", &other)
+        .assert()
+        .code(8)
+        .stderr(
+            contains(format!("cannot reach Temporal at {other}"))
+                .and(contains(address.as_str()).not()),
+        );
+}
+
+fn parse_globals() -> orderflow::cli::GlobalArgs {
+    use clap::Parser;
+    orderflow::cli::Cli::parse_from(["orderflow", "db", "status"]).global
+}
