@@ -66,6 +66,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--max-concurrent-workflow-tasks', '--max-concurrent-workflow-tasks', [CompletionResultType]::ParameterName, 'Workflow tasks processed at once')
             [CompletionResult]::new('--max-concurrent-activities', '--max-concurrent-activities', [CompletionResultType]::ParameterName, 'Activities (local and remote) running at once')
             [CompletionResult]::new('--db-max-connections', '--db-max-connections', [CompletionResultType]::ParameterName, 'Largest PostgreSQL connection pool the worker opens')
+            [CompletionResult]::new('--notify-webhook', '--notify-webhook', [CompletionResultType]::ParameterName, 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged')
             [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'How long to let in-flight tasks finish after SIGINT/SIGTERM')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')

@@ -62,6 +62,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --max-concurrent-workflow-tasks 'Workflow tasks processed at once'
             cand --max-concurrent-activities 'Activities (local and remote) running at once'
             cand --db-max-connections 'Largest PostgreSQL connection pool the worker opens'
+            cand --notify-webhook 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged'
             cand --shutdown-timeout 'How long to let in-flight tasks finish after SIGINT/SIGTERM'
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]'

@@ -226,6 +226,11 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = "Tuning")]
     pub db_max_connections: u32,
 
+    /// POST each customer notification as JSON here (with an Idempotency-Key
+    /// header); without it, notifications are recorded and logged
+    #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK", value_name = "URL")]
+    pub notify_webhook: Option<url::Url>,
+
     /// How long to let in-flight tasks finish after SIGINT/SIGTERM
     #[arg(long, env = "ORDERFLOW_SHUTDOWN_TIMEOUT", default_value = "30s",
           value_parser = parse_duration, value_name = "DURATION", help_heading = "Tuning")]

@@ -11,6 +11,8 @@ pub mod domain;
 pub mod exit;
 pub mod input;
 pub mod output;
+pub mod services;
 pub mod stack;
 pub mod telemetry;
 pub mod temporal;
+pub mod workflow;

@@ -1,14 +1,48 @@
-//! `orderflow worker`: hosts the order workflow and its activities.
+//! `orderflow worker`: hosts the order workflow and its activities until
+//! SIGINT or SIGTERM, then stops polling and drains what is in flight.
 
 use super::Context;
 use crate::cli::WorkerArgs;
 use crate::exit::Exit;
+use crate::workflow::retry::RetryConfig;
+use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
-    // Check both dependencies now so a misconfigured worker fails fast (exit 8).
     let database = cx.database()?;
     let temporal = cx.temporal()?;
-    let _pool = crate::db::connect(&database, args.db_max_connections).await?;
-    let _client = crate::temporal::connect(&temporal).await?;
-    super::not_yet_implemented("worker")
+    // Both must answer now, so a misconfigured worker fails fast (exit 8).
+    let pool = crate::db::connect(&database, args.db_max_connections).await?;
+    let client = crate::temporal::connect(&temporal).await?;
+    let settings = WorkerSettings {
+        task_queue: temporal.task_queue.clone(),
+        retry: RetryConfig {
+            max_attempts: args.retry_max_attempts,
+            initial_interval: args.retry_initial_interval,
+            backoff_coefficient: args.retry_backoff,
+            max_interval: args.retry_max_interval,
+        },
+        max_concurrent_workflow_tasks: args.max_concurrent_workflow_tasks as usize,
+        max_concurrent_activities: args.max_concurrent_activities as usize,
+        shutdown_timeout: args.shutdown_timeout,
+        notify_webhook: args.notify_webhook,
+    };
+    cx.printer.note(format!(
+        "orderflow worker: task queue {} on {} (namespace {}), database {}. Ctrl-C to stop.",
+        settings.task_queue,
+        temporal.address,
+        temporal.namespace,
+        database.redacted()
+    ));
+    worker::run(client, pool, settings, shutdown_signal()).await?;
+    Ok(Exit::Success)
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
 }

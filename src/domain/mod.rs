@@ -9,12 +9,14 @@ mod money;
 mod order;
 mod product;
 mod quantity;
+mod vocabulary;
 
 pub use id::{CustomerId, OrderId, ProductId};
 pub use money::{Currency, Money};
-pub use order::{FailureCode, OrderStatus, PaymentMethod, Step};
+pub use order::{CustomerEmail, Order, OrderLine};
 pub use product::{Product, ProductName, Stock};
 pub use quantity::Quantity;
+pub use vocabulary::{FailureCode, OrderStatus, PaymentMethod, Step};
 
 /// A value broke one of the rules of SPEC §2; the message states the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

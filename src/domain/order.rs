@@ -1,112 +1,169 @@
-//! The vocabulary of an order's life: statuses, steps, failure codes and
-//! payment methods (SPEC §3 and §5). The strings are part of the contract.
+//! An order as submitted: validated as a whole (SPEC §2) before any
+//! workflow starts, then carried unchanged as the workflow's input.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::RuleError;
+use super::{Currency, CustomerId, Money, OrderId, PaymentMethod, ProductId, Quantity, RuleError};
 
-/// Declares a closed set of names with their contract spelling, parsing,
-/// display and serde, so each vocabulary is written once.
-macro_rules! vocabulary {
-    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+/// Where notifications go: a plausible e-mail address (it is only ever
+/// recorded and sent to a webhook, never to a mail server).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CustomerEmail(String);
+
+impl CustomerEmail {
+    pub fn parse(value: &str) -> Result<Self, RuleError> {
+        let bad = || {
+            RuleError::new(format!(
+                "{value:?} is not an e-mail address like ann@example.com"
+            ))
+        };
+        if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
         }
-
-        impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
+        match value.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty() && domain.contains('.') && !domain.contains('@') =>
+            {
+                Ok(Self(value.to_owned()))
             }
+            _ => Err(bad()),
         }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = RuleError;
-            fn from_str(s: &str) -> Result<Self, RuleError> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<_> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                    RuleError::new(format!(
-                        concat!("{:?} is not a known ", $what, "; use one of: {}"),
-                        s,
-                        names.join(", ")
-                    ))
-                })
-            }
-        }
-    };
-}
-
-vocabulary!(
-    /// Where an order stands. `COMPLETED`, `CANCELLED` and `FAILED` are terminal.
-    OrderStatus, "status" {
-        Pending => "PENDING",
-        Created => "CREATED",
-        InventoryReserved => "INVENTORY_RESERVED",
-        Paid => "PAID",
-        Completed => "COMPLETED",
-        Cancelled => "CANCELLED",
-        Failed => "FAILED",
     }
-);
 
-impl OrderStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-vocabulary!(
-    /// The four steps of the order workflow, in order.
-    Step, "step" {
-        CreateOrder => "create_order",
-        ReserveInventory => "reserve_inventory",
-        ProcessPayment => "process_payment",
-        SendNotification => "send_notification",
+impl fmt::Display for CustomerEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
-);
+}
 
-vocabulary!(
-    /// Why an order ended `FAILED` (`failure.code`).
-    FailureCode, "failure code" {
-        InvalidOrder => "INVALID_ORDER",
-        UnknownProduct => "UNKNOWN_PRODUCT",
-        PriceMismatch => "PRICE_MISMATCH",
-        OutOfStock => "OUT_OF_STOCK",
-        PaymentDeclined => "PAYMENT_DECLINED",
-        PaymentUnavailable => "PAYMENT_UNAVAILABLE",
-        Internal => "INTERNAL",
+impl<'de> Deserialize<'de> for CustomerEmail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
-);
+}
 
-vocabulary!(
-    /// The simulated gateway's test tokens (SPEC §5).
-    PaymentMethod, "payment method" {
-        Card => "card",
-        CardDeclined => "card_declined",
-        CardInsufficientFunds => "card_insufficient_funds",
-        CardFlaky => "card_flaky",
-        CardUnavailable => "card_unavailable",
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    #[serde(rename = "productID")]
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    #[serde(rename = "unitPrice")]
+    pub unit_price: Money,
+}
+
+impl OrderLine {
+    pub fn total(&self) -> Result<Money, RuleError> {
+        self.unit_price.times(self.quantity)
     }
-);
+}
 
-// The variants come from a macro, so `#[derive(Default)]` cannot mark one.
-#[allow(clippy::derivable_impls)]
-impl Default for PaymentMethod {
-    /// `card` when the order file names none (SPEC §2).
-    fn default() -> Self {
-        Self::Card
+/// A whole, valid order. Its JSON is the SPEC's order shape with amounts as
+/// strings; it is the workflow input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: OrderId,
+    #[serde(rename = "customerID")]
+    pub customer_id: CustomerId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<CustomerEmail>,
+    #[serde(default)]
+    pub payment_method: PaymentMethod,
+    pub total_amount: Money,
+    #[serde(default)]
+    pub currency: Currency,
+    pub items: Vec<OrderLine>,
+}
+
+/// Why an order as a whole is invalid: the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct OrderRuleError {
+    pub field: String,
+    pub rule: RuleError,
+}
+
+impl Order {
+    pub const MAX_ITEMS: usize = 100;
+
+    /// Checks the rules that span fields: 1–100 items, no product twice,
+    /// and `totalAmount` equal to Σ quantity × unitPrice, to the cent.
+    pub fn new(
+        id: OrderId,
+        customer_id: CustomerId,
+        customer_email: Option<CustomerEmail>,
+        payment_method: PaymentMethod,
+        total_amount: Money,
+        currency: Currency,
+        items: Vec<OrderLine>,
+    ) -> Result<Self, OrderRuleError> {
+        let err = |field: String, rule: String| OrderRuleError {
+            field,
+            rule: RuleError::new(rule),
+        };
+        if items.is_empty() {
+            return Err(err("items".into(), "must hold at least one item".into()));
+        }
+        if items.len() > Self::MAX_ITEMS {
+            return Err(err(
+                "items".into(),
+                format!(
+                    "must hold at most {} items (got {})",
+                    Self::MAX_ITEMS,
+                    items.len()
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut sum: Option<Money> = None;
+        for (i, line) in items.iter().enumerate() {
+            if !seen.insert(&line.product_id) {
+                return Err(err(
+                    format!("items[{i}].productID"),
+                    format!(
+                        "{} appears twice; put each product on one line with its total quantity",
+                        line.product_id
+                    ),
+                ));
+            }
+            let line_total = line.total().map_err(|rule| OrderRuleError {
+                field: format!("items[{i}]"),
+                rule,
+            })?;
+            sum = Some(match sum {
+                None => line_total,
+                Some(s) => s.plus(line_total).map_err(|rule| OrderRuleError {
+                    field: "items".into(),
+                    rule,
+                })?,
+            });
+        }
+        let sum = sum.expect("at least one item");
+        if sum != total_amount {
+            return Err(err(
+                "totalAmount".into(),
+                format!("is {total_amount} but the items add up to {sum} (Σ quantity × unitPrice)"),
+            ));
+        }
+        Ok(Self {
+            id,
+            customer_id,
+            customer_email,
+            payment_method,
+            total_amount,
+            currency,
+            items,
+        })
     }
 }
 
@@ -114,42 +171,80 @@ impl Default for PaymentMethod {
 mod tests {
     use super::*;
 
-    #[test]
-    fn spellings_round_trip() {
-        for s in OrderStatus::ALL {
-            assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), *s);
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+    fn line(id: &str, qty: i64, price: &str) -> OrderLine {
+        OrderLine {
+            product_id: ProductId::parse(id).unwrap(),
+            quantity: Quantity::parse(qty).unwrap(),
+            unit_price: Money::parse(price).unwrap(),
         }
-        assert_eq!(
-            "INVENTORY_RESERVED".parse::<OrderStatus>().unwrap(),
-            OrderStatus::InventoryReserved
-        );
-        assert_eq!(Step::ProcessPayment.to_string(), "process_payment");
+    }
+
+    fn order(total: &str, items: Vec<OrderLine>) -> Result<Order, OrderRuleError> {
+        Order::new(
+            OrderId::parse("ORD-1").unwrap(),
+            CustomerId::parse("C-1").unwrap(),
+            None,
+            PaymentMethod::Card,
+            Money::parse(total).unwrap(),
+            Currency::USD,
+            items,
+        )
     }
 
     #[test]
-    fn terminal_statuses() {
-        let terminal: Vec<_> = OrderStatus::ALL
-            .iter()
-            .filter(|s| s.is_terminal())
-            .collect();
+    fn total_must_match_to_the_cent() {
+        assert!(order("0.3", vec![line("A", 1, "0.10"), line("B", 1, "0.20")]).is_ok());
+        assert!(order("3.00", vec![line("A", 3, "1.00")]).is_ok());
+        let e = order("0.31", vec![line("A", 1, "0.10"), line("B", 1, "0.20")]).unwrap_err();
         assert_eq!(
-            terminal,
-            [
-                &OrderStatus::Completed,
-                &OrderStatus::Cancelled,
-                &OrderStatus::Failed
-            ]
+            e.to_string(),
+            "totalAmount: is 0.31 but the items add up to 0.30 (Σ quantity × unitPrice)"
         );
     }
 
     #[test]
-    fn unknown_payment_token_names_the_choices() {
-        let err = "paypal".parse::<PaymentMethod>().unwrap_err().to_string();
+    fn items_are_one_to_a_hundred_distinct_products() {
         assert_eq!(
-            err,
-            "\"paypal\" is not a known payment method; use one of: card, card_declined, \
-             card_insufficient_funds, card_flaky, card_unavailable"
+            order("1", vec![]).unwrap_err().to_string(),
+            "items: must hold at least one item"
         );
+        let dup = order("2", vec![line("A", 1, "1"), line("A", 1, "1")]).unwrap_err();
+        assert_eq!(dup.field, "items[1].productID");
+        let many: Vec<_> = (0..101).map(|i| line(&format!("P{i}"), 1, "1")).collect();
+        assert!(
+            order("101", many)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 100")
+        );
+    }
+
+    #[test]
+    fn emails() {
+        assert!(CustomerEmail::parse("ann@example.com").is_ok());
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "a b@example.com",
+            "ann@localhost",
+        ] {
+            assert!(CustomerEmail::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_shape_is_the_spec_shape_with_string_amounts() {
+        let o = order("1299.99", vec![line("PROD-001", 1, "1299.99")]).unwrap();
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "ORD-1", "customerID": "C-1", "paymentMethod": "card",
+                "totalAmount": "1299.99", "currency": "USD",
+                "items": [{"productID": "PROD-001", "quantity": 1, "unitPrice": "1299.99"}]
+            })
+        );
+        assert_eq!(serde_json::from_value::<Order>(json).unwrap(), o);
     }
 }

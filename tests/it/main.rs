@@ -7,3 +7,4 @@ mod generated;
 mod product;
 mod support;
 mod temporal;
+mod workflow;

@@ -1,6 +1,9 @@
 //! Shared test support: services started once per test binary, a fresh
 //! database per test, and the real binary with a scrubbed environment.
 
+pub mod stack;
+pub mod webhook;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -1,0 +1,38 @@
+//! The domain services the workflow's activities call: real, on PostgreSQL.
+//!
+//! Each effect is idempotent — keyed by the order (and kind) in the
+//! database — so a retried, replayed or re-executed activity never reserves,
+//! charges, refunds or notifies twice.
+
+pub mod inventory;
+pub mod notification;
+pub mod orders;
+pub mod payment;
+
+use crate::domain::FailureCode;
+
+/// What a service call can end in besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A business outcome that retrying cannot change (out of stock, declined…).
+    #[error("{message}")]
+    Business { code: FailureCode, message: String },
+    /// Infrastructure trouble that may pass: retry.
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn business(code: FailureCode, message: impl Into<String>) -> Self {
+        Self::Business {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(anyhow::Error::new(error).context("database"))
+    }
+}

@@ -1,0 +1,166 @@
+//! Notifications: each (order, kind) is recorded in `notifications` and
+//! delivered once — to a webhook when `ORDERFLOW_NOTIFY_WEBHOOK` is set, with
+//! an `Idempotency-Key` header so the receiver can drop a repeat, and to the
+//! log otherwise.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Row};
+
+use super::ServiceError;
+use crate::domain::{Currency, CustomerEmail, Money, OrderId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationKind {
+    Confirmation,
+    Cancellation,
+    Failure,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "CONFIRMATION",
+            Self::Cancellation => "CANCELLATION",
+            Self::Failure => "FAILURE",
+        }
+    }
+}
+
+/// One message to a customer; also the webhook's JSON body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub order_id: OrderId,
+    pub kind: NotificationKind,
+    pub recipient: Option<CustomerEmail>,
+    pub total_amount: Money,
+    pub currency: Currency,
+    pub message: String,
+}
+
+impl Notification {
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.order_id,
+            self.kind.as_str().to_ascii_lowercase()
+        )
+    }
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one message; an error means it may be tried again.
+    async fn deliver(&self, notification: &Notification) -> anyhow::Result<()>;
+}
+
+/// Delivery into the worker's log (no webhook configured).
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+        tracing::info!(
+            order_id = %n.order_id,
+            kind = n.kind.as_str(),
+            recipient = n.recipient.as_ref().map(|r| r.as_str()).unwrap_or("-"),
+            "notification: {}",
+            n.message
+        );
+        Ok(())
+    }
+}
+
+/// POSTs each notification as JSON to a URL.
+pub struct WebhookNotifier {
+    url: reqwest::Url,
+    http: reqwest::Client,
+}
+
+impl WebhookNotifier {
+    pub fn new(url: reqwest::Url, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self { url, http })
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.url.clone())
+            .header("Idempotency-Key", n.idempotency_key())
+            .json(n)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("webhook {}: {e}", self.url))?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "webhook {} answered {status}",
+            self.url
+        );
+        Ok(())
+    }
+}
+
+pub struct Notifications {
+    pool: PgPool,
+    notifier: Box<dyn Notifier>,
+}
+
+impl Notifications {
+    pub fn new(pool: PgPool, notifier: Box<dyn Notifier>) -> Self {
+        Self { pool, notifier }
+    }
+
+    /// Sends the notification unless it was already sent. Returns whether
+    /// it was sent now (false: sent before). A failed delivery is recorded
+    /// (attempts, last error, `FAILED`) and returned as transient.
+    pub async fn send(&self, n: &Notification) -> Result<bool, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO notifications (order_id, kind, recipient) VALUES ($1, $2, $3)
+             ON CONFLICT (order_id, kind) DO NOTHING",
+        )
+        .bind(n.order_id.as_str())
+        .bind(n.kind.as_str())
+        .bind(n.recipient.as_ref().map(|r| r.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        // The row lock keeps two concurrent executions from both delivering.
+        let status: String = sqlx::query(
+            "SELECT status FROM notifications WHERE order_id = $1 AND kind = $2 FOR UPDATE",
+        )
+        .bind(n.order_id.as_str())
+        .bind(n.kind.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("status")?;
+        if status == "SENT" {
+            return Ok(false);
+        }
+        let delivered = self.notifier.deliver(n).await;
+        sqlx::query(
+            "UPDATE notifications
+                SET attempts = attempts + 1,
+                    status = CASE WHEN $3 THEN 'SENT' ELSE 'FAILED' END,
+                    sent_at = CASE WHEN $3 THEN now() END,
+                    last_error = $4
+              WHERE order_id = $1 AND kind = $2",
+        )
+        .bind(n.order_id.as_str())
+        .bind(n.kind.as_str())
+        .bind(delivered.is_ok())
+        .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        delivered.map(|()| true).map_err(ServiceError::Transient)
+    }
+}

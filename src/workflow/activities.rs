@@ -1,0 +1,214 @@
+//! The activities: thin adapters from the workflow to the domain services.
+//! Business outcomes become non-retryable application failures whose type is
+//! the SPEC failure code; infrastructure errors stay retryable.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::{ActivityContext, ActivityError, activities};
+
+use super::retry::RetryConfig;
+use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
+use crate::services::ServiceError;
+use crate::services::inventory::{Inventory, Reserved};
+use crate::services::notification::{Notification, Notifications};
+use crate::services::orders::OrderStore;
+use crate::services::payment::Payments;
+
+/// What the workflow takes from the worker's configuration, once, at start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSettings {
+    pub retry: RetryConfig,
+}
+
+/// The result of a step, for the log and the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    pub detail: String,
+    /// True when the effect already existed (a retry or replay): nothing was done twice.
+    pub already: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentInput {
+    pub order: Order,
+    /// The step's attempt as the workflow counts it (1-based).
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeInput {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub step: Option<Step>,
+    pub failure: Option<(FailureCode, String)>,
+    pub cancel_reason: Option<String>,
+}
+
+/// The services an activity may call; shared by every activity execution.
+pub struct OrderActivities {
+    pub settings: WorkflowSettings,
+    pub orders: OrderStore,
+    pub inventory: Box<dyn Inventory>,
+    pub payments: Payments,
+    pub notifications: Notifications,
+}
+
+fn to_activity_error(error: ServiceError) -> ActivityError {
+    match error {
+        ServiceError::Business { code, message } => ActivityError::application(
+            ApplicationFailure::builder(message)
+                .type_name(code.as_str().to_owned())
+                .non_retryable(true)
+                .build(),
+        ),
+        ServiceError::Transient(e) => e.into(),
+    }
+}
+
+fn report(detail: impl Into<String>, already: bool) -> StepReport {
+    StepReport {
+        detail: detail.into(),
+        already,
+    }
+}
+
+#[activities]
+impl OrderActivities {
+    #[activity(name = "settings")]
+    pub async fn settings(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+    ) -> Result<WorkflowSettings, ActivityError> {
+        Ok(self.settings)
+    }
+
+    #[activity(name = "create_order")]
+    pub async fn create_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order: Order,
+    ) -> Result<StepReport, ActivityError> {
+        let created = self
+            .orders
+            .create(&order)
+            .await
+            .map_err(to_activity_error)?;
+        tracing::info!(order_id = %order.id, step = "create_order", new = created, "order recorded");
+        Ok(report(format!("order {} recorded", order.id), !created))
+    }
+
+    #[activity(name = "reserve_inventory")]
+    pub async fn reserve_inventory(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order: Order,
+    ) -> Result<StepReport, ActivityError> {
+        let reserved = self.inventory.reserve(&order).await.map_err(|e| {
+            tracing::info!(order_id = %order.id, step = "reserve_inventory", "not reserved: {e}");
+            to_activity_error(e)
+        })?;
+        tracing::info!(order_id = %order.id, step = "reserve_inventory", ?reserved, "inventory reserved");
+        Ok(match reserved {
+            Reserved::Now { lines } => report(format!("reserved {lines} line(s)"), false),
+            Reserved::Already => report("already reserved", true),
+        })
+    }
+
+    #[activity(name = "process_payment")]
+    pub async fn process_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PaymentInput,
+    ) -> Result<StepReport, ActivityError> {
+        let order = &input.order;
+        let captured = self.payments.capture(order, input.attempt).await.map_err(|e| {
+            tracing::info!(order_id = %order.id, step = "process_payment", attempt = input.attempt, "not captured: {e}");
+            to_activity_error(e)
+        })?;
+        tracing::info!(order_id = %order.id, step = "process_payment", attempt = input.attempt,
+                       amount = %order.total_amount, already = captured.already, "payment captured");
+        Ok(report(
+            format!(
+                "captured {} {} ({})",
+                order.total_amount, order.currency, captured.gateway_ref
+            ),
+            captured.already,
+        ))
+    }
+
+    #[activity(name = "send_notification")]
+    pub async fn send_notification(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        n: Notification,
+    ) -> Result<StepReport, ActivityError> {
+        let sent = self.notifications.send(&n).await.map_err(|e| {
+            tracing::warn!(order_id = %n.order_id, step = "send_notification", kind = n.kind.as_str(), "not delivered: {e}");
+            to_activity_error(e)
+        })?;
+        tracing::info!(order_id = %n.order_id, step = "send_notification", kind = n.kind.as_str(), "notification sent");
+        Ok(report(
+            format!("{} notification sent", n.kind.as_str().to_ascii_lowercase()),
+            !sent,
+        ))
+    }
+
+    #[activity(name = "release_inventory")]
+    pub async fn release_inventory(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: OrderId,
+    ) -> Result<StepReport, ActivityError> {
+        let lines = self
+            .inventory
+            .release(&order_id)
+            .await
+            .map_err(to_activity_error)?;
+        tracing::info!(order_id = %order_id, compensation = "release_inventory", lines, "inventory released");
+        Ok(report(format!("released {lines} line(s)"), lines == 0))
+    }
+
+    #[activity(name = "refund_payment")]
+    pub async fn refund_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: OrderId,
+    ) -> Result<StepReport, ActivityError> {
+        let refunded = self
+            .payments
+            .refund(&order_id)
+            .await
+            .map_err(to_activity_error)?;
+        tracing::info!(order_id = %order_id, compensation = "refund_payment", refunded = ?refunded.map(|m| m.to_string()), "refund done");
+        Ok(match refunded {
+            Some(amount) => report(format!("refunded {amount}"), false),
+            None => report("nothing to refund", true),
+        })
+    }
+
+    #[activity(name = "record_outcome")]
+    pub async fn record_outcome(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: OutcomeInput,
+    ) -> Result<StepReport, ActivityError> {
+        self.orders
+            .set_status(
+                &input.order_id,
+                input.status,
+                input.step,
+                input.failure.as_ref().map(|(c, m)| (*c, m.as_str())),
+                input.cancel_reason.as_deref(),
+            )
+            .await
+            .map_err(to_activity_error)?;
+        tracing::info!(order_id = %input.order_id, status = %input.status, "order finished");
+        Ok(report(format!("order {}", input.status), false))
+    }
+}

@@ -1,0 +1,77 @@
+//! The retry policy for transient failures (SPEC §3): attempts and
+//! exponential backoff, configured on the worker and recorded in each
+//! workflow's history when it starts, so replays see the same policy.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfig {
+    /// Attempts per step in all (1 = no retry).
+    pub max_attempts: u32,
+    #[serde(with = "millis")]
+    pub initial_interval: Duration,
+    pub backoff_coefficient: f64,
+    #[serde(with = "millis")]
+    pub max_interval: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            max_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait after failed attempt `attempt` (1-based) before the next one.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = self
+            .backoff_coefficient
+            .max(1.0)
+            .powi(attempt.saturating_sub(1).min(64) as i32);
+        let wait = self.initial_interval.as_secs_f64() * factor;
+        Duration::from_secs_f64(wait.min(self.max_interval.as_secs_f64()))
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_from_the_initial_interval_capped_at_the_maximum() {
+        let policy = RetryConfig::default();
+        let waits: Vec<u64> = (1..=7).map(|a| policy.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn a_coefficient_below_one_does_not_shrink_waits() {
+        let policy = RetryConfig {
+            backoff_coefficient: 0.5,
+            ..RetryConfig::default()
+        };
+        assert_eq!(policy.backoff(3), Duration::from_secs(1));
+    }
+}

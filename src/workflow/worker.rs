@@ -1,0 +1,106 @@
+//! Hosting the workflow: one Temporal worker polling the task queue, with
+//! the activities wired to the PostgreSQL services.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use temporalio_client::Client;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+use super::OrderWorkflow;
+use super::activities::{OrderActivities, WorkflowSettings};
+use super::retry::RetryConfig;
+use crate::services::inventory::PgInventory;
+use crate::services::notification::{LogNotifier, Notifications, Notifier, WebhookNotifier};
+use crate::services::orders::OrderStore;
+use crate::services::payment::{Payments, SimulatedGateway};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub task_queue: String,
+    pub retry: RetryConfig,
+    pub max_concurrent_workflow_tasks: usize,
+    pub max_concurrent_activities: usize,
+    pub shutdown_timeout: Duration,
+    /// POST notifications here; log them when `None`.
+    pub notify_webhook: Option<url::Url>,
+}
+
+impl WorkerSettings {
+    pub fn new(task_queue: impl Into<String>) -> Self {
+        Self {
+            task_queue: task_queue.into(),
+            retry: RetryConfig::default(),
+            max_concurrent_workflow_tasks: 200,
+            max_concurrent_activities: 200,
+            shutdown_timeout: Duration::from_secs(30),
+            notify_webhook: None,
+        }
+    }
+}
+
+/// The activities with their services.
+pub fn activities(pool: PgPool, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
+    let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
+        Some(url) => Box::new(WebhookNotifier::new(url.clone(), Duration::from_secs(10))?),
+        None => Box::new(LogNotifier),
+    };
+    Ok(OrderActivities {
+        settings: WorkflowSettings {
+            retry: settings.retry,
+        },
+        orders: OrderStore::new(pool.clone()),
+        inventory: Box::new(PgInventory::new(pool.clone())),
+        payments: Payments::new(pool.clone(), Box::new(SimulatedGateway)),
+        notifications: Notifications::new(pool, notifier),
+    })
+}
+
+/// Runs a worker until `shutdown` resolves, then stops polling and lets
+/// in-flight tasks finish (up to the shutdown timeout).
+///
+/// The returned future is not `Send` (the SDK runs workflows on a local
+/// set): await it on the main task.
+pub async fn run(
+    client: Client,
+    pool: PgPool,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime =
+        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_workflow_tasks,
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities,
+        ))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let options = WorkerOptions::new(settings.task_queue.clone())
+        .register_workflow::<OrderWorkflow>()
+        .context("registering the order workflow")?
+        .register_activities(activities(pool, &settings)?)
+        .tuner(tuner)
+        .graceful_shutdown_period(settings.shutdown_timeout)
+        .build();
+    let mut worker = Worker::new(&runtime, client, options).context("creating the worker")?;
+    let stop = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new tasks; finishing those in flight");
+        stop();
+    });
+    tracing::info!(task_queue = %settings.task_queue, "worker polling");
+    worker.run().await.context("running the worker")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
