@@ -2,9 +2,12 @@
 //! Temporal dev server, all started by `support` on first use.
 
 mod cli;
+mod crash;
 mod db;
 mod generated;
 mod product;
+mod replay;
+mod services;
 mod support;
 mod temporal;
 mod workflow;

@@ -1,0 +1,162 @@
+//! Replay: committed histories of real orders are replayed against today's
+//! workflow code, so a change that would break running workflows fails CI.
+//!
+//! Re-record (after a deliberate, versioned change) with
+//! `cargo test --test it replay::record_histories -- --ignored`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use orderflow::domain::{OrderStatus, PaymentMethod};
+use orderflow::workflow::OrderWorkflow;
+use orderflow::workflow::client;
+use orderflow::workflow::state::StepState;
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+use crate::support::stack::{Harness, eventually, fast_retry, order};
+
+const HISTORIES: [&str; 3] = ["completed", "failed-declined", "cancelled-while-retrying"];
+
+fn history_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/histories")
+        .join(format!("{name}.json"))
+}
+
+fn replayer() -> WorkflowReplayer {
+    WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<OrderWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn committed_histories_replay_against_the_current_workflow() {
+    for name in HISTORIES {
+        let bytes = std::fs::read(history_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let history = WorkflowHistory::from_json(&bytes).unwrap();
+        replayer()
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|e| panic!("history {name} no longer replays: {e:?}"));
+    }
+}
+
+#[tokio::test]
+async fn a_history_from_different_code_fails_to_replay() {
+    // The same history with the payment step's activity swapped for another:
+    // what reordering or renaming the workflow's steps would look like.
+    let mut history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(history_path("completed")).unwrap()).unwrap();
+    let swapped = rewrite_payloads(
+        &mut history,
+        "\"activity_type\":\"process_payment\"",
+        "\"activity_type\":\"refund_payment\"",
+    );
+    assert_eq!(swapped, 1, "the history records the payment activity once");
+    let history = WorkflowHistory::from_json(&serde_json::to_vec(&history).unwrap()).unwrap();
+    assert!(
+        replayer().replay_workflow(history).await.is_err(),
+        "a changed history must not replay"
+    );
+}
+
+/// Replaces `from` with `to` inside every base64 payload; returns how many changed.
+fn rewrite_payloads(value: &mut serde_json::Value, from: &str, to: &str) -> usize {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut changed = 0;
+            for (key, child) in map.iter_mut() {
+                if key == "data"
+                    && let serde_json::Value::String(encoded) = child
+                    && let Ok(decoded) = STANDARD.decode(encoded.as_bytes())
+                    && let Ok(text) = String::from_utf8(decoded)
+                    && text.contains(from)
+                {
+                    *encoded = STANDARD.encode(text.replace(from, to));
+                    changed += 1;
+                } else {
+                    changed += rewrite_payloads(child, from, to);
+                }
+            }
+            changed
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .map(|v| rewrite_payloads(v, from, to))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Runs one order of each kind on the dev server and writes its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes tests/histories; run by hand after a deliberate workflow change"]
+async fn record_histories() {
+    let mut h = Harness::new().await;
+    h.settings.retry = fast_retry(50);
+    h.add_product("PROD-001", "1299.99", 10).await;
+    let orders = [
+        order(
+            "ORD-REPLAY-COMPLETED",
+            PaymentMethod::Card,
+            &[("PROD-001", 1, "1299.99")],
+        ),
+        order(
+            "ORD-REPLAY-DECLINED",
+            PaymentMethod::CardDeclined,
+            &[("PROD-001", 1, "1299.99")],
+        ),
+        order(
+            "ORD-REPLAY-CANCELLED",
+            PaymentMethod::CardUnavailable,
+            &[("PROD-001", 1, "1299.99")],
+        ),
+    ];
+    h.with_worker(async {
+        for o in &orders {
+            h.submit(o).await;
+        }
+        eventually("the payment to retry", Duration::from_secs(60), || async {
+            client::status(&h.client, &orders[2].id)
+                .await
+                .ok()
+                .filter(|v| v.steps.iter().any(|s| s.state == StepState::Retrying))
+        })
+        .await;
+        client::signal_cancel(&h.client, &orders[2].id, "recorded for replay")
+            .await
+            .unwrap();
+        let expected = [
+            OrderStatus::Completed,
+            OrderStatus::Failed,
+            OrderStatus::Cancelled,
+        ];
+        for ((o, name), status) in orders.iter().zip(HISTORIES).zip(expected) {
+            assert_eq!(
+                client::outcome(&h.client, &o.id).await.unwrap().status,
+                status
+            );
+            let handle = h.client.get_workflow_handle::<OrderWorkflow>(o.id.as_str());
+            let json = handle
+                .fetch_history(WorkflowFetchHistoryOptions::default())
+                .to_json()
+                .await
+                .unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            std::fs::create_dir_all(history_path(name).parent().unwrap()).unwrap();
+            std::fs::write(
+                history_path(name),
+                serde_json::to_string_pretty(&value).unwrap() + "\n",
+            )
+            .unwrap();
+        }
+    })
+    .await;
+}
