@@ -415,3 +415,78 @@ async fn an_undeliverable_confirmation_never_undoes_a_paid_order() {
     assert_eq!(received[0].body["orderId"], "ORD-NO-MAIL");
     assert_eq!(received[0].body["totalAmount"], "10.00");
 }
+
+/// Runs the Temporal CLI against the test server.
+fn temporal_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("temporal")
+        .args(args)
+        .args([
+            "--address",
+            &crate::support::temporal_address(),
+            "--namespace",
+            "default",
+        ])
+        .env("TEMPORAL_CLI_SHOW_STACKS", "0")
+        .output()
+        .expect("running the temporal CLI")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_temporal_cli_can_signal_cancel_and_cancel_orders() {
+    let mut h = Harness::new().await;
+    h.settings.retry = fast_retry(50);
+    h.add_product("PROD-A", "10.00", 5).await;
+    let by_signal = order(
+        "ORD-CLI-SIGNAL",
+        PaymentMethod::CardUnavailable,
+        &[("PROD-A", 1, "10.00")],
+    );
+    let by_cancel = order(
+        "ORD-CLI-CANCEL",
+        PaymentMethod::CardUnavailable,
+        &[("PROD-A", 1, "10.00")],
+    );
+    let (a, b) = h
+        .with_worker(async {
+            for o in [&by_signal, &by_cancel] {
+                h.submit(o).await;
+                status_until(&h, &o.id, "payment retrying", |v| {
+                    v.step_view(Step::ProcessPayment).state == StepState::Retrying
+                })
+                .await;
+            }
+            let signal = temporal_cli(&[
+                "workflow",
+                "signal",
+                "--workflow-id",
+                "ORD-CLI-SIGNAL",
+                "--name",
+                "cancel",
+                "--input",
+                r#"{"reason": "signalled from the CLI"}"#,
+            ]);
+            assert!(
+                signal.status.success(),
+                "{}",
+                String::from_utf8_lossy(&signal.stderr)
+            );
+            let cancel = temporal_cli(&["workflow", "cancel", "--workflow-id", "ORD-CLI-CANCEL"]);
+            assert!(
+                cancel.status.success(),
+                "{}",
+                String::from_utf8_lossy(&cancel.stderr)
+            );
+            (
+                outcome(&h, &by_signal.id).await,
+                outcome(&h, &by_cancel.id).await,
+            )
+        })
+        .await;
+    assert_eq!(
+        (a.status, b.status),
+        (OrderStatus::Cancelled, OrderStatus::Cancelled)
+    );
+    assert_eq!(a.cancellation.unwrap().reason, "signalled from the CLI");
+    assert_eq!(b.cancellation.unwrap().reason, "cancelled through Temporal");
+    assert_eq!(h.stock("PROD-A").await, 5);
+}
