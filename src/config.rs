@@ -247,6 +247,36 @@ impl TemporalConfig {
             .build()
     }
 
+    /// The Web UI's base URL: `--ui-url`, Temporal Cloud's UI for a cloud
+    /// address, else the dev server's convention (the frontend's host, port 8233).
+    pub fn ui_base(&self) -> String {
+        if let Some(url) = &self.ui_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = self
+            .address
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .rsplit_once(':')
+            .map_or(self.address.as_str(), |(host, _)| host)
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        if host.ends_with(".tmprl.cloud") {
+            "https://cloud.temporal.io".to_owned()
+        } else {
+            format!("http://{host}:8233")
+        }
+    }
+
+    /// The Web UI page of one order's workflow.
+    pub fn ui_link(&self, order_id: &str) -> String {
+        format!(
+            "{}/namespaces/{}/workflows/{order_id}",
+            self.ui_base(),
+            self.namespace
+        )
+    }
+
     /// Whether the connection uses TLS (explicitly, or because of an API key).
     pub fn uses_tls(&self) -> bool {
         match &self.tls {

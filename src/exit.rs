@@ -100,6 +100,9 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if let Some(fail) = cause.downcast_ref::<Fail>() {
             return fail.exit;
         }
+        if let Some(crate::workflow::client::OrderCallError::NotFound(_)) = cause.downcast_ref() {
+            return Exit::NotFound;
+        }
         if cause.is::<crate::input::InputError>() {
             return Exit::Usage;
         }

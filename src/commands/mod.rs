@@ -7,7 +7,7 @@ mod dev;
 mod man;
 mod order;
 mod product;
-mod worker;
+pub(crate) mod worker;
 
 pub use completions::completion_script;
 pub use man::man_pages;

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, the embedded migrations, and one file per table group.
 
 pub mod migrations;
+pub mod orders;
 pub mod products;
 
 use sqlx::PgPool;

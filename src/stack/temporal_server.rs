@@ -22,15 +22,27 @@ pub struct TemporalDevServer {
 pub struct DevServerOptions {
     /// Persist state in this SQLite file; in memory when `None`.
     pub db_file: Option<PathBuf>,
-    /// Serve the Web UI (on a free port).
+    /// Serve the Web UI.
     pub ui: bool,
+    /// Ports to use when they are free (else any free port): the frontend
+    /// and the Web UI.
+    pub preferred_port: Option<u16>,
+    pub preferred_ui_port: Option<u16>,
+}
+
+/// `preferred` when nothing listens there, else a free port.
+fn port_or_free(preferred: Option<u16>) -> std::io::Result<u16> {
+    match preferred {
+        Some(p) if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() => Ok(p),
+        _ => free_port(),
+    }
 }
 
 impl TemporalDevServer {
     pub async fn start(log_dir: &Path, options: DevServerOptions) -> anyhow::Result<Self> {
         let temporal = find_program("temporal", &[])
             .with_context(|| format!("the `temporal` CLI was not found on PATH; {INSTALL_HINT}"))?;
-        let port = free_port()?;
+        let port = port_or_free(options.preferred_port)?;
         let mut args: Vec<String> = vec![
             "server".into(),
             "start-dev".into(),
@@ -46,7 +58,7 @@ impl TemporalDevServer {
             "warn".into(),
         ];
         let ui_port = if options.ui {
-            let ui = free_port()?;
+            let ui = port_or_free(options.preferred_ui_port)?;
             args.extend(["--ui-port".into(), ui.to_string()]);
             Some(ui)
         } else {
@@ -86,6 +98,10 @@ impl TemporalDevServer {
             port,
             ui_port,
         })
+    }
+
+    pub fn ui_url(&self) -> Option<String> {
+        self.ui_port.map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     pub fn address(&self) -> String {

@@ -1,16 +1,24 @@
 //! Client calls on orders: start, query, signal, cancel, await the outcome.
 
-use temporalio_client::errors::{WorkflowGetResultError, WorkflowQueryError, WorkflowStartError};
+use std::time::Duration;
+
+use temporalio_client::errors::{
+    WorkflowGetResultError, WorkflowInteractionError, WorkflowQueryError, WorkflowStartError,
+};
+use temporalio_client::tonic;
 use temporalio_client::{
-    Client, WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
+    Client, RpcOptions, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
+    WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_common::error::IncomingError;
+use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
 use super::OrderWorkflow;
 use super::order_workflow::CancelRequest;
 use super::state::OrderView;
-use crate::domain::{Order, OrderId};
+use crate::domain::{Order, OrderId, OrderStatus, Step};
 
 /// What submitting an order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,9 +94,7 @@ pub async fn signal_cancel(
         )
         .await
         .map_err(|e| match e {
-            temporalio_client::errors::WorkflowInteractionError::NotFound(_) => {
-                OrderCallError::NotFound(id.clone())
-            }
+            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.clone()),
             other => OrderCallError::Other(
                 anyhow::Error::new(other).context(format!("signalling order {id}")),
             ),
@@ -143,4 +149,163 @@ fn failure_view(error: &IncomingError) -> Option<OrderView> {
         IncomingError::Application(failure) => failure.details::<OrderView>().ok().flatten(),
         other => other.cause().and_then(failure_view),
     }
+}
+
+/// Where a workflow stands, as Temporal reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    Running,
+    /// Closed: completed, failed or cancelled (the result holds the state).
+    Closed,
+    /// Terminated or timed out from outside orderflow: no final state.
+    Ended(&'static str),
+}
+
+/// `None` when no workflow has this order ID.
+pub async fn describe(client: &Client, id: &OrderId) -> anyhow::Result<Option<Execution>> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    match handle.describe(WorkflowDescribeOptions::default()).await {
+        Ok(d) => Ok(Some(match d.status() {
+            WorkflowExecutionStatus::Running => Execution::Running,
+            WorkflowExecutionStatus::Completed
+            | WorkflowExecutionStatus::Failed
+            | WorkflowExecutionStatus::Canceled => Execution::Closed,
+            WorkflowExecutionStatus::Terminated => Execution::Ended("terminated"),
+            WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
+            _ => Execution::Ended("ended"),
+        })),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("looking up order {id}"))),
+    }
+}
+
+/// The live state from a running workflow, or `None` when no worker
+/// answered within `timeout`.
+pub async fn live_status(
+    client: &Client,
+    id: &OrderId,
+    timeout: Duration,
+) -> Result<Option<OrderView>, OrderCallError> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    let options = WorkflowQueryOptions::builder()
+        .rpc_options(RpcOptions::builder().timeout(timeout).build())
+        .build();
+    match tokio::time::timeout(
+        timeout + Duration::from_secs(1),
+        handle.query(OrderWorkflow::status, (), options),
+    )
+    .await
+    {
+        Err(_) => Ok(None),
+        Ok(Ok(view)) => Ok(Some(view)),
+        Ok(Err(WorkflowQueryError::NotFound(_))) => Err(OrderCallError::NotFound(id.clone())),
+        Ok(Err(WorkflowQueryError::Rpc(status)))
+            if matches!(
+                status.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) =>
+        {
+            Ok(None)
+        }
+        Ok(Err(other)) => Err(OrderCallError::Other(
+            anyhow::Error::new(other).context(format!("querying order {id}")),
+        )),
+    }
+}
+
+async fn history(client: &Client, id: &OrderId) -> Result<Vec<HistoryEvent>, OrderCallError> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await
+        .map_err(|e| match e {
+            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.clone()),
+            other => OrderCallError::Other(
+                anyhow::Error::new(other).context(format!("reading order {id}'s history")),
+            ),
+        })
+}
+
+/// The order as it was submitted: the workflow's recorded input.
+pub async fn recorded_order(client: &Client, id: &OrderId) -> Result<Order, OrderCallError> {
+    let events = history(client, id).await?;
+    let input = events.iter().find_map(|e| match &e.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
+        _ => None,
+    });
+    let payload = input.and_then(|p| p.payloads.first()).ok_or_else(|| {
+        OrderCallError::Other(anyhow::anyhow!(
+            "workflow {id} has no recorded input; is it an orderflow order?"
+        ))
+    })?;
+    serde_json::from_slice(&payload.data).map_err(|e| {
+        OrderCallError::Other(anyhow::anyhow!(
+            "workflow {id}'s input is not an orderflow order: {e}"
+        ))
+    })
+}
+
+/// What Temporal recorded of a running order, for when no worker answers
+/// queries: the submitted order and the steps whose results are in history.
+pub async fn recorded_status(client: &Client, id: &OrderId) -> Result<OrderView, OrderCallError> {
+    let events = history(client, id).await?;
+    let order = events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
+            _ => None,
+        })
+        .and_then(|p| p.payloads.first())
+        .and_then(|p| serde_json::from_slice::<Order>(&p.data).ok())
+        .ok_or_else(|| {
+            OrderCallError::Other(anyhow::anyhow!("workflow {id} is not an orderflow order"))
+        })?;
+    let mut view = OrderView::new(&order);
+    let first_time = events
+        .first()
+        .and_then(|e| e.event_time)
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
+    let last_time = events
+        .last()
+        .and_then(|e| e.event_time)
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
+    view.created_at = first_time;
+    view.updated_at = last_time;
+    for event in &events {
+        let Some(Attributes::MarkerRecordedEventAttributes(marker)) = &event.attributes else {
+            continue;
+        };
+        let activity = marker
+            .details
+            .get("data")
+            .and_then(|p| p.payloads.first())
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p.data).ok())
+            .and_then(|v| {
+                v.get("activity_type")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            });
+        let Some(step) = activity.and_then(|a| a.parse::<Step>().ok()) else {
+            continue;
+        };
+        let done = marker.failure.is_none();
+        let reached = match step {
+            Step::CreateOrder => OrderStatus::Created,
+            Step::ReserveInventory => OrderStatus::InventoryReserved,
+            Step::ProcessPayment => OrderStatus::Paid,
+            Step::SendNotification => OrderStatus::Paid,
+        };
+        view.step = Some(step);
+        let s = view.step_mut(step);
+        s.attempts += 1;
+        if done {
+            s.state = super::state::StepState::Done;
+            view.status = reached;
+        } else {
+            s.state = super::state::StepState::Retrying;
+            s.last_error = marker.failure.as_ref().map(|f| f.message.clone());
+        }
+    }
+    Ok(view)
 }

@@ -1,41 +1,13 @@
 //! The real worker binary: killed with SIGKILL mid-run and restarted, every
 //! order still ends exactly once in its effects; SIGTERM drains and exits 0.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use orderflow::domain::{OrderStatus, PaymentMethod};
 use orderflow::workflow::client;
 
 use crate::support::stack::{Harness, eventually, order};
-use crate::support::temporal_address;
-
-/// `orderflow worker` for this harness, logging to a file in `dir`.
-fn spawn_worker(h: &Harness, dir: &std::path::Path, name: &str, extra: &[&str]) -> Child {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args([
-            "worker",
-            "--database-url",
-            &h.db.url,
-            "--address",
-            &temporal_address(),
-        ])
-        .args([
-            "--task-queue",
-            &h.settings.task_queue,
-            "--shutdown-timeout",
-            "5s",
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting the worker binary")
-}
 
 async fn count(h: &Harness, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&h.db.pool).await.unwrap()
@@ -44,7 +16,6 @@ async fn count(h: &Harness, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once() {
     let h = Harness::new().await;
-    let logs = tempfile::tempdir().unwrap();
     h.add_product("P-1", "1.00", 1000).await;
     h.add_product("P-2", "2.50", 1000).await;
     // Flaky cards sit in a retry backoff when the worker dies.
@@ -63,12 +34,7 @@ async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once
         })
         .collect();
 
-    let mut first = spawn_worker(
-        &h,
-        logs.path(),
-        "first",
-        &["--retry-initial-interval", "2s"],
-    );
+    let mut first = h.spawn_worker(&["--retry-initial-interval", "2s"]);
     for o in &orders {
         h.submit(o).await;
     }
@@ -87,19 +53,14 @@ async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once
         "SELECT count(*) FROM orders WHERE status IN ('COMPLETED','FAILED','CANCELLED')",
     )
     .await;
-    first.kill().expect("SIGKILL the worker");
-    first.wait().unwrap();
+    first.child.kill().expect("SIGKILL the worker");
+    first.child.wait().unwrap();
     assert!(
         finished_before < 20,
         "the worker died with orders in flight"
     );
 
-    let mut second = spawn_worker(
-        &h,
-        logs.path(),
-        "second",
-        &["--retry-initial-interval", "200ms"],
-    );
+    let _second = h.spawn_worker(&["--retry-initial-interval", "200ms"]);
     for o in &orders {
         let view =
             tokio::time::timeout(Duration::from_secs(120), client::outcome(&h.client, &o.id))
@@ -128,17 +89,13 @@ async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once
     assert_eq!(i64::from(h.stock("P-1").await), 1000 - p1_sold);
     assert_eq!(h.stock("P-2").await, 1000 - 2 * 20);
     assert_eq!(count(&h, "SELECT count(*) FROM payments").await, 20);
-
-    let _ = second.kill();
-    let _ = second.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_0() {
     let h = Harness::new().await;
-    let logs = tempfile::tempdir().unwrap();
     h.add_product("P-1", "1.00", 10).await;
-    let mut worker = spawn_worker(&h, logs.path(), "worker", &[]);
+    let mut worker = h.spawn_worker(&[]);
     let o = order("ORD-TERM", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
     h.submit(&o).await;
     let view = tokio::time::timeout(Duration::from_secs(60), client::outcome(&h.client, &o.id))
@@ -147,7 +104,7 @@ async fn sigterm_drains_and_exits_0() {
         .unwrap();
     assert_eq!(view.status, OrderStatus::Completed);
 
-    let pid = worker.id().to_string();
+    let pid = worker.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -156,12 +113,12 @@ async fn sigterm_drains_and_exits_0() {
             .success()
     );
     let status = eventually("the worker to exit", Duration::from_secs(30), || {
-        let status = worker.try_wait().unwrap();
+        let status = worker.child.try_wait().unwrap();
         async move { status }
     })
     .await;
     assert_eq!(status.code(), Some(0));
-    let log = std::fs::read_to_string(logs.path().join("worker.log")).unwrap();
+    let log = worker.log();
     assert!(log.contains("worker stopped"), "{log}");
     assert!(
         log.contains("ORD-TERM"),

@@ -139,6 +139,43 @@ impl Harness {
         (row.get("status"), row.get("failure_code"))
     }
 
+    /// The real binary, pointed at this harness's Temporal, database and queue.
+    pub fn cli(&self) -> assert_cmd::Command {
+        let mut cmd = super::orderflow();
+        cmd.env("TEMPORAL_ADDRESS", temporal_address())
+            .env("DATABASE_URL", &self.db.url)
+            .env("ORDERFLOW_TASK_QUEUE", &self.settings.task_queue);
+        cmd
+    }
+
+    /// `orderflow worker` for this harness, stopped on drop.
+    pub fn spawn_worker(&self, extra: &[&str]) -> WorkerProcess {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args([
+                "worker",
+                "--database-url",
+                &self.db.url,
+                "--address",
+                &temporal_address(),
+            ])
+            .args([
+                "--task-queue",
+                &self.settings.task_queue,
+                "--shutdown-timeout",
+                "5s",
+            ])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("starting the worker binary");
+        WorkerProcess { child, log }
+    }
+
     pub async fn submit(&self, order: &Order) {
         let submitted =
             orderflow::workflow::client::start(&self.client, &self.settings.task_queue, order)
@@ -194,5 +231,24 @@ where
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A worker binary that is killed when dropped.
+pub struct WorkerProcess {
+    pub child: std::process::Child,
+    pub log: tempfile::NamedTempFile,
+}
+
+impl WorkerProcess {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

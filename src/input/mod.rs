@@ -12,6 +12,12 @@ use serde_json::value::RawValue;
 
 use crate::domain::Money;
 
+mod catalog;
+mod orders;
+
+pub use catalog::parse_catalog;
+pub use orders::{ParsedOrder, parse_orders};
+
 /// Input that breaks a rule (exit 2). Nothing is submitted or written when
 /// any item of the input is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

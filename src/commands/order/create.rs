@@ -1,0 +1,180 @@
+//! `orderflow order create --file PATH…`: validates every order, then
+//! starts one workflow per order (workflow ID = order ID).
+
+use futures::StreamExt as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use temporalio_client::Client;
+
+use crate::cli::CreateArgs;
+use crate::commands::Context;
+use crate::config::TemporalConfig;
+use crate::domain::{Order, OrderStatus};
+use crate::exit::{Exit, Fail};
+use crate::input::{ParsedOrder, Source, parse_orders};
+use crate::workflow::client::{self, Submitted};
+
+/// Orders submitted at once.
+const CONCURRENCY: usize = 32;
+
+/// One line of `order create -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Submission {
+    order_id: String,
+    workflow_id: String,
+    run_id: String,
+    status: OrderStatus,
+    /// True when the order already existed with the same content: nothing new started.
+    existing: bool,
+    /// Set when the ID exists with different content (exit 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict: Option<String>,
+    ui_url: String,
+}
+
+pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
+    let sources = args
+        .files
+        .iter()
+        .map(|f| Source::read(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = parse_orders(&sources, args.id.as_ref())?;
+    let p = &cx.printer;
+    if args.dry_run {
+        let orders: Vec<&Order> = parsed.iter().map(|o| &o.order).collect();
+        match (p.is_json(), orders.as_slice()) {
+            (true, [one]) => p.json(one)?,
+            (true, _) => p.json(&orders)?,
+            (false, _) => {
+                for o in &parsed {
+                    p.line(describe(o))?;
+                }
+                p.note(format!(
+                    "{} order(s) valid; nothing submitted (--dry-run).",
+                    parsed.len()
+                ));
+            }
+        }
+        return Ok(Exit::Success);
+    }
+
+    let (config, client) = super::connect(cx).await?;
+    let progress = (p.progress_enabled() && parsed.len() > 1).then(|| {
+        let bar = ProgressBar::new(parsed.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("submitting [{bar:30}] {pos}/{len} {elapsed}")
+                .expect("static template"),
+        );
+        bar
+    });
+    let submissions: Vec<Submission> = futures::stream::iter(&parsed)
+        .map(|o| submit(&client, &config, &o.order))
+        .buffered(CONCURRENCY)
+        .inspect(|_| {
+            if let Some(bar) = &progress {
+                bar.inc(1);
+            }
+        })
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+
+    if p.is_json() && args.watch {
+        // One JSON Lines stream: the submissions, then the changes.
+        for s in &submissions {
+            p.json_line(s)?;
+        }
+    } else if p.is_json() {
+        match submissions.as_slice() {
+            [one] => p.json(one)?,
+            all => p.json(all)?,
+        }
+    } else {
+        for s in &submissions {
+            let what = match (&s.conflict, s.existing) {
+                (Some(c), _) => format!("conflict: {c}"),
+                (None, true) => format!("already exists ({}); nothing new started", s.status),
+                (None, false) => "submitted".to_owned(),
+            };
+            p.line(format!("{} {what}  {}", s.order_id, s.ui_url))?;
+        }
+    }
+
+    let conflicts: Vec<&str> = submissions
+        .iter()
+        .filter(|s| s.conflict.is_some())
+        .map(|s| s.order_id.as_str())
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(Fail::new(
+            Exit::Conflict,
+            format!(
+                "{} already exist(s) with different content; nothing was started for {}. Use new IDs, \
+                 or omit \"id\" to have one generated",
+                conflicts.join(", "),
+                if conflicts.len() == 1 { "it" } else { "them" }
+            ),
+        )
+        .into());
+    }
+    if args.watch {
+        let ids: Vec<_> = parsed.into_iter().map(|o| o.order.id).collect();
+        return super::watch::follow(p, &client, &ids, args.timeout).await;
+    }
+    Ok(Exit::Success)
+}
+
+fn describe(o: &ParsedOrder) -> String {
+    let generated = if o.generated_id {
+        " (generated ID)"
+    } else {
+        ""
+    };
+    format!(
+        "would submit {}{generated}: {} {} {}, {} line(s), customer {}  [{}]",
+        o.order.id,
+        o.order.total_amount,
+        o.order.currency,
+        o.order.payment_method,
+        o.order.items.len(),
+        o.order.customer_id,
+        o.origin
+    )
+}
+
+/// Starts one order; an existing ID is compared with what it was started with.
+async fn submit(
+    client: &Client,
+    config: &TemporalConfig,
+    order: &Order,
+) -> anyhow::Result<Submission> {
+    let id = order.id.as_str().to_owned();
+    let mut submission = Submission {
+        order_id: id.clone(),
+        workflow_id: id.clone(),
+        run_id: String::new(),
+        status: OrderStatus::Pending,
+        existing: false,
+        conflict: None,
+        ui_url: config.ui_link(&id),
+    };
+    match client::start(client, &config.task_queue, order).await? {
+        Submitted::Started { run_id } => submission.run_id = run_id,
+        Submitted::Exists { run_id } => {
+            submission.run_id = run_id;
+            submission.existing = true;
+            let recorded = client::recorded_order(client, &order.id).await?;
+            if recorded == *order {
+                submission.status = super::status::fetch(client, &order.id).await?.0.status;
+            } else {
+                submission.conflict = Some(format!("order {id} exists with different content"));
+            }
+        }
+    }
+    Ok(submission)
+}

@@ -1,0 +1,43 @@
+//! `orderflow order list`: newest first, from the orders table.
+
+use anyhow::Context as _;
+use comfy_table::{Cell, CellAlignment};
+
+use crate::cli::ListArgs;
+use crate::commands::Context;
+use crate::db::orders;
+use crate::exit::Exit;
+
+pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
+    let pool = cx.pool().await?;
+    let rows = orders::list(&pool, args.status, args.customer.as_ref(), args.limit)
+        .await
+        .context("listing orders")?;
+    let p = &cx.printer;
+    if p.is_json() {
+        p.json(&rows)?;
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        p.note("No orders match.");
+        return Ok(Exit::Success);
+    }
+    let mut table = p.table();
+    table.set_header([
+        "ORDER", "STATUS", "STEP", "CUSTOMER", "TOTAL", "FAILURE", "CREATED",
+    ]);
+    for r in &rows {
+        table.add_row(vec![
+            Cell::new(&r.order_id),
+            Cell::new(&r.status),
+            Cell::new(r.step.as_deref().unwrap_or("-")),
+            Cell::new(&r.customer_id),
+            Cell::new(format!("{} {}", r.total_amount, r.currency))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(r.failure_code.as_deref().unwrap_or("")),
+            Cell::new(r.created_at.format("%Y-%m-%d %H:%M:%S")),
+        ]);
+    }
+    p.line(table)?;
+    Ok(Exit::Success)
+}

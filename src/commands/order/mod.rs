@@ -1,0 +1,32 @@
+//! `orderflow order …`: one file per subcommand, and what they share.
+
+mod cancel;
+mod create;
+mod list;
+mod render;
+mod status;
+mod watch;
+
+use temporalio_client::Client;
+
+use super::Context;
+use crate::cli::OrderCommand;
+use crate::config::TemporalConfig;
+use crate::exit::Exit;
+
+pub async fn run(cx: &Context, command: OrderCommand) -> anyhow::Result<Exit> {
+    match command {
+        OrderCommand::Create(args) => create::run(cx, args).await,
+        OrderCommand::Status(args) => status::run(cx, args).await,
+        OrderCommand::Watch(args) => watch::run(cx, args).await,
+        OrderCommand::Cancel(args) => cancel::run(cx, args).await,
+        OrderCommand::List(args) => list::run(cx, args).await,
+    }
+}
+
+/// The Temporal settings and a connected client (exit 8 when unreachable).
+async fn connect(cx: &Context) -> anyhow::Result<(TemporalConfig, Client)> {
+    let config = cx.temporal()?;
+    let client = crate::temporal::connect(&config).await?;
+    Ok((config, client))
+}

@@ -1,0 +1,245 @@
+//! `orderflow order watch ID…`: follows orders until each ends. Progress
+//! bars on a terminal, one plain line per change otherwise, JSON Lines with
+//! `-o json`. The orders themselves are never touched.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use temporalio_client::Client;
+
+use super::render::{WatchRecord, change_key, change_line, state_word};
+use crate::cli::WatchArgs;
+use crate::commands::Context;
+use crate::domain::{OrderId, OrderStatus};
+use crate::exit::{Exit, Fail};
+use crate::output::Printer;
+use crate::workflow::client;
+use crate::workflow::state::{OrderView, StepState};
+
+/// How often a running order is asked for its state.
+const POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
+    let (_, client) = super::connect(cx).await?;
+    for id in &args.ids {
+        if client::describe(&client, id).await?.is_none() {
+            return Err(client::OrderCallError::NotFound(id.clone()).into());
+        }
+    }
+    follow(&cx.printer, &client, &args.ids, args.timeout).await
+}
+
+/// Follows `ids` to their ends; the exit code of the worst outcome
+/// (FAILED, then CANCELLED), or 7 when `timeout` passes first.
+pub(super) async fn follow(
+    printer: &Printer,
+    client: &Client,
+    ids: &[OrderId],
+    timeout: Option<Duration>,
+) -> anyhow::Result<Exit> {
+    let reporter = Reporter::new(printer, ids);
+    let all = futures::future::try_join_all(ids.iter().map(|id| track(client, id, &reporter)));
+    let finals = match timeout {
+        None => all.await?,
+        Some(limit) => match tokio::time::timeout(limit, all).await {
+            Ok(finals) => finals?,
+            Err(_) => {
+                reporter.abandon();
+                return Err(Fail::new(
+                    Exit::Timeout,
+                    format!(
+                        "--timeout {} elapsed before every order ended; they go on running",
+                        humantime::format_duration(limit)
+                    ),
+                )
+                .into());
+            }
+        },
+    };
+    reporter.finish(&finals)?;
+    Ok(worst(finals.iter().map(|v| v.status)))
+}
+
+/// FAILED beats CANCELLED beats COMPLETED.
+pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
+    statuses
+        .map(|s| match s {
+            OrderStatus::Failed => Exit::OrderFailed,
+            OrderStatus::Cancelled => Exit::OrderCancelled,
+            _ => Exit::Success,
+        })
+        .max_by_key(|e| match e {
+            Exit::OrderFailed => 2,
+            Exit::OrderCancelled => 1,
+            _ => 0,
+        })
+        .unwrap_or(Exit::Success)
+}
+
+/// Follows one order: its live state while it runs, its result at the end.
+async fn track(
+    client: &Client,
+    id: &OrderId,
+    reporter: &Reporter<'_>,
+) -> anyhow::Result<OrderView> {
+    let outcome = client::outcome(client, id);
+    tokio::pin!(outcome);
+    let mut last = None;
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            result = &mut outcome => {
+                let view = match result {
+                    Ok(view) => view,
+                    // Terminated from outside: show what was recorded.
+                    Err(_) => super::status::fetch(client, id).await?.0,
+                };
+                reporter.update(&view)?;
+                return Ok(view);
+            }
+            _ = tokio::time::sleep(wait) => {
+                wait = POLL;
+                if let Ok(Some(view)) = client::live_status(client, id, Duration::from_secs(2)).await
+                    && !view.status.is_terminal()
+                    && last != Some(change_key(&view))
+                {
+                    last = Some(change_key(&view));
+                    reporter.update(&view)?;
+                }
+            }
+        }
+    }
+}
+
+enum Mode {
+    Bars {
+        _multi: MultiProgress,
+        bars: HashMap<OrderId, ProgressBar>,
+    },
+    Lines,
+    Json,
+}
+
+struct Reporter<'a> {
+    printer: &'a Printer,
+    mode: Mutex<Mode>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(printer: &'a Printer, ids: &[OrderId]) -> Self {
+        let mode = if printer.is_json() {
+            Mode::Json
+        } else if printer.progress_enabled() {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{prefix:<24} [{bar:16}] {msg} {elapsed:>4}")
+                .expect("static template")
+                .progress_chars("=> ");
+            let width = ids.iter().map(|i| i.as_str().len()).max().unwrap_or(8);
+            let bars = ids
+                .iter()
+                .map(|id| {
+                    let bar = multi.add(ProgressBar::new(4).with_style(style.clone()));
+                    bar.set_prefix(format!("{id:<width$}"));
+                    bar.set_message("PENDING");
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    (id.clone(), bar)
+                })
+                .collect();
+            Mode::Bars {
+                _multi: multi,
+                bars,
+            }
+        } else {
+            Mode::Lines
+        };
+        Self {
+            printer,
+            mode: Mutex::new(mode),
+        }
+    }
+
+    fn update(&self, view: &OrderView) -> std::io::Result<()> {
+        let mode = self.mode.lock().unwrap_or_else(|e| e.into_inner());
+        match &*mode {
+            Mode::Json => self.printer.json_line(&WatchRecord::new(view)),
+            Mode::Lines => self.printer.line(change_line(view)),
+            Mode::Bars { bars, .. } => {
+                if let Some(bar) = bars.get(&view.order_id) {
+                    let done = view
+                        .steps
+                        .iter()
+                        .filter(|s| s.state == StepState::Done)
+                        .count();
+                    bar.set_position(done as u64);
+                    bar.set_message(bar_message(view));
+                    if view.status.is_terminal() {
+                        bar.finish();
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Leaves bars where they are (timeout): the orders go on.
+    fn abandon(&self) {
+        if let Mode::Bars { bars, .. } = &*self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
+            bars.values().for_each(ProgressBar::abandon);
+        }
+    }
+
+    /// After bars, the outcome as data on stdout too.
+    fn finish(&self, finals: &[OrderView]) -> std::io::Result<()> {
+        if let Mode::Bars { .. } = &*self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
+            for view in finals {
+                self.printer.line(change_line(view))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bar_message(view: &OrderView) -> String {
+    if view.status.is_terminal() {
+        return match (&view.failure, &view.cancellation) {
+            (Some(f), _) => format!("{} {}: {}", view.status, f.code, f.message),
+            (None, Some(c)) if view.status == OrderStatus::Cancelled => {
+                format!("{} ({})", view.status, c.reason)
+            }
+            _ => view.status.to_string(),
+        };
+    }
+    match view.step {
+        Some(step) => {
+            let s = view.step_view(step);
+            let mut msg = format!("{} · {step} {}", view.status, state_word(s.state));
+            if s.attempts > 1 || s.state == StepState::Retrying {
+                msg.push_str(&format!(" (attempt {})", s.attempts));
+            }
+            msg
+        }
+        None => view.status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_outcome_wins() {
+        use OrderStatus::*;
+        assert_eq!(worst([Completed, Completed].into_iter()), Exit::Success);
+        assert_eq!(
+            worst([Completed, Cancelled].into_iter()),
+            Exit::OrderCancelled
+        );
+        assert_eq!(
+            worst([Cancelled, Failed, Completed].into_iter()),
+            Exit::OrderFailed
+        );
+        assert_eq!(worst(std::iter::empty()), Exit::Success);
+    }
+}
