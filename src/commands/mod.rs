@@ -5,7 +5,7 @@ mod db;
 mod demo;
 mod dev;
 mod man;
-mod order;
+pub(crate) mod order;
 mod product;
 pub(crate) mod worker;
 
@@ -72,13 +72,4 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         result = finite => result,
         _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
     }
-}
-
-/// For the parts of the command tree a later release fills in.
-pub(crate) fn not_yet_implemented(command: &str) -> anyhow::Result<Exit> {
-    Err(crate::exit::Fail::new(
-        Exit::Failure,
-        format!("`orderflow {command}` is not yet implemented"),
-    )
-    .into())
 }

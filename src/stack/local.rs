@@ -29,6 +29,8 @@ pub struct StackInfo {
     pub database_url: String,
     /// What this process started (and will stop): "temporal", "postgres".
     pub started: Vec<&'static str>,
+    /// Process IDs of what it started (their supervising shells).
+    pub pids: Vec<u32>,
 }
 
 pub struct LocalStack {
@@ -163,6 +165,11 @@ impl LocalStack {
                 database.redacted()
             },
             started,
+            pids: temporal_server
+                .iter()
+                .map(|s| s.pid())
+                .chain(postgres.iter().map(|p| p.pid()))
+                .collect(),
         };
         Ok(Self {
             temporal,

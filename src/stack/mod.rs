@@ -103,6 +103,11 @@ impl Service {
         Ok(Self { name, child, log })
     }
 
+    /// The process ID of the service's lifeline shell.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the service (its lifeline) is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -178,6 +178,10 @@ impl PostgresCluster {
         Ok(self.url(name))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.service.pid()
+    }
+
     pub fn stop(self) {
         self.service.stop();
     }

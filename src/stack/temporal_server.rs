@@ -108,6 +108,10 @@ impl TemporalDevServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.service.pid()
+    }
+
     pub fn stop(self) {
         self.service.stop();
     }

@@ -190,15 +190,6 @@ fn help_never_shows_secret_values() {
 }
 
 #[test]
-fn unimplemented_commands_say_so() {
-    orderflow()
-        .args(["order", "list"])
-        .assert()
-        .code(1)
-        .stderr(contains("`orderflow order list` is not yet implemented"));
-}
-
-#[test]
 fn version_prints() {
     orderflow()
         .arg("--version")

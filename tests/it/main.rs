@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod db;
 mod generated;
+mod local;
 mod orders;
 mod product;
 mod replay;

@@ -124,7 +124,7 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
     }
     if args.watch {
         let ids: Vec<_> = parsed.into_iter().map(|o| o.order.id).collect();
-        return super::watch::follow(p, &client, &ids, args.timeout).await;
+        return super::watch::follow(p, &client, &ids, args.timeout, true).await;
     }
     Ok(Exit::Success)
 }

@@ -8,6 +8,7 @@ mod status;
 mod watch;
 
 use temporalio_client::Client;
+pub(crate) use watch::follow;
 
 use super::Context;
 use crate::cli::OrderCommand;

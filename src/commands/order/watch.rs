@@ -28,18 +28,20 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
             return Err(client::OrderCallError::NotFound(id.clone()).into());
         }
     }
-    follow(&cx.printer, &client, &args.ids, args.timeout).await
+    follow(&cx.printer, &client, &args.ids, args.timeout, true).await
 }
 
 /// Follows `ids` to their ends; the exit code of the worst outcome
-/// (FAILED, then CANCELLED), or 7 when `timeout` passes first.
-pub(super) async fn follow(
+/// (FAILED, then CANCELLED), or 7 when `timeout` passes first. `show`:
+/// report changes (bars, lines or JSON Lines as the printer says).
+pub(crate) async fn follow(
     printer: &Printer,
     client: &Client,
     ids: &[OrderId],
     timeout: Option<Duration>,
+    show: bool,
 ) -> anyhow::Result<Exit> {
-    let reporter = Reporter::new(printer, ids);
+    let reporter = Reporter::new(printer, ids, show);
     let all = futures::future::try_join_all(ids.iter().map(|id| track(client, id, &reporter)));
     let finals = match timeout {
         None => all.await?,
@@ -114,6 +116,7 @@ async fn track(
 }
 
 enum Mode {
+    Silent,
     Bars {
         _multi: MultiProgress,
         bars: HashMap<OrderId, ProgressBar>,
@@ -128,8 +131,10 @@ struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    fn new(printer: &'a Printer, ids: &[OrderId]) -> Self {
-        let mode = if printer.is_json() {
+    fn new(printer: &'a Printer, ids: &[OrderId], show: bool) -> Self {
+        let mode = if !show {
+            Mode::Silent
+        } else if printer.is_json() {
             Mode::Json
         } else if printer.progress_enabled() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -163,6 +168,7 @@ impl<'a> Reporter<'a> {
     fn update(&self, view: &OrderView) -> std::io::Result<()> {
         let mode = self.mode.lock().unwrap_or_else(|e| e.into_inner());
         match &*mode {
+            Mode::Silent => Ok(()),
             Mode::Json => self.printer.json_line(&WatchRecord::new(view)),
             Mode::Lines => self.printer.line(change_line(view)),
             Mode::Bars { bars, .. } => {
@@ -174,8 +180,11 @@ impl<'a> Reporter<'a> {
                         .count();
                     bar.set_position(done as u64);
                     bar.set_message(bar_message(view));
-                    if view.status.is_terminal() {
-                        bar.finish();
+                    // A full bar only for a completed order.
+                    match view.status {
+                        OrderStatus::Completed => bar.finish(),
+                        s if s.is_terminal() => bar.abandon(),
+                        _ => {}
                     }
                 }
                 Ok(())
