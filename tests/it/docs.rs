@@ -1,0 +1,134 @@
+//! The docs cannot rot: every command example in README.md and DOCS.md
+//! parses with the real command line, every file it names exists, every
+//! `make` target it names is in the Makefile, and every example order file
+//! is valid. (The integration tests run the commands themselves.)
+
+use std::path::Path;
+
+use clap::Parser;
+use orderflow::cli::Cli;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fenced blocks of `lang` in a Markdown file.
+fn blocks(file: &str, lang: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start().strip_prefix("```")) {
+            (None, Some(tag)) if tag.trim() == lang => current = Some(String::new()),
+            (Some(_), Some("")) => out.push(current.take().unwrap()),
+            (Some(block), None) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Command lines of the shell examples: continuations joined, comments,
+/// redirections and pipes removed.
+fn commands(file: &str) -> Vec<Vec<String>> {
+    blocks(file, "sh")
+        .iter()
+        .flat_map(|b| {
+            b.replace("\\\n", " ")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| {
+            let words = shell_words::split(&line).unwrap_or_else(|e| panic!("{file}: {line}: {e}"));
+            let words: Vec<String> = words
+                .into_iter()
+                .take_while(|w| {
+                    !w.starts_with('#')
+                        && !matches!(w.as_str(), ">" | ">>" | "<" | "|" | "&&" | "2>")
+                })
+                .collect();
+            (!words.is_empty()).then_some(words)
+        })
+        .collect()
+}
+
+fn make_targets() -> Vec<String> {
+    std::fs::read_to_string(repo().join("Makefile"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once(':')
+                .filter(|(t, _)| !t.contains(' ') && !t.starts_with('.') && !t.starts_with('\t'))
+        })
+        .map(|(t, _)| t.to_owned())
+        .collect()
+}
+
+#[test]
+fn every_documented_command_is_real() {
+    let targets = make_targets();
+    let mut checked = 0;
+    for file in ["README.md", "DOCS.md"] {
+        for words in commands(file) {
+            let line = words.join(" ");
+            match words[0].as_str() {
+                "orderflow" => {
+                    Cli::try_parse_from(&words)
+                        .unwrap_or_else(|e| panic!("{file}: `{line}` does not parse:\n{e}"));
+                    for path in words.iter().filter(|w| w.starts_with("examples/")) {
+                        assert!(
+                            repo().join(path).exists(),
+                            "{file}: `{line}` names missing {path}"
+                        );
+                    }
+                }
+                "make" => {
+                    for target in &words[1..] {
+                        assert!(
+                            targets.contains(target),
+                            "{file}: `{line}`: no make target {target}"
+                        );
+                    }
+                }
+                // Other tools' commands: the Temporal CLI, Docker, cargo, the shell.
+                "temporal" | "docker" | "cargo" | "export" | "cp" | "curl" => {}
+                other => panic!("{file}: `{line}`: unknown command {other}; check it here"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} example commands found");
+}
+
+#[test]
+fn every_example_order_is_valid() {
+    let mut sources = Vec::new();
+    for file in ["README.md", "DOCS.md"] {
+        for (i, block) in blocks(file, "json").into_iter().enumerate() {
+            if block.contains("\"customerID\"")
+                && block.contains("\"items\"")
+                && !block.contains("\"orderId\"")
+            {
+                sources.push(orderflow::input::Source {
+                    name: format!("{file} json block {i}"),
+                    text: block,
+                });
+            }
+        }
+    }
+    for entry in std::fs::read_dir(repo().join("examples/orders")).unwrap() {
+        sources.push(orderflow::input::Source::read(&entry.unwrap().path()).unwrap());
+    }
+    sources.push(orderflow::input::Source::read(&repo().join("examples/order.json")).unwrap());
+    assert!(sources.len() >= 6);
+    for source in &sources {
+        orderflow::input::parse_orders(std::slice::from_ref(source), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let catalog = orderflow::input::Source::read(&repo().join("examples/catalog.json")).unwrap();
+    orderflow::input::parse_catalog(&catalog).unwrap();
+}
