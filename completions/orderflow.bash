@@ -16,6 +16,9 @@ _orderflow() {
             ",$1")
                 cmd="orderflow"
                 ;;
+            orderflow,bench)
+                cmd="orderflow__subcmd__bench"
+                ;;
             orderflow,completions)
                 cmd="orderflow__subcmd__completions"
                 ;;
@@ -66,6 +69,9 @@ _orderflow() {
                 ;;
             orderflow__subcmd__db__subcmd__help,status)
                 cmd="orderflow__subcmd__db__subcmd__help__subcmd__status"
+                ;;
+            orderflow__subcmd__help,bench)
+                cmd="orderflow__subcmd__help__subcmd__bench"
                 ;;
             orderflow__subcmd__help,completions)
                 cmd="orderflow__subcmd__help__subcmd__completions"
@@ -185,12 +191,114 @@ _orderflow() {
 
     case "${cmd}" in
         orderflow)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version worker order db product dev demo completions man help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version worker order db product dev demo bench completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orderflow__subcmd__bench)
+            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --no-eager --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --orders)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --single)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --in-flight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -915,8 +1023,22 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__help)
-            opts="worker order db product dev demo completions man help"
+            opts="worker order db product dev demo bench completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orderflow__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

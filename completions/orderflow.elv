@@ -50,6 +50,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand product 'Manage the catalog and the stock orders draw on'
             cand dev 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
             cand demo 'Run the sample orders on a local stack and show how each one ends'
+            cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -588,6 +589,40 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'orderflow;bench'= {
+            cand --orders 'Orders per throughput run (N)'
+            cand --concurrency 'Orders in flight during the throughput runs (C)'
+            cand --rounds 'Alternate baseline and orderflow this many times (N/rounds each time), so drift in the machine''s speed hits both alike'
+            cand --single 'Sequential orders for single-order latency (R)'
+            cand --in-flight 'Orders started at once for the memory measurement (M)'
+            cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]'
+            cand --tls-cert-path 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]'
+            cand --tls-key-path 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]'
+            cand --tls-ca-path 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]'
+            cand --tls-server-name 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]'
+            cand --config-file 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]'
+            cand --ui-url 'Web UI base for order links [default: derived from the address, port 8233]'
+            cand --database-url 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand -o 'Output format for data on stdout'
+            cand --output 'Output format for data on stdout'
+            cand --color 'When to use colour (NO_COLOR is honoured under auto)'
+            cand --log-format 'Log line format on stderr'
+            cand --no-eager 'Start workflows without eager start (one more round trip each)'
+            cand --tls 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'orderflow;completions'= {
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]'
@@ -652,6 +687,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand product 'Manage the catalog and the stock orders draw on'
             cand dev 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
             cand demo 'Run the sample orders on a local stack and show how each one ends'
+            cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -697,6 +733,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;dev'= {
         }
         &'orderflow;help;demo'= {
+        }
+        &'orderflow;help;bench'= {
         }
         &'orderflow;help;completions'= {
         }

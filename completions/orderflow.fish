@@ -55,6 +55,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "db" -d 'Apply, 
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -509,6 +510,37 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s v -l verbos
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l orders -d 'Orders per throughput run (N)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l concurrency -d 'Orders in flight during the throughput runs (C)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l rounds -d 'Alternate baseline and orderflow this many times (N/rounds each time), so drift in the machine\'s speed hits both alike' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 'Sequential orders for single-order latency (R)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight -d 'Orders started at once for the memory measurement (M)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start workflows without eager start (one more round trip each)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
@@ -560,15 +592,16 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s v -l verbose
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

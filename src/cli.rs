@@ -178,6 +178,8 @@ pub enum Command {
     Dev(DevArgs),
     /// Run the sample orders on a local stack and show how each one ends
     Demo(DemoArgs),
+    /// Measure throughput, latency and memory against an orchestration-only baseline
+    Bench(BenchArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print or write man pages
@@ -390,6 +392,42 @@ pub struct DemoArgs {
     /// Leave the stack running after the demo
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Starts what is not reachable (an in-memory Temporal dev server, a throwaway
+PostgreSQL), runs a worker in this process, and measures, side by side:
+  1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
+     alternating in rounds;
+  2. single-order latency, create -> COMPLETED, over R sequential runs;
+  3. peak memory with M orders in flight at once.
+Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
+pub struct BenchArgs {
+    /// Orders per throughput run (N)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub orders: u32,
+
+    /// Orders in flight during the throughput runs (C)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+
+    /// Alternate baseline and orderflow this many times (N/rounds each time),
+    /// so drift in the machine's speed hits both alike
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+
+    /// Sequential orders for single-order latency (R)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub single: u32,
+
+    /// Orders started at once for the memory measurement (M)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub in_flight: u32,
+
+    /// Start workflows without eager start (one more round trip each)
+    #[arg(long)]
+    pub no_eager: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,5 +1,6 @@
 //! One file per subcommand; this module dispatches and holds what they share.
 
+mod bench;
 mod completions;
 mod db;
 mod demo;
@@ -50,26 +51,25 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         global: cli.global,
         printer,
     };
-    let command = match cli.command {
-        Command::Worker(args) => return worker::run(&cx, args).await,
-        Command::Dev(args) => return dev::run(&cx, args).await,
-        Command::Demo(args) => return demo::run(&cx, args).await,
-        command => command,
-    };
-    let finite = async {
-        match command {
-            Command::Order(cmd) => order::run(&cx, cmd).await,
-            Command::Db(cmd) => db::run(&cx, cmd).await,
-            Command::Product(cmd) => product::run(&cx, cmd).await,
-            Command::Completions(args) => completions::run(&cx, args),
-            Command::Man(args) => man::run(&cx, args),
-            Command::Worker(_) | Command::Dev(_) | Command::Demo(_) => {
-                unreachable!("handled above")
-            }
-        }
-    };
+    match cli.command {
+        Command::Worker(args) => worker::run(&cx, args).await,
+        Command::Dev(args) => dev::run(&cx, args).await,
+        Command::Demo(args) => demo::run(&cx, args).await,
+        Command::Bench(args) => bench::run(&cx, args).await,
+        Command::Order(cmd) => interruptible(order::run(&cx, cmd)).await,
+        Command::Db(cmd) => interruptible(db::run(&cx, cmd)).await,
+        Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
+        Command::Completions(args) => completions::run(&cx, args),
+        Command::Man(args) => man::run(&cx, args),
+    }
+}
+
+/// Ends with 130 when Ctrl-C comes first.
+async fn interruptible(
+    command: impl Future<Output = anyhow::Result<Exit>>,
+) -> anyhow::Result<Exit> {
     tokio::select! {
-        result = finite => result,
+        result = command => result,
         _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
     }
 }

@@ -25,6 +25,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         max_concurrent_activities: args.max_concurrent_activities as usize,
         shutdown_timeout: args.shutdown_timeout,
         notify_webhook: args.notify_webhook,
+        with_baseline: false,
     };
     cx.printer.note(format!(
         "orderflow worker: task queue {} on {} (namespace {}), database {}. Ctrl-C to stop.",

@@ -2,11 +2,14 @@
 //! overselling (row locks on the products, in a fixed order), and releases
 //! that put exactly what was taken back.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 
 use super::ServiceError;
+use super::orders::LineArrays;
 use crate::domain::{FailureCode, Order, OrderId};
 
 /// What reserving did.
@@ -44,23 +47,18 @@ impl PgInventory {
 impl Inventory for PgInventory {
     async fn reserve(&self, order: &Order) -> Result<Reserved, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        // The order row serialises this order's reserve and release.
-        sqlx::query("SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE")
-            .bind(order.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Transient(anyhow::anyhow!("order {} is not recorded yet", order.id))
-            })?;
-        let existing = sqlx::query("SELECT status FROM inventory_reservations WHERE order_id = $1")
-            .bind(order.id.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-        if !existing.is_empty() {
-            if existing
-                .iter()
-                .all(|r| r.get::<String, _>("status") == "RESERVED")
-            {
+        // The order row serialises this order's reserve and release; its
+        // reservations say whether this is a repeat.
+        let row = sqlx::query(
+            "SELECT (SELECT array_agg(status) FROM inventory_reservations r WHERE r.order_id = o.order_id) AS held
+               FROM orders o WHERE o.order_id = $1 FOR UPDATE OF o",
+        )
+        .bind(order.id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ServiceError::Transient(anyhow::anyhow!("order {} is not recorded yet", order.id)))?;
+        if let Some(held) = row.try_get::<Option<Vec<String>>, _>("held")? {
+            if held.iter().all(|s| s == "RESERVED") {
                 return Ok(Reserved::Already);
             }
             return Err(ServiceError::business(
@@ -71,25 +69,33 @@ impl Inventory for PgInventory {
                 ),
             ));
         }
-        // Lock in product order so concurrent orders cannot deadlock.
-        let mut lines: Vec<(usize, &crate::domain::OrderLine)> =
-            order.items.iter().enumerate().collect();
-        lines.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
-        for (line_no, line) in lines {
-            let product = sqlx::query(
-                "SELECT unit_price, stock FROM products WHERE product_id = $1 FOR UPDATE",
-            )
-            .bind(line.product_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(product) = product else {
+        // Lock every product of the order at once, in ID order, so
+        // concurrent orders cannot deadlock or oversell.
+        let lines = LineArrays::of(order);
+        let products: HashMap<String, (Decimal, i32)> = sqlx::query(
+            "SELECT product_id, unit_price, stock FROM products
+              WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE",
+        )
+        .bind(&lines.products)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("product_id")?,
+                (r.try_get("unit_price")?, r.try_get("stock")?),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        let mut by_product: Vec<&crate::domain::OrderLine> = order.items.iter().collect();
+        by_product.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        for line in by_product {
+            let Some(&(price, stock)) = products.get(line.product_id.as_str()) else {
                 return Err(ServiceError::business(
                     FailureCode::UnknownProduct,
                     format!("product {} is not in the catalog", line.product_id),
                 ));
             };
-            let price: Decimal = product.try_get("unit_price")?;
-            let stock: i32 = product.try_get("stock")?;
             if price != line.unit_price.as_decimal() {
                 return Err(ServiceError::business(
                     FailureCode::PriceMismatch,
@@ -106,25 +112,28 @@ impl Inventory for PgInventory {
                     format!("{}: {wanted} requested, {stock} in stock", line.product_id),
                 ));
             }
-            sqlx::query("UPDATE products SET stock = stock - $2 WHERE product_id = $1")
-                .bind(line.product_id.as_str())
-                .bind(wanted)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(order.id.as_str())
-            .bind(line_no as i16)
-            .bind(line.product_id.as_str())
-            .bind(wanted)
-            .execute(&mut *tx)
-            .await?;
         }
-        sqlx::query("UPDATE orders SET status = 'INVENTORY_RESERVED', step = 'reserve_inventory' WHERE order_id = $1")
-            .bind(order.id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // Take the stock, record a reservation per line and the order's
+        // new status: one statement.
+        sqlx::query(
+            "WITH lines AS (
+                 SELECT * FROM UNNEST($2::smallint[], $3::text[], $4::int[]) AS l(line_no, product_id, quantity)),
+             taken AS (
+                 UPDATE products p SET stock = p.stock - l.quantity
+                   FROM lines l WHERE p.product_id = l.product_id
+                 RETURNING 1),
+             held AS (
+                 INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity)
+                 SELECT $1, line_no, product_id, quantity FROM lines
+                 RETURNING 1)
+             UPDATE orders SET status = 'INVENTORY_RESERVED', step = 'reserve_inventory' WHERE order_id = $1",
+        )
+        .bind(order.id.as_str())
+        .bind(&lines.line_nos)
+        .bind(&lines.products)
+        .bind(&lines.quantities)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Reserved::Now {
             lines: order.items.len(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::ServiceError;
 use crate::domain::{Currency, CustomerEmail, Money, OrderId};
@@ -109,6 +109,9 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+const COMPLETE_ORDER: &str =
+    "UPDATE orders SET status = 'COMPLETED', step = 'send_notification' WHERE order_id = $1";
+
 pub struct Notifications {
     pool: PgPool,
     notifier: Box<dyn Notifier>,
@@ -121,43 +124,55 @@ impl Notifications {
 
     /// Sends the notification unless it was already sent. Returns whether
     /// it was sent now (false: sent before). A failed delivery is recorded
-    /// (attempts, last error, `FAILED`) and returned as transient.
-    pub async fn send(&self, n: &Notification) -> Result<bool, ServiceError> {
+    /// (attempts, last error, `FAILED`) and returned as transient. With
+    /// `completes_order` (the confirmation), a sent notice also marks the
+    /// order `COMPLETED`, in the same transaction.
+    pub async fn send(
+        &self,
+        n: &Notification,
+        completes_order: bool,
+    ) -> Result<bool, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        // Record it, or lock the existing record (DO UPDATE takes the row
+        // lock), so two concurrent executions cannot both deliver.
+        let status: String = sqlx::query_scalar(
             "INSERT INTO notifications (order_id, kind, recipient) VALUES ($1, $2, $3)
-             ON CONFLICT (order_id, kind) DO NOTHING",
+             ON CONFLICT (order_id, kind) DO UPDATE SET recipient = notifications.recipient
+             RETURNING status",
         )
         .bind(n.order_id.as_str())
         .bind(n.kind.as_str())
         .bind(n.recipient.as_ref().map(|r| r.as_str()))
-        .execute(&mut *tx)
-        .await?;
-        // The row lock keeps two concurrent executions from both delivering.
-        let status: String = sqlx::query(
-            "SELECT status FROM notifications WHERE order_id = $1 AND kind = $2 FOR UPDATE",
-        )
-        .bind(n.order_id.as_str())
-        .bind(n.kind.as_str())
         .fetch_one(&mut *tx)
-        .await?
-        .try_get("status")?;
+        .await?;
         if status == "SENT" {
+            if completes_order {
+                sqlx::query(COMPLETE_ORDER)
+                    .bind(n.order_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
             return Ok(false);
         }
         let delivered = self.notifier.deliver(n).await;
         sqlx::query(
-            "UPDATE notifications
-                SET attempts = attempts + 1,
-                    status = CASE WHEN $3 THEN 'SENT' ELSE 'FAILED' END,
-                    sent_at = CASE WHEN $3 THEN now() END,
-                    last_error = $4
-              WHERE order_id = $1 AND kind = $2",
+            "WITH noted AS (
+                 UPDATE notifications
+                    SET attempts = attempts + 1,
+                        status = CASE WHEN $3 THEN 'SENT' ELSE 'FAILED' END,
+                        sent_at = CASE WHEN $3 THEN now() END,
+                        last_error = $4
+                  WHERE order_id = $1 AND kind = $2
+                 RETURNING 1)
+             UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
+              WHERE order_id = $1 AND $3 AND $5",
         )
         .bind(n.order_id.as_str())
         .bind(n.kind.as_str())
         .bind(delivered.is_ok())
         .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
+        .bind(completes_order)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -7,6 +7,33 @@ use sqlx::{PgPool, Row};
 use super::ServiceError;
 use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
 
+/// An order's lines as column arrays, for `UNNEST` in one statement.
+pub(crate) struct LineArrays<'a> {
+    pub line_nos: Vec<i16>,
+    pub products: Vec<&'a str>,
+    pub quantities: Vec<i32>,
+    pub prices: Vec<Decimal>,
+}
+
+impl<'a> LineArrays<'a> {
+    pub fn of(order: &'a Order) -> Self {
+        Self {
+            line_nos: (0..order.items.len() as i16).collect(),
+            products: order.items.iter().map(|l| l.product_id.as_str()).collect(),
+            quantities: order
+                .items
+                .iter()
+                .map(|l| l.quantity.get() as i32)
+                .collect(),
+            prices: order
+                .items
+                .iter()
+                .map(|l| l.unit_price.as_decimal())
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OrderStore {
     pool: PgPool,
@@ -21,12 +48,21 @@ impl OrderStore {
     /// same order again is a no-op; different content under the same ID is
     /// refused (`INVALID_ORDER`).
     pub async fn create(&self, order: &Order) -> Result<bool, ServiceError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO orders (order_id, customer_id, customer_email, payment_method,
-                                 total_amount, currency, status, step)
-             VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', 'create_order')
-             ON CONFLICT (order_id) DO NOTHING",
+        // One statement: the order and its lines, or nothing when the ID exists.
+        let lines = LineArrays::of(order);
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH new_order AS (
+                 INSERT INTO orders (order_id, customer_id, customer_email, payment_method,
+                                     total_amount, currency, status, step)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', 'create_order')
+                 ON CONFLICT (order_id) DO NOTHING
+                 RETURNING order_id),
+             new_lines AS (
+                 INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
+                 SELECT new_order.order_id, l.*
+                   FROM new_order, UNNEST($7::smallint[], $8::text[], $9::int[], $10::numeric[]) AS l
+                 RETURNING 1)
+             SELECT count(*) FROM new_order",
         )
         .bind(order.id.as_str())
         .bind(order.customer_id.as_str())
@@ -34,35 +70,13 @@ impl OrderStore {
         .bind(order.payment_method.as_str())
         .bind(order.total_amount.as_decimal())
         .bind(order.currency.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            let line_nos: Vec<i16> = (0..order.items.len() as i16).collect();
-            let products: Vec<&str> = order.items.iter().map(|l| l.product_id.as_str()).collect();
-            let quantities: Vec<i32> = order
-                .items
-                .iter()
-                .map(|l| l.quantity.get() as i32)
-                .collect();
-            let prices: Vec<Decimal> = order
-                .items
-                .iter()
-                .map(|l| l.unit_price.as_decimal())
-                .collect();
-            sqlx::query(
-                "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
-                 SELECT $1, * FROM UNNEST($2::smallint[], $3::text[], $4::int[], $5::numeric[])",
-            )
-            .bind(order.id.as_str())
-            .bind(&line_nos)
-            .bind(&products)
-            .bind(&quantities)
-            .bind(&prices)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+        .bind(&lines.line_nos)
+        .bind(&lines.products)
+        .bind(&lines.quantities)
+        .bind(&lines.prices)
+        .fetch_one(&self.pool)
+        .await?;
+        if inserted == 1 {
             return Ok(true);
         }
         // Already there: the same order is fine, another one is not.
@@ -73,7 +87,7 @@ impl OrderStore {
                FROM orders o WHERE order_id = $1",
         )
         .bind(order.id.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
         let lines: Vec<String> = row
             .try_get::<Option<Vec<String>>, _>("lines")?

@@ -141,12 +141,15 @@ impl Payments {
         };
         match self.gateway.capture(&request).await {
             Ok(gateway_ref) => {
-                let mut tx = self.pool.begin().await?;
+                // The capture and the order's new status: one statement.
                 sqlx::query(
-                    "INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
-                                           status, gateway_ref, attempt)
-                     VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    "WITH captured AS (
+                         INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
+                                               status, gateway_ref, attempt)
+                         VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
+                         ON CONFLICT (idempotency_key) DO NOTHING
+                         RETURNING 1)
+                     UPDATE orders SET status = 'PAID', step = 'process_payment' WHERE order_id = $1",
                 )
                 .bind(order.id.as_str())
                 .bind(&key)
@@ -155,13 +158,8 @@ impl Payments {
                 .bind(order.payment_method.as_str())
                 .bind(&gateway_ref)
                 .bind(attempt as i32)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-                sqlx::query("UPDATE orders SET status = 'PAID', step = 'process_payment' WHERE order_id = $1")
-                    .bind(order.id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
                 Ok(Captured {
                     gateway_ref,
                     already: false,

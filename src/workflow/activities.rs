@@ -42,6 +42,14 @@ pub struct PaymentInput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct NotifyInput {
+    pub notification: Notification,
+    /// The confirmation: once sent, the order is `COMPLETED` (same transaction).
+    pub completes_order: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OutcomeInput {
     pub order_id: OrderId,
     pub status: OrderStatus,
@@ -146,9 +154,10 @@ impl OrderActivities {
     pub async fn send_notification(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        n: Notification,
+        input: NotifyInput,
     ) -> Result<StepReport, ActivityError> {
-        let sent = self.notifications.send(&n).await.map_err(|e| {
+        let n = &input.notification;
+        let sent = self.notifications.send(n, input.completes_order).await.map_err(|e| {
             tracing::warn!(order_id = %n.order_id, step = "send_notification", kind = n.kind.as_str(), "not delivered: {e}");
             to_activity_error(e)
         })?;

@@ -35,10 +35,27 @@ pub enum Submitted {
 /// Starts the order's workflow (workflow ID = order ID). An ID that was
 /// ever used is never started again.
 pub async fn start(client: &Client, task_queue: &str, order: &Order) -> anyhow::Result<Submitted> {
-    let options = WorkflowStartOptions::new(task_queue.to_owned(), order.id.as_str().to_owned())
+    start_with(client, task_queue, order, false).await
+}
+
+fn start_options(task_queue: &str, id: &OrderId, eager: bool) -> WorkflowStartOptions {
+    WorkflowStartOptions::new(task_queue.to_owned(), id.as_str().to_owned())
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-        .build();
+        .enable_eager_workflow_start(eager)
+        .build()
+}
+
+/// [`start`], optionally asking for eager start: when a worker for the
+/// queue runs on this same client, the server hands it the first workflow
+/// task in the start response, saving a round trip.
+pub async fn start_with(
+    client: &Client,
+    task_queue: &str,
+    order: &Order,
+    eager: bool,
+) -> anyhow::Result<Submitted> {
+    let options = start_options(task_queue, &order.id, eager);
     match client
         .start_workflow(OrderWorkflow::run, order.clone(), options)
         .await
@@ -308,4 +325,22 @@ pub async fn recorded_status(client: &Client, id: &OrderId) -> Result<OrderView,
         }
     }
     Ok(view)
+}
+
+/// Starts the no-op baseline workflow for `order` and waits for it to end.
+pub async fn run_baseline(
+    client: &Client,
+    task_queue: &str,
+    order: &Order,
+    eager: bool,
+) -> anyhow::Result<()> {
+    use super::baseline::BaselineWorkflow;
+    let options = start_options(task_queue, &order.id, eager);
+    let handle = client
+        .start_workflow(BaselineWorkflow::run, order.clone(), options)
+        .await?;
+    handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! client calls that drive them. SDK types stay inside this module.
 
 pub mod activities;
+pub mod baseline;
 pub mod client;
 mod order_workflow;
 pub mod retry;

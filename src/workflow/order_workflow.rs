@@ -25,7 +25,7 @@ use temporalio_sdk::{
 };
 
 use super::activities::{
-    OrderActivities, OutcomeInput, PaymentInput, StepReport, WorkflowSettings,
+    NotifyInput, OrderActivities, OutcomeInput, PaymentInput, StepReport, WorkflowSettings,
 };
 use super::retry::RetryConfig;
 use super::state::{CancellationView, FailureView, OrderView, StepState};
@@ -194,7 +194,11 @@ impl OrderWorkflow {
             v.status = OrderStatus::Completed;
             v.notified = Some(notified);
         });
-        Self::record_outcome(ctx, OrderStatus::Completed, None, None).await?;
+        // A delivered confirmation recorded COMPLETED itself, in its own
+        // transaction; otherwise record it now.
+        if !notified {
+            Self::record_outcome(ctx, OrderStatus::Completed, None, None).await?;
+        }
         Ok(ctx.state(|s| s.view.clone()))
     }
 
@@ -281,11 +285,14 @@ impl OrderWorkflow {
                     .await
             }
             Step::SendNotification => {
-                let notice = notification(
-                    &order,
-                    NotificationKind::Confirmation,
-                    "Your order is confirmed.",
-                );
+                let notice = NotifyInput {
+                    notification: notification(
+                        &order,
+                        NotificationKind::Confirmation,
+                        "Your order is confirmed.",
+                    ),
+                    completes_order: true,
+                };
                 ctx.execute_local_activity(
                     OrderActivities::send_notification,
                     notice,
@@ -441,7 +448,10 @@ impl OrderWorkflow {
         kind: NotificationKind,
         message: String,
     ) {
-        let notice = ctx.state(|s| notification(&s.order, kind, &message));
+        let notice = NotifyInput {
+            notification: ctx.state(|s| notification(&s.order, kind, &message)),
+            completes_order: false,
+        };
         let _ = ctx
             .execute_local_activity(
                 OrderActivities::send_notification,

@@ -12,6 +12,7 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 use super::OrderWorkflow;
 use super::activities::{OrderActivities, WorkflowSettings};
+use super::baseline::{BaselineActivities, BaselineWorkflow};
 use super::retry::RetryConfig;
 use crate::services::inventory::PgInventory;
 use crate::services::notification::{LogNotifier, Notifications, Notifier, WebhookNotifier};
@@ -28,6 +29,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// POST notifications here; log them when `None`.
     pub notify_webhook: Option<url::Url>,
+    /// Also host the no-op baseline workflow (`orderflow bench`).
+    pub with_baseline: bool,
 }
 
 impl WorkerSettings {
@@ -39,6 +42,7 @@ impl WorkerSettings {
             max_concurrent_activities: 200,
             shutdown_timeout: Duration::from_secs(30),
             notify_webhook: None,
+            with_baseline: false,
         }
     }
 }
@@ -85,13 +89,19 @@ pub async fn run(
         ))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
-    let options = WorkerOptions::new(settings.task_queue.clone())
+    let mut options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<OrderWorkflow>()
         .context("registering the order workflow")?
         .register_activities(activities(pool, &settings)?)
         .tuner(tuner)
         .graceful_shutdown_period(settings.shutdown_timeout)
         .build();
+    if settings.with_baseline {
+        options
+            .register_workflow::<BaselineWorkflow>()
+            .context("registering the baseline workflow")?;
+        options.register_activities(BaselineActivities);
+    }
     let mut worker = Worker::new(&runtime, client, options).context("creating the worker")?;
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {

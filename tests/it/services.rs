@@ -151,7 +151,7 @@ async fn notifying_twice_delivers_once() {
         currency: o.currency,
         message: "confirmed".into(),
     };
-    let (a, b) = tokio::join!(notifications.send(&n), notifications.send(&n));
+    let (a, b) = tokio::join!(notifications.send(&n, false), notifications.send(&n, false));
     assert_eq!(
         [a.unwrap(), b.unwrap()]
             .iter()
@@ -159,7 +159,7 @@ async fn notifying_twice_delivers_once() {
             .count(),
         1
     );
-    assert!(!notifications.send(&n).await.unwrap());
+    assert!(!notifications.send(&n, false).await.unwrap());
     assert_eq!(delivered.load(Ordering::SeqCst), 1);
     assert_eq!(
         h.notifications(&o.id).await,

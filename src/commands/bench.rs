@@ -1,0 +1,360 @@
+//! `orderflow bench`: orders per second, latency and memory of the real
+//! workflow, each measured side by side with the no-op baseline of the same
+//! shape on the same server, so every figure comes with its ceiling.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use comfy_table::{Cell, CellAlignment};
+use futures::StreamExt as _;
+use serde::Serialize;
+use temporalio_client::Client;
+
+use super::Context;
+use crate::cli::BenchArgs;
+use crate::domain::{
+    Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, PaymentMethod, ProductId,
+    Quantity,
+};
+use crate::exit::{Exit, Fail};
+use crate::stack::local::LocalStack;
+use crate::workflow::client;
+use crate::workflow::worker::{self, WorkerSettings};
+
+const PRODUCT: &str = "BENCH-1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Baseline,
+    Orderflow,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    kind: Kind,
+    orders: u32,
+    concurrency: u32,
+    seconds: f64,
+    orders_per_second: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    machine: String,
+    server: String,
+    eager_start: bool,
+    rounds: u32,
+    throughput: Vec<Run>,
+    throughput_ratio: f64,
+    single: Vec<Run>,
+    in_flight: u32,
+    in_flight_seconds: f64,
+    peak_rss_mib: f64,
+}
+
+pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
+    cx.printer.note("orderflow bench: starting the stack…");
+    let stack = LocalStack::start(&cx.global, None).await?;
+    sqlx::query(
+        "INSERT INTO products (product_id, name, unit_price, stock) VALUES ($1, 'Benchmark item', 1.00, 2000000000)
+         ON CONFLICT (product_id) DO UPDATE SET unit_price = 1.00, stock = 2000000000",
+    )
+    .bind(PRODUCT)
+    .execute(&stack.pool)
+    .await
+    .context("adding the benchmark product")?;
+    let client = crate::temporal::connect(&stack.temporal).await?;
+    let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
+    settings.with_baseline = true;
+    settings.max_concurrent_workflow_tasks = 500;
+    settings.max_concurrent_activities = 500;
+    let server = if stack.info.started.contains(&"temporal") {
+        "Temporal dev server (in memory), started by bench".to_owned()
+    } else {
+        format!("Temporal at {}", stack.info.temporal_address)
+    };
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = worker::run(client.clone(), stack.pool.clone(), settings, async {
+        let _ = stopped.await;
+    });
+    let bench = async {
+        let result = measure(cx, &client, &stack.temporal.task_queue, &args, server).await;
+        let _ = stop.send(());
+        result
+    };
+    let (worker_result, report) = tokio::join!(worker, bench);
+    stack.stop().await;
+    worker_result?;
+    let report = report?;
+    print(cx, &report)?;
+    Ok(Exit::Success)
+}
+
+struct Driver<'a> {
+    client: &'a Client,
+    task_queue: &'a str,
+    run_id: String,
+    eager: bool,
+}
+
+impl Driver<'_> {
+    fn order(&self, phase: &str, i: u32) -> Order {
+        let line = OrderLine {
+            product_id: ProductId::parse(PRODUCT).expect("static ID"),
+            quantity: Quantity::parse(1).expect("1 is a quantity"),
+            unit_price: Money::parse("1.00").expect("static price"),
+        };
+        Order::new(
+            OrderId::parse(&format!("BENCH-{}-{phase}-{i}", self.run_id))
+                .expect("bench IDs are valid"),
+            CustomerId::parse("BENCH").expect("static ID"),
+            None,
+            PaymentMethod::Card,
+            line.unit_price,
+            Currency::USD,
+            vec![line],
+        )
+        .expect("a valid order")
+    }
+
+    /// One order start to finish; its latency.
+    async fn one(&self, kind: Kind, phase: &str, i: u32) -> anyhow::Result<Duration> {
+        let order = self.order(phase, i);
+        let started = Instant::now();
+        match kind {
+            Kind::Baseline => {
+                client::run_baseline(self.client, self.task_queue, &order, self.eager).await?
+            }
+            Kind::Orderflow => {
+                client::start_with(self.client, self.task_queue, &order, self.eager).await?;
+                let view = client::outcome(self.client, &order.id).await?;
+                if view.status != OrderStatus::Completed {
+                    anyhow::bail!("benchmark order {} ended {}", order.id, view.status);
+                }
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    /// `orders` orders with at most `concurrency` in flight: their latencies
+    /// and the wall time.
+    async fn batch(
+        &self,
+        kind: Kind,
+        phase: &str,
+        orders: u32,
+        concurrency: u32,
+    ) -> anyhow::Result<(Vec<Duration>, f64)> {
+        let started = Instant::now();
+        let latencies: Vec<Duration> = futures::stream::iter(0..orders)
+            .map(|i| self.one(kind, phase, i))
+            .buffer_unordered(concurrency as usize)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        Ok((latencies, started.elapsed().as_secs_f64()))
+    }
+
+    async fn run(
+        &self,
+        kind: Kind,
+        phase: &str,
+        orders: u32,
+        concurrency: u32,
+    ) -> anyhow::Result<Run> {
+        let (latencies, seconds) = self.batch(kind, phase, orders, concurrency).await?;
+        Ok(Run::new(kind, concurrency, latencies, seconds))
+    }
+}
+
+impl Run {
+    fn new(kind: Kind, concurrency: u32, mut latencies: Vec<Duration>, seconds: f64) -> Self {
+        let orders = latencies.len() as u32;
+        latencies.sort();
+        let pct = |p: f64| {
+            let index =
+                ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[index].as_secs_f64() * 1000.0
+        };
+        Run {
+            kind,
+            orders,
+            concurrency,
+            seconds,
+            orders_per_second: f64::from(orders) / seconds,
+            p50_ms: pct(0.50),
+            p95_ms: pct(0.95),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
+async fn measure(
+    cx: &Context,
+    client: &Client,
+    task_queue: &str,
+    args: &BenchArgs,
+    server: String,
+) -> anyhow::Result<Report> {
+    let driver = Driver {
+        client,
+        task_queue,
+        run_id: uuid::Uuid::now_v7().simple().to_string()[..12].to_owned(),
+        eager: !args.no_eager,
+    };
+    let note = |text: String| cx.printer.note(text);
+    note("warming up…".into());
+    driver.run(Kind::Baseline, "warm-b", 20, 10).await?;
+    driver.run(Kind::Orderflow, "warm-o", 20, 10).await?;
+
+    // Throughput: baseline and orderflow alternate, round by round.
+    let per_round = (args.orders / args.rounds).max(1);
+    let mut totals: [(Vec<Duration>, f64); 2] = Default::default();
+    for round in 0..args.rounds {
+        for (slot, (kind, phase)) in [(Kind::Baseline, "tp-b"), (Kind::Orderflow, "tp-o")]
+            .into_iter()
+            .enumerate()
+        {
+            note(format!(
+                "throughput, round {}/{}: {per_round} × {kind:?} at concurrency {}…",
+                round + 1,
+                args.rounds,
+                args.concurrency
+            ));
+            let (latencies, seconds) = driver
+                .batch(
+                    kind,
+                    &format!("{phase}{round}"),
+                    per_round,
+                    args.concurrency,
+                )
+                .await?;
+            totals[slot].0.extend(latencies);
+            totals[slot].1 += seconds;
+        }
+    }
+    let [(baseline, baseline_s), (real, real_s)] = totals;
+    let throughput = vec![
+        Run::new(Kind::Baseline, args.concurrency, baseline, baseline_s),
+        Run::new(Kind::Orderflow, args.concurrency, real, real_s),
+    ];
+    let mut single = Vec::new();
+    for (kind, phase) in [(Kind::Baseline, "one-b"), (Kind::Orderflow, "one-o")] {
+        note(format!(
+            "single-order latency: {} × {kind:?}, one at a time…",
+            args.single
+        ));
+        single.push(driver.run(kind, phase, args.single, 1).await?);
+    }
+    note(format!(
+        "memory: {} orders in flight at once…",
+        args.in_flight
+    ));
+    let in_flight = driver
+        .run(Kind::Orderflow, "mem", args.in_flight, args.in_flight)
+        .await?;
+    let peak_rss_mib = peak_rss_mib().context("reading this process's peak memory")?;
+
+    Ok(Report {
+        machine: machine(),
+        server,
+        eager_start: driver.eager,
+        rounds: args.rounds,
+        throughput_ratio: throughput[1].orders_per_second / throughput[0].orders_per_second,
+        throughput,
+        single,
+        in_flight: args.in_flight,
+        in_flight_seconds: in_flight.seconds,
+        peak_rss_mib,
+    })
+}
+
+/// Peak resident memory of this process (worker and driver together).
+fn peak_rss_mib() -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| Fail::new(Exit::Failure, "no VmHWM in /proc/self/status"))?;
+    Ok(kib / 1024.0)
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "? GiB".into());
+    format!("{cores} cores, {memory}")
+}
+
+fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
+    let p = &cx.printer;
+    if p.is_json() {
+        p.json(report)?;
+        return Ok(());
+    }
+    let mut table = p.table();
+    table.set_header([
+        "RUN",
+        "WORKFLOW",
+        "ORDERS",
+        "CONCURRENCY",
+        "ORDERS/S",
+        "P50 MS",
+        "P95 MS",
+        "P99 MS",
+    ]);
+    let rows = report
+        .throughput
+        .iter()
+        .map(|r| ("throughput", r))
+        .chain(report.single.iter().map(|r| ("single order", r)));
+    for (name, r) in rows {
+        let num = |v: f64, places: usize| {
+            Cell::new(format!("{v:.places$}")).set_alignment(CellAlignment::Right)
+        };
+        table.add_row(vec![
+            Cell::new(name),
+            Cell::new(match r.kind {
+                Kind::Baseline => "baseline (no-op)",
+                Kind::Orderflow => "orderflow",
+            }),
+            Cell::new(r.orders).set_alignment(CellAlignment::Right),
+            Cell::new(r.concurrency).set_alignment(CellAlignment::Right),
+            num(r.orders_per_second, 1),
+            num(r.p50_ms, 1),
+            num(r.p95_ms, 1),
+            num(r.p99_ms, 1),
+        ]);
+    }
+    p.line(format!(
+        "orderflow bench — {}; {}; eager start {}; {} alternating round(s)\n\n{table}\n\nthroughput ratio orderflow / baseline: {:.2}\n\
+         peak RSS (worker and driver, one process) with {} orders in flight: {:.0} MiB",
+        report.machine,
+        report.server,
+        if report.eager_start { "on" } else { "off" },
+        report.rounds,
+        report.throughput_ratio,
+        report.in_flight,
+        report.peak_rss_mib
+    ))?;
+    Ok(())
+}
