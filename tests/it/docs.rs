@@ -76,7 +76,7 @@ fn every_documented_command_is_real() {
         for words in commands(file) {
             let line = words.join(" ");
             match words[0].as_str() {
-                "orderflow" => {
+                "orderflow" | "target/release/orderflow" => {
                     Cli::try_parse_from(&words)
                         .unwrap_or_else(|e| panic!("{file}: `{line}` does not parse:\n{e}"));
                     for path in words.iter().filter(|w| w.starts_with("examples/")) {

@@ -157,3 +157,53 @@ async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
         "the dev server's state persists"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_figure_against_its_baseline() {
+    let _one = ONE_STACK_AT_A_TIME.lock().await;
+    let out = orderflow()
+        .args([
+            "bench",
+            "-o",
+            "json",
+            "--orders",
+            "20",
+            "--concurrency",
+            "5",
+            "--rounds",
+            "2",
+            "--single",
+            "3",
+            "--in-flight",
+            "10",
+        ])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let kinds: Vec<&str> = report["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["baseline", "orderflow"]);
+    for run in report["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(report["single"].as_array().unwrap())
+    {
+        assert!(run["ordersPerSecond"].as_f64().unwrap() > 0.0);
+        assert!(run["p50Ms"].as_f64().unwrap() <= run["p99Ms"].as_f64().unwrap());
+    }
+    assert_eq!(report["throughput"][1]["orders"], 20);
+    assert!(report["throughputRatio"].as_f64().unwrap() > 0.0);
+    assert!(report["peakRssMib"].as_f64().unwrap() > 0.0);
+}
