@@ -80,19 +80,12 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         format!("Temporal at {}", stack.info.temporal_address)
     };
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = worker::run(client.clone(), stack.pool.clone(), settings, async {
-        let _ = stopped.await;
-    });
-    let bench = async {
-        let result = measure(cx, &client, &stack.temporal.task_queue, &args, server).await;
-        let _ = stop.send(());
-        result
-    };
-    let (worker_result, report) = tokio::join!(worker, bench);
+    let report = worker::alongside(client.clone(), stack.pool.clone(), settings, async {
+        measure(cx, &client, &stack.temporal.task_queue, &args, server).await
+    })
+    .await;
     stack.stop().await;
-    worker_result?;
-    let report = report?;
+    let report = report??;
     print(cx, &report)?;
     Ok(Exit::Success)
 }

@@ -82,11 +82,7 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         ..RetryConfig::default()
     };
 
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = worker::run(client.clone(), stack.pool.clone(), settings, async {
-        let _ = worker_stopped.await;
-    });
-    let demo = async {
+    let outcomes = worker::alongside(client.clone(), stack.pool.clone(), settings, async {
         let result = run_samples(cx, &stack, &client, &orders, args.keep).await;
         if args.keep && result.is_ok() {
             cx.printer
@@ -97,13 +93,11 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
             ));
             shutdown_signal().await;
         }
-        let _ = stop_worker.send(());
         result
-    };
-    let (worker_result, demo_result) = tokio::join!(worker, demo);
+    })
+    .await;
     stack.stop().await;
-    worker_result?;
-    let outcomes = demo_result?;
+    let outcomes = outcomes??;
 
     let unexpected: Vec<&str> = outcomes
         .iter()

