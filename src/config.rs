@@ -45,20 +45,40 @@ impl DatabaseConfig {
         Self::resolve_with(flag, connect_timeout, env)
     }
 
+    /// Like [`resolve`](Self::resolve), but `None` when nothing configures a
+    /// database (`orderflow dev` then starts one).
+    pub fn resolve_optional(
+        flag: Option<&str>,
+        connect_timeout: Duration,
+    ) -> Result<Option<Self>, Fail> {
+        Self::resolve_optional_with(flag, connect_timeout, env)
+    }
+
     fn resolve_with(
         flag: Option<&str>,
         connect_timeout: Duration,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Fail> {
+        Self::resolve_optional_with(flag, connect_timeout, env)?.ok_or_else(|| {
+            Fail::usage(
+                "no database configured: pass --database-url or set DATABASE_URL \
+                 (postgres://user:password@host:5432/db), or set POSTGRES_HOST, \
+                 POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB",
+            )
+        })
+    }
+
+    fn resolve_optional_with(
+        flag: Option<&str>,
+        connect_timeout: Duration,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, Fail> {
         let url = match flag.map(str::to_owned).or_else(|| env("DATABASE_URL")) {
             Some(url) => url,
-            None => Self::from_seed_variables(&env)?.ok_or_else(|| {
-                Fail::usage(
-                    "no database configured: pass --database-url or set DATABASE_URL \
-                     (postgres://user:password@host:5432/db), or set POSTGRES_HOST, \
-                     POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB",
-                )
-            })?,
+            None => match Self::from_seed_variables(&env)? {
+                Some(url) => url,
+                None => return Ok(None),
+            },
         };
         let parsed = Url::parse(&url).map_err(|e| {
             Fail::usage(format!("the database URL is not a valid URL ({e}); expected postgres://user:password@host:5432/db"))
@@ -69,10 +89,10 @@ impl DatabaseConfig {
                 parsed.scheme()
             )));
         }
-        Ok(Self {
+        Ok(Some(Self {
             url: url.into(),
             connect_timeout,
-        })
+        }))
     }
 
     /// The seed's variables: POSTGRES_HOST/PORT/USER/PASSWORD/DB; `None`

@@ -12,7 +12,6 @@ use super::postgres::PostgresCluster;
 use super::temporal_server::{DevServerOptions, TemporalDevServer};
 use crate::cli::GlobalArgs;
 use crate::config::{DatabaseConfig, TemporalConfig};
-use crate::exit::Fail;
 
 /// The sample catalog, shipped in the binary (also `examples/catalog.json`).
 pub const SAMPLE_CATALOG: &str = include_str!("../../examples/catalog.json");
@@ -114,26 +113,24 @@ impl LocalStack {
 
         // PostgreSQL: the configured one (it must answer), or a throwaway cluster.
         let mut postgres = None;
-        let database =
-            match DatabaseConfig::resolve(global.database_url.as_deref(), global.connect_timeout) {
-                Ok(database) => database,
-                Err(Fail {
-                    exit: crate::exit::Exit::Usage,
-                    message,
-                }) if message.starts_with("no database configured") => {
-                    let dir = tempfile::Builder::new()
-                        .prefix("orderflow-dev-pg-")
-                        .tempdir()
-                        .context("creating a directory for PostgreSQL")?
-                        .keep();
-                    let cluster = PostgresCluster::start(&dir, true).await?;
-                    let url = cluster.create_database("orderflow").await?;
-                    postgres = Some(cluster);
-                    started.push("postgres");
-                    DatabaseConfig::resolve(Some(&url), global.connect_timeout)?
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let database = match DatabaseConfig::resolve_optional(
+            global.database_url.as_deref(),
+            global.connect_timeout,
+        )? {
+            Some(database) => database,
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("orderflow-dev-pg-")
+                    .tempdir()
+                    .context("creating a directory for PostgreSQL")?
+                    .keep();
+                let cluster = PostgresCluster::start(&dir, true).await?;
+                let url = cluster.create_database("orderflow").await?;
+                postgres = Some(cluster);
+                started.push("postgres");
+                DatabaseConfig::resolve(Some(&url), global.connect_timeout)?
+            }
+        };
         let pool = crate::db::connect(&database, 32).await?;
         crate::db::MIGRATOR
             .run(&pool)
