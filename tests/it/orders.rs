@@ -535,3 +535,66 @@ async fn snapshots_of_help_and_the_status_card() {
         insta::assert_snapshot!("status_card_failed_order", card);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_watching_with_130_and_leaves_the_order_alone() {
+    let h = Harness::new().await;
+    h.add_product("P-1", "5.00", 10).await;
+    let _worker = h.spawn_worker(&[
+        "--retry-max-attempts",
+        "100",
+        "--retry-initial-interval",
+        "200ms",
+        "--retry-max-interval",
+        "500ms",
+    ]);
+    let (_dir, file) = write_temp(
+        "o.json",
+        &order_json("ORD-INT", "card_unavailable", &[("P-1", 1, "5.00")], "5.00"),
+    );
+    h.cli()
+        .args(["order", "create", "--file"])
+        .arg(&file)
+        .assert()
+        .success();
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TEMPORAL_ADDRESS", crate::support::temporal_address())
+        .args(["order", "watch", "ORD-INT"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has reported the order, then interrupt it.
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watch.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("ORD-INT "), "{first}");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &watch.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = crate::support::stack::eventually(
+        "watch to exit",
+        std::time::Duration::from_secs(30),
+        || {
+            let status = watch.try_wait().unwrap();
+            async move { status }
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Some(130));
+    let live = stdout_json(
+        &h.cli()
+            .args(["order", "status", "ORD-INT", "-o", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(live["status"], "INVENTORY_RESERVED", "the order goes on");
+}
