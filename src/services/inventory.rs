@@ -47,17 +47,23 @@ impl PgInventory {
 impl Inventory for PgInventory {
     async fn reserve(&self, order: &Order) -> Result<Reserved, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        // The order row serialises this order's reserve and release; its
-        // reservations say whether this is a repeat.
-        let row = sqlx::query(
-            "SELECT (SELECT array_agg(status) FROM inventory_reservations r WHERE r.order_id = o.order_id) AS held
-               FROM orders o WHERE o.order_id = $1 FOR UPDATE OF o",
+        // The order row serialises this order's reserve and release.
+        sqlx::query("SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE")
+            .bind(order.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Transient(anyhow::anyhow!("order {} is not recorded yet", order.id))
+            })?;
+        // A separate statement, so that its snapshot is taken after the lock
+        // and sees what a concurrent reserve committed while we waited.
+        let held: Option<Vec<String>> = sqlx::query_scalar(
+            "SELECT array_agg(status) FROM inventory_reservations WHERE order_id = $1",
         )
         .bind(order.id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ServiceError::Transient(anyhow::anyhow!("order {} is not recorded yet", order.id)))?;
-        if let Some(held) = row.try_get::<Option<Vec<String>>, _>("held")? {
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(held) = held {
             if held.iter().all(|s| s == "RESERVED") {
                 return Ok(Reserved::Already);
             }
