@@ -2,14 +2,11 @@
 //! overselling (row locks on the products, in a fixed order), and releases
 //! that put exactly what was taken back.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 
 use super::ServiceError;
-use super::orders::LineArrays;
 use crate::domain::{FailureCode, Order, OrderId};
 
 /// What reserving did.
@@ -46,134 +43,75 @@ impl PgInventory {
 #[async_trait]
 impl Inventory for PgInventory {
     async fn reserve(&self, order: &Order) -> Result<Reserved, ServiceError> {
-        let mut tx = self.pool.begin().await?;
-        // The order row serialises this order's reserve and release.
-        sqlx::query("SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE")
-            .bind(order.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Transient(anyhow::anyhow!("order {} is not recorded yet", order.id))
-            })?;
-        // A separate statement, so that its snapshot is taken after the lock
-        // and sees what a concurrent reserve committed while we waited.
-        let held: Option<Vec<String>> = sqlx::query_scalar(
-            "SELECT array_agg(status) FROM inventory_reservations WHERE order_id = $1",
+        // One call: the locks, the checks and the writes run inside
+        // PostgreSQL (migrations/…_stock_functions.sql), reading the lines
+        // the create step recorded.
+        let row = sqlx::query(
+            "SELECT outcome, lines, line_product, line_quantity, line_price, catalog_price, catalog_stock
+               FROM reserve_inventory($1)",
         )
         .bind(order.id.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        if let Some(held) = held {
-            if held.iter().all(|s| s == "RESERVED") {
-                return Ok(Reserved::Already);
-            }
-            return Err(ServiceError::business(
+        let outcome: String = row.try_get("outcome")?;
+        let product = || row.try_get::<Option<String>, _>("line_product");
+        match outcome.as_str() {
+            "RESERVED" => Ok(Reserved::Now {
+                lines: row.try_get::<Option<i32>, _>("lines")?.unwrap_or(0) as usize,
+            }),
+            "ALREADY" => Ok(Reserved::Already),
+            "RELEASED" => Err(ServiceError::business(
                 FailureCode::Internal,
                 format!(
                     "order {}'s reservation was already released; it cannot be reserved again",
                     order.id
                 ),
-            ));
+            )),
+            "NOT_RECORDED" => Err(ServiceError::Transient(anyhow::anyhow!(
+                "order {} is not recorded yet",
+                order.id
+            ))),
+            "UNKNOWN_PRODUCT" => Err(ServiceError::business(
+                FailureCode::UnknownProduct,
+                format!(
+                    "product {} is not in the catalog",
+                    product()?.unwrap_or_default()
+                ),
+            )),
+            "PRICE_MISMATCH" => Err(ServiceError::business(
+                FailureCode::PriceMismatch,
+                format!(
+                    "{} costs {} in the catalog, but the order says {}",
+                    product()?.unwrap_or_default(),
+                    row.try_get::<Option<Decimal>, _>("catalog_price")?
+                        .unwrap_or_default(),
+                    row.try_get::<Option<Decimal>, _>("line_price")?
+                        .unwrap_or_default(),
+                ),
+            )),
+            "OUT_OF_STOCK" => Err(ServiceError::business(
+                FailureCode::OutOfStock,
+                format!(
+                    "{}: {} requested, {} in stock",
+                    product()?.unwrap_or_default(),
+                    row.try_get::<Option<i32>, _>("line_quantity")?
+                        .unwrap_or_default(),
+                    row.try_get::<Option<i32>, _>("catalog_stock")?
+                        .unwrap_or_default(),
+                ),
+            )),
+            other => Err(ServiceError::Transient(anyhow::anyhow!(
+                "reserve_inventory answered {other:?} for order {}",
+                order.id
+            ))),
         }
-        // Lock every product of the order at once, in ID order, so
-        // concurrent orders cannot deadlock or oversell.
-        let lines = LineArrays::of(order);
-        let products: HashMap<String, (Decimal, i32)> = sqlx::query(
-            "SELECT product_id, unit_price, stock FROM products
-              WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE",
-        )
-        .bind(&lines.products)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("product_id")?,
-                (r.try_get("unit_price")?, r.try_get("stock")?),
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-        let mut by_product: Vec<&crate::domain::OrderLine> = order.items.iter().collect();
-        by_product.sort_by(|a, b| a.product_id.cmp(&b.product_id));
-        for line in by_product {
-            let Some(&(price, stock)) = products.get(line.product_id.as_str()) else {
-                return Err(ServiceError::business(
-                    FailureCode::UnknownProduct,
-                    format!("product {} is not in the catalog", line.product_id),
-                ));
-            };
-            if price != line.unit_price.as_decimal() {
-                return Err(ServiceError::business(
-                    FailureCode::PriceMismatch,
-                    format!(
-                        "{} costs {price} in the catalog, but the order says {}",
-                        line.product_id, line.unit_price
-                    ),
-                ));
-            }
-            let wanted = line.quantity.get() as i32;
-            if stock < wanted {
-                return Err(ServiceError::business(
-                    FailureCode::OutOfStock,
-                    format!("{}: {wanted} requested, {stock} in stock", line.product_id),
-                ));
-            }
-        }
-        // Take the stock, record a reservation per line and the order's
-        // new status: one statement.
-        sqlx::query(
-            "WITH lines AS (
-                 SELECT * FROM UNNEST($2::smallint[], $3::text[], $4::int[]) AS l(line_no, product_id, quantity)),
-             taken AS (
-                 UPDATE products p SET stock = p.stock - l.quantity
-                   FROM lines l WHERE p.product_id = l.product_id
-                 RETURNING 1),
-             held AS (
-                 INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity)
-                 SELECT $1, line_no, product_id, quantity FROM lines
-                 RETURNING 1)
-             UPDATE orders SET status = 'INVENTORY_RESERVED', step = 'reserve_inventory' WHERE order_id = $1",
-        )
-        .bind(order.id.as_str())
-        .bind(&lines.line_nos)
-        .bind(&lines.products)
-        .bind(&lines.quantities)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Reserved::Now {
-            lines: order.items.len(),
-        })
     }
 
     async fn release(&self, order_id: &OrderId) -> Result<u64, ServiceError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE")
+        let released: i32 = sqlx::query_scalar("SELECT release_inventory($1)")
             .bind(order_id.as_str())
-            .execute(&mut *tx)
+            .fetch_one(&self.pool)
             .await?;
-        // Same lock order as reserve: products by ID.
-        sqlx::query(
-            "SELECT 1 FROM products WHERE product_id IN
-                 (SELECT product_id FROM inventory_reservations WHERE order_id = $1 AND status = 'RESERVED')
-              ORDER BY product_id FOR UPDATE",
-        )
-        .bind(order_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let released = sqlx::query(
-            "WITH released AS (
-                 UPDATE inventory_reservations SET status = 'RELEASED', released_at = now()
-                  WHERE order_id = $1 AND status = 'RESERVED'
-              RETURNING product_id, quantity)
-             UPDATE products p SET stock = p.stock + r.quantity FROM released r
-              WHERE p.product_id = r.product_id",
-        )
-        .bind(order_id.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(released)
+        Ok(released as u64)
     }
 }
