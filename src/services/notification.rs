@@ -56,6 +56,13 @@ impl Notification {
 pub trait Notifier: Send + Sync {
     /// Delivers one message; an error means it may be tried again.
     async fn deliver(&self, notification: &Notification) -> anyhow::Result<()>;
+
+    /// True when delivery stays in this process and cannot fail (the log).
+    /// Such a notice is marked sent in one statement and then delivered;
+    /// one that leaves the process is delivered under the row's lock.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// Delivery into the worker's log (no webhook configured).
@@ -72,6 +79,10 @@ impl Notifier for LogNotifier {
             n.message
         );
         Ok(())
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 
@@ -132,6 +143,9 @@ impl Notifications {
         n: &Notification,
         completes_order: bool,
     ) -> Result<bool, ServiceError> {
+        if self.notifier.is_local() {
+            return self.send_local(n, completes_order).await;
+        }
         let mut tx = self.pool.begin().await?;
         // Record it, or lock the existing record (DO UPDATE takes the row
         // lock), so two concurrent executions cannot both deliver.
@@ -177,5 +191,47 @@ impl Notifications {
         .await?;
         tx.commit().await?;
         delivered.map(|()| true).map_err(ServiceError::Transient)
+    }
+
+    /// A local notice: one statement records it sent (unless it was) and,
+    /// for the confirmation, completes the order; the notice is delivered
+    /// only by the call that recorded it. The statement decides alone, so
+    /// no transaction is held open, and a concurrent call waits on the
+    /// row and then finds it sent. A crash between the two loses a log
+    /// line, never sends one twice.
+    async fn send_local(
+        &self,
+        n: &Notification,
+        completes_order: bool,
+    ) -> Result<bool, ServiceError> {
+        let recorded: i64 = sqlx::query_scalar(
+            "WITH sent AS (
+                 INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
+                 VALUES ($1, $2, $3, 'SENT', 1, now())
+                 ON CONFLICT (order_id, kind) DO UPDATE
+                    SET status = 'SENT', attempts = notifications.attempts + 1,
+                        sent_at = now(), last_error = NULL
+                  WHERE notifications.status <> 'SENT'
+                 RETURNING 1),
+             completed AS (
+                 UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
+                  WHERE order_id = $1 AND $4
+                 RETURNING 1)
+             SELECT count(*) FROM sent",
+        )
+        .bind(n.order_id.as_str())
+        .bind(n.kind.as_str())
+        .bind(n.recipient.as_ref().map(|r| r.as_str()))
+        .bind(completes_order)
+        .fetch_one(&self.pool)
+        .await?;
+        if recorded == 0 {
+            return Ok(false);
+        }
+        self.notifier
+            .deliver(n)
+            .await
+            .map_err(ServiceError::Transient)?;
+        Ok(true)
     }
 }
