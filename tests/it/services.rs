@@ -166,3 +166,112 @@ async fn notifying_twice_delivers_once() {
         [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
     );
 }
+
+/// Like the log: delivery stays in the process, so the notice is marked
+/// sent in one statement before it is delivered.
+struct CountingLocal(Arc<AtomicUsize>);
+
+#[async_trait::async_trait]
+impl Notifier for CountingLocal {
+    async fn deliver(&self, _: &Notification) -> anyhow::Result<()> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_local_notice_is_delivered_once_and_completes_the_order() {
+    let h = Harness::new().await;
+    let store = OrderStore::new(h.db.pool.clone());
+    let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
+    store.create(&o).await.unwrap();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let notifications = Notifications::new(
+        h.db.pool.clone(),
+        Box::new(CountingLocal(delivered.clone())),
+    );
+    let n = Notification {
+        order_id: o.id.clone(),
+        kind: NotificationKind::Confirmation,
+        recipient: o.customer_email.clone(),
+        total_amount: o.total_amount,
+        currency: o.currency,
+        message: "confirmed".into(),
+    };
+    let (a, b) = tokio::join!(notifications.send(&n, true), notifications.send(&n, true));
+    assert_eq!(
+        [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|sent| **sent)
+            .count(),
+        1
+    );
+    assert!(!notifications.send(&n, true).await.unwrap());
+    assert_eq!(delivered.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        h.notifications(&o.id).await,
+        [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
+    );
+    assert_eq!(
+        h.recorded_status(&o.id).await,
+        ("COMPLETED".to_owned(), None)
+    );
+}
+
+#[tokio::test]
+async fn reserving_says_which_line_fails_and_takes_nothing() {
+    let h = Harness::new().await;
+    h.add_product("P-1", "5.00", 10).await;
+    h.add_product("P-2", "2.50", 1).await;
+    let store = OrderStore::new(h.db.pool.clone());
+    let inventory = PgInventory::new(h.db.pool.clone());
+
+    let not_recorded = order("ORD-0", PaymentMethod::Card, &[("P-1", 1, "5.00")]);
+    assert!(matches!(
+        inventory.reserve(&not_recorded).await,
+        Err(ServiceError::Transient(_))
+    ));
+
+    for (id, lines, code, message) in [
+        (
+            "ORD-1",
+            &[("P-1", 1, "5.00"), ("P-9", 1, "1.00")][..],
+            FailureCode::UnknownProduct,
+            "product P-9 is not in the catalog",
+        ),
+        (
+            "ORD-2",
+            &[("P-1", 1, "5.00"), ("P-2", 1, "2.00")][..],
+            FailureCode::PriceMismatch,
+            "P-2 costs 2.50 in the catalog, but the order says 2.00",
+        ),
+        (
+            "ORD-3",
+            &[("P-1", 4, "5.00"), ("P-2", 2, "2.50")][..],
+            FailureCode::OutOfStock,
+            "P-2: 2 requested, 1 in stock",
+        ),
+    ] {
+        let o = order(id, PaymentMethod::Card, lines);
+        store.create(&o).await.unwrap();
+        match inventory.reserve(&o).await {
+            Err(ServiceError::Business {
+                code: c,
+                message: m,
+            }) => {
+                assert_eq!((c, m.as_str()), (code, message), "{id}");
+            }
+            other => panic!("{id}: expected {code}, got {other:?}"),
+        }
+    }
+    assert_eq!((h.stock("P-1").await, h.stock("P-2").await), (10, 1));
+    let reservations: i64 = sqlx::query_scalar("SELECT count(*) FROM inventory_reservations")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(reservations, 0);
+}
