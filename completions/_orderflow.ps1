@@ -628,7 +628,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
         'orderflow;bench' {
             [CompletionResult]::new('--orders', '--orders', [CompletionResultType]::ParameterName, 'Orders per throughput run (N)')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Orders in flight during the throughput runs (C)')
-            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Alternate baseline and orderflow this many times (N/rounds each time), so drift in the machine''s speed hits both alike')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine''s or the server''s speed hits both alike')
             [CompletionResult]::new('--single', '--single', [CompletionResultType]::ParameterName, 'Sequential orders for single-order latency (R)')
             [CompletionResult]::new('--in-flight', '--in-flight', [CompletionResultType]::ParameterName, 'Orders started at once for the memory measurement (M)')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')

@@ -592,7 +592,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;bench'= {
             cand --orders 'Orders per throughput run (N)'
             cand --concurrency 'Orders in flight during the throughput runs (C)'
-            cand --rounds 'Alternate baseline and orderflow this many times (N/rounds each time), so drift in the machine''s speed hits both alike'
+            cand --rounds 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine''s or the server''s speed hits both alike'
             cand --single 'Sequential orders for single-order latency (R)'
             cand --in-flight 'Orders started at once for the memory measurement (M)'
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'

@@ -512,7 +512,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s h -l help -
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l orders -d 'Orders per throughput run (N)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l concurrency -d 'Orders in flight during the throughput runs (C)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l rounds -d 'Alternate baseline and orderflow this many times (N/rounds each time), so drift in the machine\'s speed hits both alike' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l rounds -d 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine\'s or the server\'s speed hits both alike' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 'Sequential orders for single-order latency (R)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight -d 'Orders started at once for the memory measurement (M)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r

@@ -399,7 +399,7 @@ pub struct DemoArgs {
 Starts what is not reachable (an in-memory Temporal dev server, a throwaway
 PostgreSQL), runs a worker in this process, and measures, side by side:
   1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
-     alternating in rounds;
+     alternating in rounds, the first of each round swapping (B O, O B, …);
   2. single-order latency, create -> COMPLETED, over R sequential runs;
   3. peak memory with M orders in flight at once.
 Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
@@ -412,8 +412,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
-    /// Alternate baseline and orderflow this many times (N/rounds each time),
-    /// so drift in the machine's speed hits both alike
+    /// Alternate baseline and orderflow over this many rounds (N/rounds each
+    /// time), swapping which goes first, so drift in the machine's or the
+    /// server's speed hits both alike
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
 

@@ -126,8 +126,8 @@ impl Driver<'_> {
                 client::run_baseline(self.client, self.task_queue, &order, self.eager).await?
             }
             Kind::Orderflow => {
-                client::start_with(self.client, self.task_queue, &order, self.eager).await?;
-                let view = client::outcome(self.client, &order.id).await?;
+                let view =
+                    client::run_order(self.client, self.task_queue, &order, self.eager).await?;
                 if view.status != OrderStatus::Completed {
                     anyhow::bail!("benchmark order {} ended {}", order.id, view.status);
                 }
@@ -208,14 +208,17 @@ async fn measure(
     driver.run(Kind::Baseline, "warm-b", 20, 10).await?;
     driver.run(Kind::Orderflow, "warm-o", 20, 10).await?;
 
-    // Throughput: baseline and orderflow alternate, round by round.
+    // Throughput: baseline and orderflow alternate, and swap places every
+    // round (B O, O B, B O, …), so that the server's slow drift as its
+    // in-memory store fills does not favour whichever always goes first.
     let per_round = (args.orders / args.rounds).max(1);
     let mut totals: [(Vec<Duration>, f64); 2] = Default::default();
     for round in 0..args.rounds {
-        for (slot, (kind, phase)) in [(Kind::Baseline, "tp-b"), (Kind::Orderflow, "tp-o")]
-            .into_iter()
-            .enumerate()
-        {
+        let mut order = [(0, Kind::Baseline, "tp-b"), (1, Kind::Orderflow, "tp-o")];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (slot, kind, phase) in order {
             note(format!(
                 "throughput, round {}/{}: {per_round} × {kind:?} at concurrency {}…",
                 round + 1,

@@ -8,9 +8,11 @@ use temporalio_client::errors::{
 use temporalio_client::tonic;
 use temporalio_client::{
     Client, RpcOptions, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
-    WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
+    WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHandle,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowSignalOptions,
+    WorkflowStartOptions,
 };
+use temporalio_common::HasWorkflowDefinition;
 use temporalio_common::error::IncomingError;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
@@ -138,7 +140,38 @@ pub async fn request_cancellation(
 /// Waits for the order to end and returns its final state, from the
 /// workflow's result, failure details or cancellation details.
 pub async fn outcome(client: &Client, id: &OrderId) -> Result<OrderView, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    outcome_of(
+        &client.get_workflow_handle::<OrderWorkflow>(id.as_str()),
+        id,
+    )
+    .await
+}
+
+/// Starts the order and waits for the outcome of the run it started (no
+/// lookup of the current run by ID): `orderflow bench`.
+pub async fn run_order(
+    client: &Client,
+    task_queue: &str,
+    order: &Order,
+    eager: bool,
+) -> anyhow::Result<OrderView> {
+    let handle = client
+        .start_workflow(
+            OrderWorkflow::run,
+            order.clone(),
+            start_options(task_queue, &order.id, eager),
+        )
+        .await?;
+    Ok(outcome_of(&handle, &order.id).await?)
+}
+
+async fn outcome_of<W>(
+    handle: &WorkflowHandle<Client, W>,
+    id: &OrderId,
+) -> Result<OrderView, OrderCallError>
+where
+    W: HasWorkflowDefinition<Output = OrderView>,
+{
     match handle.get_result(WorkflowGetResultOptions::default()).await {
         Ok(view) => Ok(view),
         Err(WorkflowGetResultError::Failed(error)) => failure_view(&error).ok_or_else(|| {
