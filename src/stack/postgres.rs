@@ -1,5 +1,6 @@
 //! A throwaway PostgreSQL cluster: `initdb` into a directory, `postgres` on
-//! a free port on 127.0.0.1, trust authentication, no durability (it is thrown away).
+//! a free port on 127.0.0.1 and a Unix socket in that directory, trust
+//! authentication, no durability (it is thrown away).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +21,18 @@ pub struct PostgresCluster {
     service: Service,
     pub port: u16,
     pub dir: PathBuf,
+}
+
+/// A URL through the server's Unix socket in `dir` (psql and sqlx both
+/// read `host=` as the socket directory). The cluster runs on this machine,
+/// and a local socket spares both ends the TCP stack: about a fifth of
+/// PostgreSQL's CPU under `orderflow bench`. TCP on 127.0.0.1 stays open.
+fn socket_url(port: u16, dir: &Path, database: &str) -> String {
+    let mut url = url::Url::parse(&format!("postgres://postgres@localhost:{port}/{database}"))
+        .expect("a well-formed URL");
+    url.query_pairs_mut()
+        .append_pair("host", &dir.display().to_string());
+    url.into()
 }
 
 /// The directories where Debian installs each major version's server.
@@ -143,7 +156,7 @@ impl PostgresCluster {
             dir.join("postgres.log"),
             throwaway.then_some(dir),
         )?;
-        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let url = socket_url(port, dir, "postgres");
         service
             .wait_ready("PostgreSQL", Duration::from_secs(30), || async {
                 sqlx::PgPool::connect(&url).await.map(drop).is_ok()
@@ -158,7 +171,7 @@ impl PostgresCluster {
 
     /// A URL for `database` on this cluster (user `postgres`, no password).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        socket_url(self.port, &self.dir, database)
     }
 
     /// Creates a new, empty database.
