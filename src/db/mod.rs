@@ -38,8 +38,12 @@ pub async fn connect(
         .parse()
         .map_err(|e: sqlx::Error| fail(format!("invalid database URL: {}", redact_error(&e))))?;
     let options = options.application_name("orderflow");
+    // No ping before each checkout: it is a round trip per statement for
+    // PostgreSQL to wake for. A connection that died fails its statement,
+    // and every caller retries (activities) or reports it.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        .test_before_acquire(false)
         .acquire_timeout(config.connect_timeout)
         .connect_with(options);
     match tokio::time::timeout(config.connect_timeout, pool).await {

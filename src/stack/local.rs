@@ -13,6 +13,9 @@ use super::temporal_server::{DevServerOptions, TemporalDevServer};
 use crate::cli::GlobalArgs;
 use crate::config::{DatabaseConfig, TemporalConfig};
 
+/// Connections in the local stack's pool (its in-process worker's too).
+const LOCAL_POOL_SIZE: u32 = 8;
+
 /// The sample catalog, shipped in the binary (also `examples/catalog.json`).
 pub const SAMPLE_CATALOG: &str = include_str!("../../examples/catalog.json");
 
@@ -131,7 +134,10 @@ impl LocalStack {
                 DatabaseConfig::resolve(Some(&url), global.connect_timeout)?
             }
         };
-        let pool = crate::db::connect(&database, 32).await?;
+        // PostgreSQL shares this machine with the worker and Temporal: a
+        // few connections kept busy cost it less CPU per statement than
+        // many waking in turn (measured by `orderflow bench`, DOCS.md).
+        let pool = crate::db::connect(&database, LOCAL_POOL_SIZE).await?;
         crate::db::MIGRATOR
             .run(&pool)
             .await
