@@ -1,7 +1,9 @@
 //! The Temporal client connection. SDK client types stay behind this module
 //! and `workflow/`, so the rest of the code does not churn with the SDK.
 
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url,
+};
 
 use crate::config::TemporalConfig;
 
@@ -29,6 +31,11 @@ pub async fn connect(config: &TemporalConfig) -> Result<Client, ConnectError> {
         .map_err(|e| fail(format!("invalid connection settings: {e}")))?;
     options.connect_timeout = Some(config.connect_timeout);
     options.identity = format!("orderflow@{}", hostname());
+    // gzip saves bytes on a network and only costs CPU on both ends of a
+    // loopback connection (a local dev server).
+    if is_loopback(&options.target) {
+        options.grpc_compression = GrpcCompression::None;
+    }
     let connection = tokio::time::timeout(config.connect_timeout, Connection::connect(options))
         .await
         .map_err(|_| {
@@ -43,6 +50,16 @@ pub async fn connect(config: &TemporalConfig) -> Result<Client, ConnectError> {
         ClientOptions::new(config.namespace.clone()).build(),
     )
     .map_err(|e| fail(e.to_string()))
+}
+
+/// Whether `target` names this machine.
+fn is_loopback(target: &Url) -> bool {
+    match target.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// The innermost message of an error chain: for a refused connection,
@@ -60,4 +77,21 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        let loopback = |s: &str| is_loopback(&Url::parse(s).unwrap());
+        assert!(loopback("http://localhost:7233"));
+        assert!(loopback("http://LOCALHOST:7233"));
+        assert!(loopback("http://127.0.0.1:7233"));
+        assert!(loopback("http://[::1]:7233"));
+        assert!(!loopback("http://temporal:7233"));
+        assert!(!loopback("https://ns.acct.tmprl.cloud:7233"));
+        assert!(!loopback("http://10.0.0.5:7233"));
+    }
 }
