@@ -626,7 +626,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;bench' {
-            [CompletionResult]::new('--orders', '--orders', [CompletionResultType]::ParameterName, 'Orders per throughput run (N)')
+            [CompletionResult]::new('--orders', '--orders', [CompletionResultType]::ParameterName, 'Orders per throughput run (N), split over the rounds')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Orders in flight during the throughput runs (C)')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine''s or the server''s speed hits both alike')
             [CompletionResult]::new('--single', '--single', [CompletionResultType]::ParameterName, 'Sequential orders for single-order latency (R)')

@@ -590,7 +590,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;bench'= {
-            cand --orders 'Orders per throughput run (N)'
+            cand --orders 'Orders per throughput run (N), split over the rounds'
             cand --concurrency 'Orders in flight during the throughput runs (C)'
             cand --rounds 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine''s or the server''s speed hits both alike'
             cand --single 'Sequential orders for single-order latency (R)'

@@ -510,7 +510,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s v -l verbos
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l orders -d 'Orders per throughput run (N)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l orders -d 'Orders per throughput run (N), split over the rounds' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l concurrency -d 'Orders in flight during the throughput runs (C)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l rounds -d 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine\'s or the server\'s speed hits both alike' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 'Sequential orders for single-order latency (R)' -r

@@ -400,12 +400,14 @@ Starts what is not reachable (an in-memory Temporal dev server, a throwaway
 PostgreSQL), runs a worker in this process, and measures, side by side:
   1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
      alternating in rounds, the first of each round swapping (B O, O B, …);
+     orders/s over the steady part of each run, without the start and the
+     drain at the end, when fewer than C orders are left in flight;
   2. single-order latency, create -> COMPLETED, over R sequential runs;
   3. peak memory with M orders in flight at once.
 Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
 pub struct BenchArgs {
-    /// Orders per throughput run (N)
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Orders per throughput run (N), split over the rounds
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub orders: u32,
 
     /// Orders in flight during the throughput runs (C)

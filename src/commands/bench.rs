@@ -36,7 +36,12 @@ struct Run {
     kind: Kind,
     orders: u32,
     concurrency: u32,
+    /// Wall time of the whole run.
     seconds: f64,
+    /// The orders and time that `orders_per_second` counts: the steady
+    /// part of the run (see [`Batch::steady`]).
+    steady_orders: u32,
+    steady_seconds: f64,
     orders_per_second: f64,
     p50_ms: f64,
     p95_ms: f64,
@@ -117,8 +122,8 @@ impl Driver<'_> {
         .expect("a valid order")
     }
 
-    /// One order start to finish; its latency.
-    async fn one(&self, kind: Kind, phase: &str, i: u32) -> anyhow::Result<Duration> {
+    /// One order start to finish; its latency and when it ended.
+    async fn one(&self, kind: Kind, phase: &str, i: u32) -> anyhow::Result<(Duration, Instant)> {
         let order = self.order(phase, i);
         let started = Instant::now();
         match kind {
@@ -133,27 +138,39 @@ impl Driver<'_> {
                 }
             }
         }
-        Ok(started.elapsed())
+        Ok((started.elapsed(), Instant::now()))
     }
 
-    /// `orders` orders with at most `concurrency` in flight: their latencies
-    /// and the wall time.
+    /// `orders` orders with at most `concurrency` in flight.
     async fn batch(
         &self,
         kind: Kind,
         phase: &str,
         orders: u32,
         concurrency: u32,
-    ) -> anyhow::Result<(Vec<Duration>, f64)> {
+    ) -> anyhow::Result<Batch> {
         let started = Instant::now();
-        let latencies: Vec<Duration> = futures::stream::iter(0..orders)
+        let ended: Vec<(Duration, Instant)> = futures::stream::iter(0..orders)
             .map(|i| self.one(kind, phase, i))
             .buffer_unordered(concurrency as usize)
             .collect::<Vec<_>>()
             .await
             .into_iter()
             .collect::<anyhow::Result<_>>()?;
-        Ok((latencies, started.elapsed().as_secs_f64()))
+        let seconds = started.elapsed().as_secs_f64();
+        let (latencies, mut done): (Vec<_>, Vec<_>) = ended.into_iter().unzip();
+        done.sort();
+        let offsets: Vec<f64> = done
+            .iter()
+            .map(|t| t.duration_since(started).as_secs_f64())
+            .collect();
+        let (steady_orders, steady_seconds) = Batch::steady(&offsets, concurrency, seconds);
+        Ok(Batch {
+            latencies,
+            seconds,
+            steady_orders,
+            steady_seconds,
+        })
     }
 
     async fn run(
@@ -163,13 +180,52 @@ impl Driver<'_> {
         orders: u32,
         concurrency: u32,
     ) -> anyhow::Result<Run> {
-        let (latencies, seconds) = self.batch(kind, phase, orders, concurrency).await?;
-        Ok(Run::new(kind, concurrency, latencies, seconds))
+        let batch = self.batch(kind, phase, orders, concurrency).await?;
+        Ok(Run::new(kind, concurrency, batch))
+    }
+}
+
+/// What one batch measured.
+#[derive(Debug, Default)]
+struct Batch {
+    latencies: Vec<Duration>,
+    seconds: f64,
+    steady_orders: u32,
+    steady_seconds: f64,
+}
+
+impl Batch {
+    /// The steady part of a batch whose orders ended at `done` (seconds
+    /// since it started, in order): from the `concurrency`-th end to the
+    /// last end with `concurrency` orders still in flight. Before it, the
+    /// first orders all start at once; after it, fewer than `concurrency`
+    /// remain and the batch drains, which measures the latency of its last
+    /// orders rather than throughput (and would favour the workflow with the
+    /// shorter latency). Too short a batch to have one counts whole.
+    fn steady(done: &[f64], concurrency: u32, seconds: f64) -> (u32, f64) {
+        let (n, c) = (done.len(), concurrency as usize);
+        if c == 0 || n <= 2 * c + 1 || done[n - c - 1] <= done[c - 1] {
+            return (n as u32, seconds);
+        }
+        ((n - 2 * c) as u32, done[n - c - 1] - done[c - 1])
+    }
+
+    fn add(&mut self, other: Batch) {
+        self.latencies.extend(other.latencies);
+        self.seconds += other.seconds;
+        self.steady_orders += other.steady_orders;
+        self.steady_seconds += other.steady_seconds;
     }
 }
 
 impl Run {
-    fn new(kind: Kind, concurrency: u32, mut latencies: Vec<Duration>, seconds: f64) -> Self {
+    fn new(kind: Kind, concurrency: u32, batch: Batch) -> Self {
+        let Batch {
+            mut latencies,
+            seconds,
+            steady_orders,
+            steady_seconds,
+        } = batch;
         let orders = latencies.len() as u32;
         latencies.sort();
         let pct = |p: f64| {
@@ -182,7 +238,9 @@ impl Run {
             orders,
             concurrency,
             seconds,
-            orders_per_second: f64::from(orders) / seconds,
+            steady_orders,
+            steady_seconds,
+            orders_per_second: f64::from(steady_orders) / steady_seconds,
             p50_ms: pct(0.50),
             p95_ms: pct(0.95),
             p99_ms: pct(0.99),
@@ -212,7 +270,7 @@ async fn measure(
     // round (B O, O B, B O, …), so that the server's slow drift as its
     // in-memory store fills does not favour whichever always goes first.
     let per_round = (args.orders / args.rounds).max(1);
-    let mut totals: [(Vec<Duration>, f64); 2] = Default::default();
+    let mut totals: [Batch; 2] = Default::default();
     for round in 0..args.rounds {
         let mut order = [(0, Kind::Baseline, "tp-b"), (1, Kind::Orderflow, "tp-o")];
         if round % 2 == 1 {
@@ -225,7 +283,7 @@ async fn measure(
                 args.rounds,
                 args.concurrency
             ));
-            let (latencies, seconds) = driver
+            let batch = driver
                 .batch(
                     kind,
                     &format!("{phase}{round}"),
@@ -233,14 +291,13 @@ async fn measure(
                     args.concurrency,
                 )
                 .await?;
-            totals[slot].0.extend(latencies);
-            totals[slot].1 += seconds;
+            totals[slot].add(batch);
         }
     }
-    let [(baseline, baseline_s), (real, real_s)] = totals;
+    let [baseline, real] = totals;
     let throughput = vec![
-        Run::new(Kind::Baseline, args.concurrency, baseline, baseline_s),
-        Run::new(Kind::Orderflow, args.concurrency, real, real_s),
+        Run::new(Kind::Baseline, args.concurrency, baseline),
+        Run::new(Kind::Orderflow, args.concurrency, real),
     ];
     let mut single = Vec::new();
     for (kind, phase) in [(Kind::Baseline, "one-b"), (Kind::Orderflow, "one-o")] {
@@ -342,7 +399,9 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         ]);
     }
     p.line(format!(
-        "orderflow bench — {}; {}; eager start {}; {} alternating round(s)\n\n{table}\n\nthroughput ratio orderflow / baseline: {:.2}\n\
+        "orderflow bench — {}; {}; eager start {}; {} alternating round(s)\n\n{table}\n\
+         orders/s: the steady part of each run, without its start and drain (see --help); latencies: every order\n\n\
+         throughput ratio orderflow / baseline: {:.2}\n\
          peak RSS (worker and driver, one process) with {} orders in flight: {:.0} MiB",
         report.machine,
         report.server,
@@ -353,4 +412,24 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         report.peak_rss_mib
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Batch;
+
+    #[test]
+    fn the_steady_part_leaves_out_the_start_and_the_drain() {
+        // 10 orders, 2 in flight: ends 3rd..8th are steady (6 orders), timed
+        // from the 2nd end to the 8th.
+        let done = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 6.0, 9.0];
+        assert_eq!(Batch::steady(&done, 2, 9.5), (6, 3.0));
+    }
+
+    #[test]
+    fn a_batch_too_short_for_a_steady_part_counts_whole() {
+        assert_eq!(Batch::steady(&[1.0, 2.0, 3.0], 1, 3.5), (3, 3.5));
+        assert_eq!(Batch::steady(&[1.0, 2.0, 3.0, 4.0, 5.0], 2, 5.5), (5, 5.5));
+        assert_eq!(Batch::steady(&[], 3, 0.0), (0, 0.0));
+    }
 }
