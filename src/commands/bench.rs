@@ -200,8 +200,8 @@ impl Batch {
     /// last end with `concurrency` orders still in flight. Before it, the
     /// first orders all start at once; after it, fewer than `concurrency`
     /// remain and the batch drains, which measures the latency of its last
-    /// orders rather than throughput (and would favour the workflow with the
-    /// shorter latency). Too short a batch to have one counts whole.
+    /// orders rather than throughput. Too short a batch to have one counts
+    /// whole.
     fn steady(done: &[f64], concurrency: u32, seconds: f64) -> (u32, f64) {
         let (n, c) = (done.len(), concurrency as usize);
         if c == 0 || n <= 2 * c + 1 || done[n - c - 1] <= done[c - 1] {
