@@ -2,6 +2,7 @@
 
 pub mod migrations;
 pub mod orders;
+pub mod pool;
 pub mod products;
 
 use sqlx::PgPool;

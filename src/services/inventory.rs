@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
 use super::ServiceError;
+use crate::db::pool::Connections;
 use crate::domain::{FailureCode, Order, OrderId};
 
 /// What reserving did.
@@ -31,12 +32,12 @@ pub trait Inventory: Send + Sync {
 }
 
 pub struct PgInventory {
-    pool: PgPool,
+    db: Connections,
 }
 
 impl PgInventory {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(db: Connections) -> Self {
+        Self { db }
     }
 }
 
@@ -51,7 +52,7 @@ impl Inventory for PgInventory {
                FROM reserve_inventory($1)",
         )
         .bind(order.id.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.db.acquire().await?)
         .await?;
         let outcome: String = row.try_get("outcome")?;
         let product = || row.try_get::<Option<String>, _>("line_product");
@@ -110,7 +111,7 @@ impl Inventory for PgInventory {
     async fn release(&self, order_id: &OrderId) -> Result<u64, ServiceError> {
         let released: i32 = sqlx::query_scalar("SELECT release_inventory($1)")
             .bind(order_id.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut self.db.acquire().await?)
             .await?;
         Ok(released as u64)
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 
 use super::ServiceError;
+use crate::db::pool::Connections;
 use crate::domain::{Currency, CustomerEmail, Money, OrderId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,13 +124,13 @@ const COMPLETE_ORDER: &str =
     "UPDATE orders SET status = 'COMPLETED', step = 'send_notification' WHERE order_id = $1";
 
 pub struct Notifications {
-    pool: PgPool,
+    db: Connections,
     notifier: Box<dyn Notifier>,
 }
 
 impl Notifications {
-    pub fn new(pool: PgPool, notifier: Box<dyn Notifier>) -> Self {
-        Self { pool, notifier }
+    pub fn new(db: Connections, notifier: Box<dyn Notifier>) -> Self {
+        Self { db, notifier }
     }
 
     /// Sends the notification unless it was already sent. Returns whether
@@ -146,7 +146,8 @@ impl Notifications {
         if self.notifier.is_local() {
             return self.send_local(n, completes_order).await;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.db.acquire().await?;
+        let mut tx = conn.begin().await?;
         // Record it, or lock the existing record (DO UPDATE takes the row
         // lock), so two concurrent executions cannot both deliver.
         let status: String = sqlx::query_scalar(
@@ -165,8 +166,10 @@ impl Notifications {
                     .bind(n.order_id.as_str())
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
             }
+            // Ended here rather than by dropping it: a connection whose
+            // transaction is left to roll back is closed (`Lease`).
+            tx.commit().await?;
             return Ok(false);
         }
         let delivered = self.notifier.deliver(n).await;
@@ -223,7 +226,7 @@ impl Notifications {
         .bind(n.kind.as_str())
         .bind(n.recipient.as_ref().map(|r| r.as_str()))
         .bind(completes_order)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.db.acquire().await?)
         .await?;
         if recorded == 0 {
             return Ok(false);

@@ -2,9 +2,10 @@
 //! status, kept current by the steps so `order list` can read it.
 
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
 use super::ServiceError;
+use crate::db::pool::Connections;
 use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
 
 /// An order's lines as column arrays, for `UNNEST` in one statement.
@@ -36,12 +37,12 @@ impl<'a> LineArrays<'a> {
 
 #[derive(Clone)]
 pub struct OrderStore {
-    pool: PgPool,
+    db: Connections,
 }
 
 impl OrderStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(db: Connections) -> Self {
+        Self { db }
     }
 
     /// Records the order and its lines (status `CREATED`). Idempotent: the
@@ -50,6 +51,7 @@ impl OrderStore {
     pub async fn create(&self, order: &Order) -> Result<bool, ServiceError> {
         // One statement: the order and its lines, or nothing when the ID exists.
         let lines = LineArrays::of(order);
+        let mut conn = self.db.acquire().await?;
         let inserted: i64 = sqlx::query_scalar(
             "WITH new_order AS (
                  INSERT INTO orders (order_id, customer_id, customer_email, payment_method,
@@ -74,7 +76,7 @@ impl OrderStore {
         .bind(&lines.products)
         .bind(&lines.quantities)
         .bind(&lines.prices)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut conn)
         .await?;
         if inserted == 1 {
             return Ok(true);
@@ -87,7 +89,7 @@ impl OrderStore {
                FROM orders o WHERE order_id = $1",
         )
         .bind(order.id.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut conn)
         .await?;
         let lines: Vec<String> = row
             .try_get::<Option<Vec<String>>, _>("lines")?
@@ -135,7 +137,7 @@ impl OrderStore {
         .bind(failure.map(|(c, _)| c.as_str()))
         .bind(failure.map(|(_, m)| m))
         .bind(cancel_reason)
-        .execute(&self.pool)
+        .execute(&mut self.db.acquire().await?)
         .await?;
         Ok(())
     }

@@ -3,9 +3,10 @@
 //! re-executed capture never charges twice and a refund happens once.
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
 use super::ServiceError;
+use crate::db::pool::Connections;
 use crate::domain::{Currency, FailureCode, Money, Order, OrderId, PaymentMethod};
 
 /// What the gateway is asked to charge.
@@ -95,7 +96,7 @@ pub struct Captured {
 }
 
 pub struct Payments {
-    pool: PgPool,
+    db: Connections,
     gateway: Box<dyn PaymentGateway>,
 }
 
@@ -104,8 +105,8 @@ fn capture_key(order_id: &OrderId) -> String {
 }
 
 impl Payments {
-    pub fn new(pool: PgPool, gateway: Box<dyn PaymentGateway>) -> Self {
-        Self { pool, gateway }
+    pub fn new(db: Connections, gateway: Box<dyn PaymentGateway>) -> Self {
+        Self { db, gateway }
     }
 
     /// Charges the order's total once.
@@ -114,7 +115,7 @@ impl Payments {
         if let Some(row) =
             sqlx::query("SELECT status, gateway_ref FROM payments WHERE idempotency_key = $1")
                 .bind(&key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut self.db.acquire().await?)
                 .await?
         {
             let status: String = row.try_get("status")?;
@@ -158,7 +159,7 @@ impl Payments {
                 .bind(order.payment_method.as_str())
                 .bind(&gateway_ref)
                 .bind(attempt as i32)
-                .execute(&self.pool)
+                .execute(&mut self.db.acquire().await?)
                 .await?;
                 Ok(Captured {
                     gateway_ref,
@@ -179,7 +180,7 @@ impl Payments {
                 .bind(order.payment_method.as_str())
                 .bind(&reason)
                 .bind(attempt as i32)
-                .execute(&self.pool)
+                .execute(&mut self.db.acquire().await?)
                 .await?;
                 Err(ServiceError::business(FailureCode::PaymentDeclined, reason))
             }
@@ -196,7 +197,7 @@ impl Payments {
             "SELECT payment_id, gateway_ref, amount FROM payments WHERE order_id = $1 AND status = 'CAPTURED'",
         )
         .bind(order_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.db.acquire().await?)
         .await?
         else {
             return Ok(None);
@@ -212,7 +213,7 @@ impl Payments {
               WHERE payment_id = $1 AND status = 'CAPTURED'",
         )
         .bind(payment_id)
-        .execute(&self.pool)
+        .execute(&mut self.db.acquire().await?)
         .await?
         .rows_affected();
         let amount = Money::try_from(row.try_get::<rust_decimal::Decimal, _>("amount")?)

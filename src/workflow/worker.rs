@@ -14,6 +14,7 @@ use super::OrderWorkflow;
 use super::activities::{OrderActivities, WorkflowSettings};
 use super::baseline::{BaselineActivities, BaselineWorkflow};
 use super::retry::RetryConfig;
+use crate::db::pool::Connections;
 use crate::services::inventory::PgInventory;
 use crate::services::notification::{LogNotifier, Notifications, Notifier, WebhookNotifier};
 use crate::services::orders::OrderStore;
@@ -53,14 +54,15 @@ pub fn activities(pool: PgPool, settings: &WorkerSettings) -> anyhow::Result<Ord
         Some(url) => Box::new(WebhookNotifier::new(url.clone(), Duration::from_secs(10))?),
         None => Box::new(LogNotifier),
     };
+    let db = Connections::like(&pool);
     Ok(OrderActivities {
         settings: WorkflowSettings {
             retry: settings.retry,
         },
-        orders: OrderStore::new(pool.clone()),
-        inventory: Box::new(PgInventory::new(pool.clone())),
-        payments: Payments::new(pool.clone(), Box::new(SimulatedGateway)),
-        notifications: Notifications::new(pool, notifier),
+        orders: OrderStore::new(db.clone()),
+        inventory: Box::new(PgInventory::new(db.clone())),
+        payments: Payments::new(db.clone(), Box::new(SimulatedGateway)),
+        notifications: Notifications::new(db, notifier),
     })
 }
 

@@ -9,6 +9,7 @@ mod docs;
 mod generated;
 mod local;
 mod orders;
+mod pool;
 mod product;
 mod replay;
 mod services;

@@ -22,7 +22,7 @@ fn business_code(result: Result<impl std::fmt::Debug, ServiceError>) -> FailureC
 #[tokio::test]
 async fn creating_an_order_twice_records_it_once() {
     let h = Harness::new().await;
-    let store = OrderStore::new(h.db.pool.clone());
+    let store = OrderStore::new(h.db.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 2, "5.00")]);
     assert!(store.create(&o).await.unwrap());
     assert!(!store.create(&o).await.unwrap());
@@ -42,8 +42,8 @@ async fn creating_an_order_twice_records_it_once() {
 async fn reserving_and_releasing_twice_moves_stock_once() {
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 10).await;
-    let store = OrderStore::new(h.db.pool.clone());
-    let inventory = PgInventory::new(h.db.pool.clone());
+    let store = OrderStore::new(h.db.connections());
+    let inventory = PgInventory::new(h.db.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 4, "5.00")]);
     store.create(&o).await.unwrap();
 
@@ -70,8 +70,8 @@ async fn reserving_and_releasing_twice_moves_stock_once() {
 #[tokio::test]
 async fn capturing_and_refunding_twice_moves_money_once() {
     let h = Harness::new().await;
-    let store = OrderStore::new(h.db.pool.clone());
-    let payments = Payments::new(h.db.pool.clone(), Box::new(SimulatedGateway));
+    let store = OrderStore::new(h.db.connections());
+    let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 3, "0.10")]);
     store.create(&o).await.unwrap();
 
@@ -105,8 +105,8 @@ async fn capturing_and_refunding_twice_moves_money_once() {
 #[tokio::test]
 async fn a_declined_card_is_recorded_and_never_captured() {
     let h = Harness::new().await;
-    let store = OrderStore::new(h.db.pool.clone());
-    let payments = Payments::new(h.db.pool.clone(), Box::new(SimulatedGateway));
+    let store = OrderStore::new(h.db.connections());
+    let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
     let o = order("ORD-1", PaymentMethod::CardDeclined, &[("P-1", 1, "9.99")]);
     store.create(&o).await.unwrap();
     assert_eq!(
@@ -137,12 +137,12 @@ impl Notifier for Counting {
 #[tokio::test]
 async fn notifying_twice_delivers_once() {
     let h = Harness::new().await;
-    let store = OrderStore::new(h.db.pool.clone());
+    let store = OrderStore::new(h.db.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
     store.create(&o).await.unwrap();
     let delivered = Arc::new(AtomicUsize::new(0));
     let notifications =
-        Notifications::new(h.db.pool.clone(), Box::new(Counting(delivered.clone())));
+        Notifications::new(h.db.connections(), Box::new(Counting(delivered.clone())));
     let n = Notification {
         order_id: o.id.clone(),
         kind: NotificationKind::Confirmation,
@@ -186,12 +186,12 @@ impl Notifier for CountingLocal {
 #[tokio::test]
 async fn a_local_notice_is_delivered_once_and_completes_the_order() {
     let h = Harness::new().await;
-    let store = OrderStore::new(h.db.pool.clone());
+    let store = OrderStore::new(h.db.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
     store.create(&o).await.unwrap();
     let delivered = Arc::new(AtomicUsize::new(0));
     let notifications = Notifications::new(
-        h.db.pool.clone(),
+        h.db.connections(),
         Box::new(CountingLocal(delivered.clone())),
     );
     let n = Notification {
@@ -227,8 +227,8 @@ async fn reserving_says_which_line_fails_and_takes_nothing() {
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 10).await;
     h.add_product("P-2", "2.50", 1).await;
-    let store = OrderStore::new(h.db.pool.clone());
-    let inventory = PgInventory::new(h.db.pool.clone());
+    let store = OrderStore::new(h.db.connections());
+    let inventory = PgInventory::new(h.db.connections());
 
     let not_recorded = order("ORD-0", PaymentMethod::Card, &[("P-1", 1, "5.00")]);
     assert!(matches!(

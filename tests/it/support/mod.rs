@@ -78,6 +78,13 @@ pub async fn fresh_database() -> TestDb {
     TestDb { url, pool }
 }
 
+impl TestDb {
+    /// Connections for the services, as the worker makes them.
+    pub fn connections(&self) -> orderflow::db::pool::Connections {
+        orderflow::db::pool::Connections::like(&self.pool)
+    }
+}
+
 /// A fresh database with the schema applied by the real binary.
 pub async fn migrated_database() -> TestDb {
     let db = fresh_database().await;
