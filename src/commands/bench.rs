@@ -12,6 +12,7 @@ use temporalio_client::Client;
 
 use super::Context;
 use crate::cli::BenchArgs;
+use crate::db::pool::Connections;
 use crate::domain::{
     Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, PaymentMethod, ProductId,
     Quantity,
@@ -85,9 +86,12 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         format!("Temporal at {}", stack.info.temporal_address)
     };
 
-    let report = worker::alongside(client.clone(), stack.pool.clone(), settings, async {
-        measure(cx, &client, &stack.temporal.task_queue, &args, server).await
-    })
+    let report = worker::alongside(
+        client.clone(),
+        Connections::like(&stack.pool),
+        settings,
+        async { measure(cx, &client, &stack.temporal.task_queue, &args, server).await },
+    )
     .await;
     stack.stop().await;
     let report = report??;

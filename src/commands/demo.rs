@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Context;
 use super::worker::shutdown_signal;
 use crate::cli::DemoArgs;
+use crate::db::pool::Connections;
 use crate::domain::{Order, OrderStatus, Step};
 use crate::exit::{Exit, Fail};
 use crate::input::{Source, parse_orders};
@@ -82,19 +83,24 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         ..RetryConfig::default()
     };
 
-    let outcomes = worker::alongside(client.clone(), stack.pool.clone(), settings, async {
-        let result = run_samples(cx, &stack, &client, &orders, args.keep).await;
-        if args.keep && result.is_ok() {
-            cx.printer
-                .note("--keep: the stack and worker stay up; Ctrl-C stops them.");
-            cx.printer.note(format!(
-                "  export TEMPORAL_ADDRESS={}\n  export DATABASE_URL={}",
-                stack.info.temporal_address, stack.info.database_url
-            ));
-            shutdown_signal().await;
-        }
-        result
-    })
+    let outcomes = worker::alongside(
+        client.clone(),
+        Connections::like(&stack.pool),
+        settings,
+        async {
+            let result = run_samples(cx, &stack, &client, &orders, args.keep).await;
+            if args.keep && result.is_ok() {
+                cx.printer
+                    .note("--keep: the stack and worker stay up; Ctrl-C stops them.");
+                cx.printer.note(format!(
+                    "  export TEMPORAL_ADDRESS={}\n  export DATABASE_URL={}",
+                    stack.info.temporal_address, stack.info.database_url
+                ));
+                shutdown_signal().await;
+            }
+            result
+        },
+    )
     .await;
     stack.stop().await;
     let outcomes = outcomes??;

@@ -7,6 +7,7 @@
 use super::Context;
 use super::worker::shutdown_signal;
 use crate::cli::DevArgs;
+use crate::db::pool::Connections;
 use crate::exit::Exit;
 use crate::stack::local::{LocalStack, StackInfo, default_data_dir};
 use crate::workflow::worker::{self, WorkerSettings};
@@ -26,7 +27,13 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     let result = async {
         let client = crate::temporal::connect(&stack.temporal).await?;
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
-        worker::run(client, stack.pool.clone(), settings, shutdown_signal()).await
+        worker::run(
+            client,
+            Connections::like(&stack.pool),
+            settings,
+            shutdown_signal(),
+        )
+        .await
     }
     .await;
     stack.stop().await;

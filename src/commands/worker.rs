@@ -3,6 +3,7 @@
 
 use super::Context;
 use crate::cli::WorkerArgs;
+use crate::db::pool::Connections;
 use crate::exit::Exit;
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::worker::{self, WorkerSettings};
@@ -12,6 +13,9 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
     let temporal = cx.temporal()?;
     // Both must answer now, so a misconfigured worker fails fast (exit 8).
     let pool = crate::db::connect(&database, args.db_max_connections).await?;
+    // Proven; the services open their own connections, up to the same number.
+    let db = Connections::like(&pool);
+    pool.close().await;
     let client = crate::temporal::connect(&temporal).await?;
     let settings = WorkerSettings {
         task_queue: temporal.task_queue.clone(),
@@ -34,7 +38,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         temporal.namespace,
         database.redacted()
     ));
-    worker::run(client, pool, settings, shutdown_signal()).await?;
+    worker::run(client, db, settings, shutdown_signal()).await?;
     Ok(Exit::Success)
 }
 

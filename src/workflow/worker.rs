@@ -5,7 +5,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::PgPool;
 use temporalio_client::Client;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -49,12 +48,11 @@ impl WorkerSettings {
 }
 
 /// The activities with their services.
-pub fn activities(pool: PgPool, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
+pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
     let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
         Some(url) => Box::new(WebhookNotifier::new(url.clone(), Duration::from_secs(10))?),
         None => Box::new(LogNotifier),
     };
-    let db = Connections::like(&pool);
     Ok(OrderActivities {
         settings: WorkflowSettings {
             retry: settings.retry,
@@ -73,7 +71,7 @@ pub fn activities(pool: PgPool, settings: &WorkerSettings) -> anyhow::Result<Ord
 /// set): await it on the main task.
 pub async fn run(
     client: Client,
-    pool: PgPool,
+    db: Connections,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -94,7 +92,7 @@ pub async fn run(
     let mut options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<OrderWorkflow>()
         .context("registering the order workflow")?
-        .register_activities(activities(pool, &settings)?)
+        .register_activities(activities(db, &settings)?)
         .tuner(tuner)
         .graceful_shutdown_period(settings.shutdown_timeout)
         .build();
@@ -122,12 +120,12 @@ pub async fn run(
 /// a worker in their own process.
 pub async fn alongside<T>(
     client: Client,
-    pool: PgPool,
+    db: Connections,
     settings: WorkerSettings,
     body: impl Future<Output = T>,
 ) -> anyhow::Result<T> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = run(client, pool, settings, async {
+    let worker = run(client, db, settings, async {
         let _ = stopped.await;
     });
     let body = async {

@@ -58,7 +58,7 @@ impl Harness {
     pub async fn with_worker<T>(&self, body: impl Future<Output = T>) -> T {
         worker::alongside(
             self.client.clone(),
-            self.db.pool.clone(),
+            self.db.connections(),
             self.settings.clone(),
             body,
         )
