@@ -56,7 +56,6 @@ impl managed::Manager for Manager {
 #[derive(Clone)]
 pub struct Connections {
     pool: managed::Pool<Manager>,
-    acquire_timeout: Duration,
 }
 
 impl Connections {
@@ -86,10 +85,7 @@ impl Connections {
             .create_timeout(Some(acquire_timeout))
             .build()
             .expect("a runtime and timeouts are set");
-        Self {
-            pool,
-            acquire_timeout,
-        }
+        Self { pool }
     }
 
     /// A connection for one statement or transaction; it goes back when
@@ -103,10 +99,7 @@ impl Connections {
             Err(PoolError::Backend(e)) => Err(e),
             Err(PoolError::Timeout(_)) => Err(sqlx::Error::PoolTimedOut),
             Err(PoolError::Closed) => Err(sqlx::Error::PoolClosed),
-            Err(e) => Err(sqlx::Error::Protocol(format!(
-                "connection pool: {e} (timeout {})",
-                humantime::format_duration(self.acquire_timeout)
-            ))),
+            Err(e) => Err(sqlx::Error::Protocol(format!("connection pool: {e}"))),
         }
     }
 
@@ -128,7 +121,7 @@ impl Lease {
         let conn = self.conn.as_mut().expect("a lease holds its connection");
         let begun = conn.begin().await;
         if let Err(e) = &begun {
-            self.broken.store(unfit(e), Ordering::Relaxed);
+            note(&self.broken)(e);
         }
         begun
     }
