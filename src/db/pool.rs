@@ -156,6 +156,8 @@ fn note(broken: &AtomicBool) -> impl Fn(&sqlx::Error) + Send + Sync + '_ {
 impl Drop for Lease {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
+        // `should_flush` is sqlx's own (hidden) test that bytes are queued
+        // for the server; its pool's ping on return is what sends them.
         if self.broken.load(Ordering::Relaxed) || conn.should_flush() {
             // Out of the pool and closed; PostgreSQL ends its session.
             drop(Object::take(conn));
