@@ -148,6 +148,16 @@ impl Service {
         self.shutdown();
     }
 
+    /// Kills the service with SIGKILL, as a crash would, and waits for it.
+    /// The lifeline and the service share a process group of their own.
+    pub fn kill(mut self) {
+        let group = self.child.id();
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -s KILL -- -{group}")])
+            .status();
+        self.shutdown();
+    }
+
     fn shutdown(&mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();

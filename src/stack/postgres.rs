@@ -77,6 +77,19 @@ impl PostgresCluster {
     /// Creates a cluster under `dir` (made if missing) and starts it. With
     /// `throwaway`, `dir` is deleted when the server stops.
     pub async fn start(dir: &Path, throwaway: bool) -> anyhow::Result<Self> {
+        Self::start_at(dir, None, throwaway).await
+    }
+
+    /// Stops the server and starts it again on the same port and data, as
+    /// after an outage. Only for a cluster that is not a throwaway.
+    pub async fn restart(self) -> anyhow::Result<Self> {
+        let (dir, port) = (self.dir.clone(), self.port);
+        self.stop();
+        Self::start_at(&dir, Some(port), false).await
+    }
+
+    /// [`start`](Self::start), on `port` when given.
+    pub async fn start_at(dir: &Path, port: Option<u16>, throwaway: bool) -> anyhow::Result<Self> {
         let (initdb, postgres) = find_binaries()?;
         let user = running_as_root().then_some(SERVICE_USER);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -125,7 +138,10 @@ impl PostgresCluster {
                 );
             }
         }
-        let port = free_port()?;
+        let port = match port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let args: Vec<String> = [
             "-D",
             &data.display().to_string(),

@@ -108,4 +108,9 @@ impl TemporalDevServer {
     pub fn stop(self) {
         self.service.stop();
     }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(self) {
+        self.service.kill();
+    }
 }
