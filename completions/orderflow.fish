@@ -63,10 +63,12 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-max
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-initial-interval -d 'Wait before the first retry' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-backoff -d 'Factor by which each wait grows' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-max-interval -d 'Longest wait between retries' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l outage-timeout -d 'How long a step waits for PostgreSQL to come back before the order fails INTERNAL. Such waits are not attempts: an outage never uses up the retry budget or fails a payment' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-workflow-tasks -d 'Workflow tasks processed at once' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-activities -d 'Activities (local and remote) running at once' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l db-max-connections -d 'Largest PostgreSQL connection pool the worker opens' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-timeout -d 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l shutdown-timeout -d 'How long to let in-flight tasks finish after SIGINT/SIGTERM' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r

@@ -213,6 +213,13 @@ pub struct WorkerArgs {
           value_parser = parse_duration, value_name = "DURATION", help_heading = "Retry policy")]
     pub retry_max_interval: Duration,
 
+    /// How long a step waits for PostgreSQL to come back before the order
+    /// fails INTERNAL. Such waits are not attempts: an outage never uses up
+    /// the retry budget or fails a payment
+    #[arg(long, env = "ORDERFLOW_OUTAGE_TIMEOUT", default_value = "24h",
+          value_parser = parse_duration, value_name = "DURATION", help_heading = "Retry policy")]
+    pub outage_timeout: Duration,
+
     /// Workflow tasks processed at once
     #[arg(long, env = "ORDERFLOW_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
@@ -232,6 +239,12 @@ pub struct WorkerArgs {
     /// header); without it, notifications are recorded and logged
     #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK", value_name = "URL")]
     pub notify_webhook: Option<url::Url>,
+
+    /// Time limit of one webhook delivery; a delivery that takes longer
+    /// counts as a failed attempt
+    #[arg(long, env = "ORDERFLOW_NOTIFY_TIMEOUT", default_value = "10s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub notify_timeout: Duration,
 
     /// How long to let in-flight tasks finish after SIGINT/SIGTERM
     #[arg(long, env = "ORDERFLOW_SHUTDOWN_TIMEOUT", default_value = "30s",

@@ -28,7 +28,9 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         max_concurrent_workflow_tasks: args.max_concurrent_workflow_tasks as usize,
         max_concurrent_activities: args.max_concurrent_activities as usize,
         shutdown_timeout: args.shutdown_timeout,
+        outage_timeout: args.outage_timeout,
         notify_webhook: args.notify_webhook,
+        notify_timeout: args.notify_timeout,
         with_baseline: false,
     };
     cx.printer.note(format!(

@@ -57,6 +57,50 @@ pub async fn connect(
     }
 }
 
+/// True when a statement failed because PostgreSQL could not serve it, not
+/// because of what it asked: the server is unreachable or shutting down, the
+/// connection died, the pool had none to give, a transaction lost a
+/// deadlock or a lock wait, or the schema changed under a prepared
+/// statement. Such errors pass once the database is back; callers wait for
+/// them instead of counting them against an order.
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => {
+            e.code().is_some_and(|code| {
+                // 08 connection, 40 rollback (deadlock, serialization), 53
+                // resources, 57 operator intervention (shutdown, terminated),
+                // 58 system error; 55P03: lock not available.
+                matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58")) || code == "55P03"
+            }) || is_stale_schema(error)
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// True when a statement failed because the schema changed since its
+/// connection prepared it (`db migrate`, `db reset`): a cached plan whose
+/// result type changed, or a table, column, type or function it named that
+/// is gone or not yet back. A fresh connection prepares it anew.
+pub fn is_stale_schema(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(e) = error else {
+        return false;
+    };
+    match e.code().as_deref() {
+        // undefined table, column, function, object (type); prepared
+        // statement gone.
+        Some("42P01" | "42703" | "42883" | "42704" | "26000") => true,
+        // feature_not_supported: "cached plan must not change result type".
+        Some("0A000") => e.message().contains("cached plan"),
+        _ => false,
+    }
+}
+
 /// sqlx errors never contain the password, but keep only the useful part.
 fn redact_error(error: &sqlx::Error) -> String {
     match error {

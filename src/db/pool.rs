@@ -11,6 +11,8 @@
 //!
 //! - a statement failed other than with PostgreSQL's own error (I/O,
 //!   protocol, …): the connection may be dead;
+//! - the schema changed under its prepared statements (`db migrate`, `db
+//!   reset`): they would fail again on it, a new connection prepares anew;
 //! - something is still queued to be sent, such as the `ROLLBACK` of a
 //!   transaction dropped without commit: closing the connection rolls it
 //!   back at once, instead of leaving it open, holding its locks, until
@@ -134,12 +136,16 @@ impl Lease {
 
 /// True when the error may have left the connection unusable: anything but
 /// PostgreSQL's own answer that the statement failed, and that answer too
-/// when it ended the session (`FATAL`: terminated, shutting down, …).
+/// when it ended the session (`FATAL`: terminated, shutting down, …) or
+/// when the schema changed under the connection's prepared statements
+/// (they would fail again; a new connection prepares them anew).
 fn unfit(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Database(e) => e
-            .try_downcast_ref::<PgDatabaseError>()
-            .is_some_and(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        sqlx::Error::Database(e) => {
+            e.try_downcast_ref::<PgDatabaseError>()
+                .is_some_and(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic))
+                || super::is_stale_schema(error)
+        }
         sqlx::Error::RowNotFound => false,
         _ => true,
     }

@@ -68,6 +68,7 @@ impl Inventory for PgInventory {
                     order.id
                 ),
             )),
+            "ENDED" => Err(super::payment::ended(&order.id, "ended")),
             "NOT_RECORDED" => Err(ServiceError::Transient(anyhow::anyhow!(
                 "order {} is not recorded yet",
                 order.id

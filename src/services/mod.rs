@@ -17,9 +17,16 @@ pub enum ServiceError {
     /// A business outcome that retrying cannot change (out of stock, declined…).
     #[error("{message}")]
     Business { code: FailureCode, message: String },
-    /// Infrastructure trouble that may pass: retry.
+    /// Trouble that may pass and counts as an attempt: the payment gateway
+    /// did not answer, a webhook refused the notice, the database refused a
+    /// statement.
     #[error("{0:#}")]
     Transient(anyhow::Error),
+    /// A dependency is down (the database cannot be reached, a connection
+    /// died, the schema changed under us): not the order's fault, so it is
+    /// retried until the dependency answers and never counts as an attempt.
+    #[error("{0:#}")]
+    Unavailable(anyhow::Error),
 }
 
 impl ServiceError {
@@ -33,6 +40,12 @@ impl ServiceError {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Transient(anyhow::Error::new(error).context("database"))
+        let unavailable = crate::db::is_outage(&error);
+        let error = anyhow::Error::new(error).context("database");
+        if unavailable {
+            Self::Unavailable(error)
+        } else {
+            Self::Transient(error)
+        }
     }
 }

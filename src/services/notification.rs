@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 
 use super::ServiceError;
 use crate::db::pool::Connections;
@@ -59,9 +60,16 @@ pub trait Notifier: Send + Sync {
 
     /// True when delivery stays in this process and cannot fail (the log).
     /// Such a notice is marked sent in one statement and then delivered;
-    /// one that leaves the process is delivered under the row's lock.
+    /// one that leaves the process goes through the outbox
+    /// ([`Notifications::send`]).
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// How long a delivery may hold its notice: longer than any delivery
+    /// takes, after which another execution may claim it.
+    fn lease(&self) -> Duration {
+        Duration::from_secs(60)
     }
 }
 
@@ -90,12 +98,13 @@ impl Notifier for LogNotifier {
 pub struct WebhookNotifier {
     url: reqwest::Url,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl WebhookNotifier {
     pub fn new(url: reqwest::Url, timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(Self { url, http })
+        Ok(Self { url, http, timeout })
     }
 }
 
@@ -118,14 +127,23 @@ impl Notifier for WebhookNotifier {
         );
         Ok(())
     }
-}
 
-const COMPLETE_ORDER: &str =
-    "UPDATE orders SET status = 'COMPLETED', step = 'send_notification' WHERE order_id = $1";
+    fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(5)
+    }
+}
 
 pub struct Notifications {
     db: Connections,
     notifier: Box<dyn Notifier>,
+}
+
+/// What claiming a notice for delivery found.
+enum Claim {
+    /// Claimed: deliver it.
+    Claimed,
+    /// Sent before.
+    Sent,
 }
 
 impl Notifications {
@@ -134,10 +152,17 @@ impl Notifications {
     }
 
     /// Sends the notification unless it was already sent. Returns whether
-    /// it was sent now (false: sent before). A failed delivery is recorded
-    /// (attempts, last error, `FAILED`) and returned as transient. With
-    /// `completes_order` (the confirmation), a sent notice also marks the
-    /// order `COMPLETED`, in the same transaction.
+    /// it was sent now (false: sent before). With `completes_order` (the
+    /// confirmation), a sent notice also marks the paid order `COMPLETED`;
+    /// an order that ended otherwise gets no confirmation.
+    ///
+    /// A notice leaving the process is an outbox: recorded and claimed in
+    /// one statement, delivered with no transaction open and no connection
+    /// held, then recorded `SENT` (or `FAILED`, with the error, returned as
+    /// transient). A hung endpoint costs its timeout, never a database
+    /// connection. While one execution delivers, another finds the notice
+    /// claimed and tries again later; the `Idempotency-Key` header lets a
+    /// receiver drop a repeat after a crash between delivery and record.
     pub async fn send(
         &self,
         n: &Notification,
@@ -146,81 +171,111 @@ impl Notifications {
         if self.notifier.is_local() {
             return self.send_local(n, completes_order).await;
         }
-        let mut conn = self.db.acquire().await?;
-        let mut tx = conn.begin().await?;
-        // Record it, or lock the existing record (DO UPDATE takes the row
-        // lock), so two concurrent executions cannot both deliver.
-        let status: String = sqlx::query_scalar(
-            "INSERT INTO notifications (order_id, kind, recipient) VALUES ($1, $2, $3)
-             ON CONFLICT (order_id, kind) DO UPDATE SET recipient = notifications.recipient
-             RETURNING status",
-        )
-        .bind(n.order_id.as_str())
-        .bind(n.kind.as_str())
-        .bind(n.recipient.as_ref().map(|r| r.as_str()))
-        .fetch_one(&mut *tx)
-        .await?;
-        if status == "SENT" {
-            if completes_order {
-                sqlx::query(COMPLETE_ORDER)
-                    .bind(n.order_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Ended here rather than by dropping it: a connection whose
-            // transaction is left to roll back is closed (`Lease`).
-            tx.commit().await?;
-            return Ok(false);
+        match self.claim(n, completes_order).await? {
+            Claim::Sent => return Ok(false),
+            Claim::Claimed => {}
         }
         let delivered = self.notifier.deliver(n).await;
         sqlx::query(
             "WITH noted AS (
                  UPDATE notifications
-                    SET attempts = attempts + 1,
-                        status = CASE WHEN $3 THEN 'SENT' ELSE 'FAILED' END,
-                        sent_at = CASE WHEN $3 THEN now() END,
-                        last_error = $4
+                    SET attempts = attempts + 1, claimed_until = NULL,
+                        status = CASE WHEN $3 OR status = 'SENT' THEN 'SENT' ELSE 'FAILED' END,
+                        sent_at = CASE WHEN $3 THEN now() ELSE sent_at END,
+                        last_error = CASE WHEN $3 THEN NULL ELSE $4 END
                   WHERE order_id = $1 AND kind = $2
                  RETURNING 1)
              UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
-              WHERE order_id = $1 AND $3 AND $5",
+              WHERE order_id = $1 AND $3 AND $5 AND status = 'PAID'",
         )
         .bind(n.order_id.as_str())
         .bind(n.kind.as_str())
         .bind(delivered.is_ok())
         .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
         .bind(completes_order)
-        .execute(&mut *tx)
+        .execute(&mut self.db.acquire().await?)
         .await?;
-        tx.commit().await?;
         delivered.map(|()| true).map_err(ServiceError::Transient)
     }
 
+    /// The outbox's first half, in one statement that holds no lock once it
+    /// returns: records the notice unless it exists, and claims it for this
+    /// delivery (`SENDING`, with a lease) unless it was sent or another
+    /// execution is delivering it. A confirmation is only recorded for a
+    /// paid order.
+    async fn claim(&self, n: &Notification, completes_order: bool) -> Result<Claim, ServiceError> {
+        let row = sqlx::query(
+            "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
+                  claimed AS (
+                      INSERT INTO notifications (order_id, kind, recipient, status, claimed_until)
+                      SELECT $1, $2, $3, 'SENDING', now() + make_interval(secs => $5)
+                       WHERE NOT $4 OR (SELECT status FROM current) IN ('PAID', 'COMPLETED')
+                      ON CONFLICT (order_id, kind) DO UPDATE
+                         SET status = 'SENDING', claimed_until = EXCLUDED.claimed_until
+                       WHERE notifications.status IN ('PENDING', 'FAILED')
+                          OR (notifications.status = 'SENDING' AND notifications.claimed_until < now())
+                      RETURNING 1)
+             SELECT (SELECT status FROM current) AS order_status,
+                    (SELECT count(*) FROM claimed) AS claimed,
+                    (SELECT status FROM notifications WHERE order_id = $1 AND kind = $2) AS status",
+        )
+        .bind(n.order_id.as_str())
+        .bind(n.kind.as_str())
+        .bind(n.recipient.as_ref().map(|r| r.as_str()))
+        .bind(completes_order)
+        .bind(self.notifier.lease().as_secs_f64())
+        .fetch_one(&mut self.db.acquire().await?)
+        .await?;
+        if row.try_get::<i64, _>("claimed")? == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let order_status: Option<String> = row.try_get("order_status")?;
+        let status: Option<String> = row.try_get("status")?;
+        match (order_status.as_deref(), status.as_deref()) {
+            (None, _) => Err(ServiceError::Transient(anyhow::anyhow!(
+                "order {} is not recorded",
+                n.order_id
+            ))),
+            (_, Some("SENT")) => Ok(Claim::Sent),
+            (Some(order), None) if completes_order && !matches!(order, "PAID" | "COMPLETED") => {
+                Err(super::payment::ended(&n.order_id, order))
+            }
+            _ => Err(ServiceError::Transient(anyhow::anyhow!(
+                "the {} notice of order {} is being delivered by another execution",
+                n.kind.as_str().to_ascii_lowercase(),
+                n.order_id
+            ))),
+        }
+    }
+
     /// A local notice: one statement records it sent (unless it was) and,
-    /// for the confirmation, completes the order; the notice is delivered
-    /// only by the call that recorded it. The statement decides alone, so
-    /// no transaction is held open, and a concurrent call waits on the
-    /// row and then finds it sent. A crash between the two loses a log
-    /// line, never sends one twice.
+    /// for the confirmation, completes the paid order; the notice is
+    /// delivered only by the call that recorded it. The statement decides
+    /// alone, so no transaction is held open, and a concurrent call waits
+    /// on the row and then finds it sent. A crash between the two loses a
+    /// log line, never sends one twice.
     async fn send_local(
         &self,
         n: &Notification,
         completes_order: bool,
     ) -> Result<bool, ServiceError> {
-        let recorded: i64 = sqlx::query_scalar(
-            "WITH sent AS (
-                 INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
-                 VALUES ($1, $2, $3, 'SENT', 1, now())
-                 ON CONFLICT (order_id, kind) DO UPDATE
-                    SET status = 'SENT', attempts = notifications.attempts + 1,
-                        sent_at = now(), last_error = NULL
-                  WHERE notifications.status <> 'SENT'
-                 RETURNING 1),
-             completed AS (
-                 UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
-                  WHERE order_id = $1 AND $4
-                 RETURNING 1)
-             SELECT count(*) FROM sent",
+        let row = sqlx::query(
+            "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
+                  sent AS (
+                      INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
+                      SELECT $1, $2, $3, 'SENT', 1, now()
+                       WHERE NOT $4 OR (SELECT status FROM current) IN ('PAID', 'COMPLETED')
+                      ON CONFLICT (order_id, kind) DO UPDATE
+                         SET status = 'SENT', attempts = notifications.attempts + 1,
+                             sent_at = now(), last_error = NULL
+                       WHERE notifications.status <> 'SENT'
+                      RETURNING 1),
+                  completed AS (
+                      UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
+                       WHERE order_id = $1 AND $4 AND status = 'PAID'
+                      RETURNING 1)
+             SELECT (SELECT status FROM current) AS order_status,
+                    (SELECT count(*) FROM sent) AS sent",
         )
         .bind(n.order_id.as_str())
         .bind(n.kind.as_str())
@@ -228,7 +283,20 @@ impl Notifications {
         .bind(completes_order)
         .fetch_one(&mut self.db.acquire().await?)
         .await?;
-        if recorded == 0 {
+        let order_status: Option<String> = row.try_get("order_status")?;
+        match order_status.as_deref() {
+            None => {
+                return Err(ServiceError::Transient(anyhow::anyhow!(
+                    "order {} is not recorded",
+                    n.order_id
+                )));
+            }
+            Some(status @ ("FAILED" | "CANCELLED")) if completes_order => {
+                return Err(super::payment::ended(&n.order_id, status));
+            }
+            Some(_) => {}
+        }
+        if row.try_get::<i64, _>("sent")? == 0 {
             return Ok(false);
         }
         self.notifier

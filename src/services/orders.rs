@@ -2,6 +2,7 @@
 //! status, kept current by the steps so `order list` can read it.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::ServiceError;
@@ -51,7 +52,6 @@ impl OrderStore {
     pub async fn create(&self, order: &Order) -> Result<bool, ServiceError> {
         // One statement: the order and its lines, or nothing when the ID exists.
         let lines = LineArrays::of(order);
-        let mut conn = self.db.acquire().await?;
         let inserted: i64 = sqlx::query_scalar(
             "WITH new_order AS (
                  INSERT INTO orders (order_id, customer_id, customer_email, payment_method,
@@ -76,21 +76,43 @@ impl OrderStore {
         .bind(&lines.products)
         .bind(&lines.quantities)
         .bind(&lines.prices)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut self.db.acquire().await?)
         .await?;
         if inserted == 1 {
             return Ok(true);
         }
         // Already there: the same order is fine, another one is not.
-        let row = sqlx::query(
+        match self.recorded_as(order).await? {
+            Some(true) => Ok(false),
+            Some(false) => Err(ServiceError::business(
+                FailureCode::InvalidOrder,
+                format!(
+                    "an order {} with different content is already recorded",
+                    order.id
+                ),
+            )),
+            None => Err(ServiceError::Unavailable(anyhow::anyhow!(
+                "order {} was recorded but is not found",
+                order.id
+            ))),
+        }
+    }
+
+    /// Whether the order recorded under this order's ID is this order
+    /// (same customer, payment, total and lines); `None` when none is.
+    async fn recorded_as(&self, order: &Order) -> Result<Option<bool>, ServiceError> {
+        let Some(row) = sqlx::query(
             "SELECT customer_id, total_amount, currency, payment_method,
                     (SELECT array_agg(product_id || ':' || quantity || ':' || unit_price ORDER BY line_no)
                        FROM order_items i WHERE i.order_id = o.order_id) AS lines
                FROM orders o WHERE order_id = $1",
         )
         .bind(order.id.as_str())
-        .fetch_one(&mut conn)
-        .await?;
+        .fetch_optional(&mut self.db.acquire().await?)
+        .await?
+        else {
+            return Ok(None);
+        };
         let lines: Vec<String> = row
             .try_get::<Option<Vec<String>>, _>("lines")?
             .unwrap_or_default();
@@ -99,25 +121,18 @@ impl OrderStore {
             .iter()
             .map(|l| format!("{}:{}:{}", l.product_id, l.quantity, l.unit_price))
             .collect();
-        let same = row.try_get::<String, _>("customer_id")? == order.customer_id.as_str()
-            && row.try_get::<Decimal, _>("total_amount")? == order.total_amount.as_decimal()
-            && row.try_get::<String, _>("currency")? == order.currency.as_str()
-            && row.try_get::<String, _>("payment_method")? == order.payment_method.as_str()
-            && lines == expected;
-        if !same {
-            return Err(ServiceError::business(
-                FailureCode::InvalidOrder,
-                format!(
-                    "an order {} with different content is already recorded",
-                    order.id
-                ),
-            ));
-        }
-        Ok(false)
+        Ok(Some(
+            row.try_get::<String, _>("customer_id")? == order.customer_id.as_str()
+                && row.try_get::<Decimal, _>("total_amount")? == order.total_amount.as_decimal()
+                && row.try_get::<String, _>("currency")? == order.currency.as_str()
+                && row.try_get::<String, _>("payment_method")? == order.payment_method.as_str()
+                && lines == expected,
+        ))
     }
 
     /// Sets the order's status and step; for `FAILED` with its failure, for
-    /// `CANCELLED` with the reason. Repeating it is harmless.
+    /// `CANCELLED` with the reason. Repeating it is harmless. `COMPLETED`
+    /// is only recorded for a paid order: one that ended otherwise stays so.
     pub async fn set_status(
         &self,
         order_id: &OrderId,
@@ -129,7 +144,7 @@ impl OrderStore {
         sqlx::query(
             "UPDATE orders SET status = $2, step = $3, failure_code = $4, failure_message = $5,
                     cancel_reason = COALESCE($6, cancel_reason)
-              WHERE order_id = $1",
+              WHERE order_id = $1 AND ($2 <> 'COMPLETED' OR status IN ('PAID', 'COMPLETED'))",
         )
         .bind(order_id.as_str())
         .bind(status.as_str())
@@ -141,4 +156,111 @@ impl OrderStore {
         .await?;
         Ok(())
     }
+
+    /// Ends the order `FAILED` or `CANCELLED` from what the database holds
+    /// (`finish_order`): the first terminal status recorded wins, the
+    /// customer's notice is recorded with it, every reservation the order
+    /// still holds is put back. Says whether a capture is left to refund.
+    /// An order never recorded is recorded now, ended; another order
+    /// recorded under the same ID is not touched.
+    pub async fn finish(&self, order: &Order, ending: &Ending) -> Result<Finished, ServiceError> {
+        match self.recorded_as(order).await? {
+            Some(true) => {}
+            Some(false) => return Ok(Finished::NotThisOrder),
+            // Ended before its record was written (a cancel that came
+            // first): record it, so it is listed and its notice recorded.
+            None => {
+                self.create(order).await?;
+            }
+        }
+        for _ in 0..2 {
+            let row = sqlx::query(
+                "SELECT outcome, final_status, final_code, final_message, final_reason, released,
+                        refund_payment_id
+                   FROM finish_order($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(order.id.as_str())
+            .bind(ending.status.as_str())
+            .bind(ending.step.map(Step::as_str))
+            .bind(ending.failure.as_ref().map(|(c, _)| c.as_str()))
+            .bind(ending.failure.as_ref().map(|(_, m)| m.as_str()))
+            .bind(ending.cancel_reason.as_deref())
+            .fetch_one(&mut self.db.acquire().await?)
+            .await?;
+            let outcome: String = row.try_get("outcome")?;
+            match outcome.as_str() {
+                "COMPLETED" => return Ok(Finished::Completed),
+                "ENDED" => {
+                    let text = |column: &str| row.try_get::<Option<String>, _>(column);
+                    let parse = |what: &str, value: String| {
+                        ServiceError::Transient(anyhow::anyhow!(
+                            "order {} holds an unknown {what} {value:?}",
+                            order.id
+                        ))
+                    };
+                    let status_text: String = text("final_status")?.unwrap_or_default();
+                    let status = status_text
+                        .parse::<OrderStatus>()
+                        .map_err(|_| parse("status", status_text.clone()))?;
+                    let failure = match text("final_code")? {
+                        Some(code) => Some((
+                            code.parse::<FailureCode>()
+                                .map_err(|_| parse("failure code", code))?,
+                            text("final_message")?.unwrap_or_default(),
+                        )),
+                        None => None,
+                    };
+                    return Ok(Finished::Ended {
+                        ending: Ending {
+                            status,
+                            step: ending.step,
+                            failure,
+                            cancel_reason: text("final_reason")?,
+                        },
+                        released: row.try_get::<Option<i32>, _>("released")?.unwrap_or(0) as u64,
+                        refund_due: row
+                            .try_get::<Option<i64>, _>("refund_payment_id")?
+                            .is_some(),
+                    });
+                }
+                _ => {
+                    // Gone since (`db reset`): record it again.
+                    self.create(order).await?;
+                }
+            }
+        }
+        Err(ServiceError::Unavailable(anyhow::anyhow!(
+            "order {} was recorded but is not found",
+            order.id
+        )))
+    }
+}
+
+/// How an order ends early: `FAILED` with its failure or `CANCELLED` with
+/// the reason, at the step it had reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ending {
+    pub status: OrderStatus,
+    pub step: Option<Step>,
+    pub failure: Option<(FailureCode, String)>,
+    pub cancel_reason: Option<String>,
+}
+
+/// What [`OrderStore::finish`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// The order had completed (its confirmation went out): left as it is.
+    Completed,
+    /// Another order is recorded under this order's ID: nothing was touched.
+    NotThisOrder,
+    /// The order has ended, as recorded (which may be an earlier ending
+    /// than the one asked for).
+    Ended {
+        ending: Ending,
+        /// Reservation lines put back now.
+        released: u64,
+        /// A capture is left to refund.
+        refund_due: bool,
+    },
 }

@@ -109,17 +109,29 @@ impl Payments {
         Self { db, gateway }
     }
 
-    /// Charges the order's total once.
+    /// Charges the order's total once. An order that has already ended is
+    /// not charged; one that ends while the gateway answers is refunded at
+    /// once.
     pub async fn capture(&self, order: &Order, attempt: u32) -> Result<Captured, ServiceError> {
         let key = capture_key(&order.id);
-        if let Some(row) =
-            sqlx::query("SELECT status, gateway_ref FROM payments WHERE idempotency_key = $1")
-                .bind(&key)
-                .fetch_optional(&mut self.db.acquire().await?)
-                .await?
-        {
-            let status: String = row.try_get("status")?;
-            if status == "REFUNDED" {
+        // The ledger, and whether the order is still open, in one look.
+        let Some(row) = sqlx::query(
+            "SELECT o.status AS order_status, p.status, p.gateway_ref
+               FROM orders o LEFT JOIN payments p ON p.idempotency_key = $2
+              WHERE o.order_id = $1",
+        )
+        .bind(order.id.as_str())
+        .bind(&key)
+        .fetch_optional(&mut self.db.acquire().await?)
+        .await?
+        else {
+            return Err(ServiceError::Transient(anyhow::anyhow!(
+                "order {} is not recorded yet",
+                order.id
+            )));
+        };
+        match row.try_get::<Option<String>, _>("status")?.as_deref() {
+            Some("REFUNDED") => {
                 return Err(ServiceError::business(
                     FailureCode::Internal,
                     format!(
@@ -128,10 +140,17 @@ impl Payments {
                     ),
                 ));
             }
-            return Ok(Captured {
-                gateway_ref: row.try_get("gateway_ref")?,
-                already: true,
-            });
+            Some("CAPTURED") => {
+                return Ok(Captured {
+                    gateway_ref: row.try_get("gateway_ref")?,
+                    already: true,
+                });
+            }
+            _ => {}
+        }
+        let order_status: String = row.try_get("order_status")?;
+        if is_ended(&order_status) {
+            return Err(ended(&order.id, &order_status));
         }
         let request = CaptureRequest {
             idempotency_key: key.clone(),
@@ -142,15 +161,20 @@ impl Payments {
         };
         match self.gateway.capture(&request).await {
             Ok(gateway_ref) => {
-                // The capture and the order's new status: one statement.
-                sqlx::query(
+                // The capture, and the order's new status unless it ended
+                // meanwhile: one statement.
+                let paid: bool = sqlx::query_scalar(
                     "WITH captured AS (
                          INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
                                                status, gateway_ref, attempt)
                          VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
                          ON CONFLICT (idempotency_key) DO NOTHING
+                         RETURNING 1),
+                     paid AS (
+                         UPDATE orders SET status = 'PAID', step = 'process_payment'
+                          WHERE order_id = $1 AND status NOT IN ('FAILED', 'CANCELLED', 'COMPLETED')
                          RETURNING 1)
-                     UPDATE orders SET status = 'PAID', step = 'process_payment' WHERE order_id = $1",
+                     SELECT EXISTS (SELECT 1 FROM paid)",
                 )
                 .bind(order.id.as_str())
                 .bind(&key)
@@ -159,8 +183,14 @@ impl Payments {
                 .bind(order.payment_method.as_str())
                 .bind(&gateway_ref)
                 .bind(attempt as i32)
-                .execute(&mut self.db.acquire().await?)
+                .fetch_one(&mut self.db.acquire().await?)
                 .await?;
+                if !paid {
+                    // Ended while the gateway charged: give the money back
+                    // now, as the ending could not see this capture.
+                    self.refund(&order.id).await?;
+                    return Err(ended(&order.id, "ended"));
+                }
                 Ok(Captured {
                     gateway_ref,
                     already: false,
@@ -220,6 +250,20 @@ impl Payments {
             .map_err(|e| ServiceError::Transient(anyhow::anyhow!("stored amount: {e}")))?;
         Ok((refunded == 1).then_some(amount))
     }
+}
+
+/// FAILED, CANCELLED or COMPLETED: nothing more is done for the order.
+pub(crate) fn is_ended(status: &str) -> bool {
+    matches!(status, "FAILED" | "CANCELLED" | "COMPLETED")
+}
+
+/// A step asked of an order that has already ended (only a stale execution
+/// can: the workflow ends an order once).
+pub(crate) fn ended(order_id: &OrderId, status: &str) -> ServiceError {
+    ServiceError::business(
+        FailureCode::Internal,
+        format!("order {order_id} has already ended ({status}); nothing more is done for it"),
+    )
 }
 
 #[cfg(test)]

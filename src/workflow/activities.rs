@@ -1,6 +1,7 @@
 //! The activities: thin adapters from the workflow to the domain services.
 //! Business outcomes become non-retryable application failures whose type is
-//! the SPEC failure code; infrastructure errors stay retryable.
+//! the SPEC failure code; a dependency that is down becomes a retryable
+//! failure of type [`UNAVAILABLE`]; other transient errors stay retryable.
 
 use std::sync::Arc;
 
@@ -9,18 +10,37 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, activities};
 
 use super::retry::RetryConfig;
-use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
+use crate::domain::{FailureCode, Money, Order, OrderId, OrderStatus, Step};
 use crate::services::ServiceError;
 use crate::services::inventory::{Inventory, Reserved};
 use crate::services::notification::{Notification, Notifications};
-use crate::services::orders::OrderStore;
+use crate::services::orders::{Ending, Finished, OrderStore};
 use crate::services::payment::Payments;
+
+/// The application failure type of "a dependency is down": the workflow
+/// waits for it instead of counting an attempt.
+pub const UNAVAILABLE: &str = "DEPENDENCY_UNAVAILABLE";
 
 /// What the workflow takes from the worker's configuration, once, at start.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSettings {
     pub retry: RetryConfig,
+    /// How long a step waits for the database to come back before the
+    /// order fails `INTERNAL`. (Absent from histories recorded before it.)
+    #[serde(default = "default_outage_timeout", with = "super::retry::millis")]
+    pub outage_timeout: std::time::Duration,
+    /// Each step's time limit per attempt. (Absent before it was recorded.)
+    #[serde(default = "default_step_timeout", with = "super::retry::millis")]
+    pub step_timeout: std::time::Duration,
+}
+
+pub fn default_outage_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(24 * 3600)
+}
+
+pub fn default_step_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 /// The result of a step, for the log and the history.
@@ -46,6 +66,32 @@ pub struct NotifyInput {
     pub notification: Notification,
     /// The confirmation: once sent, the order is `COMPLETED` (same transaction).
     pub completes_order: bool,
+}
+
+/// Ending an order early: the order (recorded now if it never was) and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndInput {
+    pub order: Order,
+    pub ending: Ending,
+}
+
+/// What ending the order did, from what the database holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndReport {
+    /// The order had completed before it could end otherwise: nothing changed.
+    pub completed: bool,
+    /// Another order is recorded under this order's ID: nothing was
+    /// touched, and no notice is recorded for it.
+    #[serde(default)]
+    pub not_this_order: bool,
+    /// How the order ended, as recorded (an earlier ending wins).
+    pub ending: Option<Ending>,
+    /// Reservation lines put back now.
+    pub released: u64,
+    /// The amount refunded now.
+    pub refunded: Option<Money>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +122,11 @@ fn to_activity_error(error: ServiceError) -> ActivityError {
                 .build(),
         ),
         ServiceError::Transient(e) => e.into(),
+        ServiceError::Unavailable(e) => ActivityError::application(
+            ApplicationFailure::builder(format!("{e:#}"))
+                .type_name(UNAVAILABLE.to_owned())
+                .build(),
+        ),
     }
 }
 
@@ -199,6 +250,65 @@ impl OrderActivities {
             Some(amount) => report(format!("refunded {amount}"), false),
             None => report("nothing to refund", true),
         })
+    }
+
+    /// Ends the order `FAILED` or `CANCELLED` from what the database holds:
+    /// records the ending and its notice (unless it ended already, or
+    /// completed), releases what the order still holds and refunds what
+    /// was captured, whatever the workflow remembers doing.
+    #[activity(name = "end_order")]
+    pub async fn end_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: EndInput,
+    ) -> Result<EndReport, ActivityError> {
+        let order_id = &input.order.id;
+        let finished = self
+            .orders
+            .finish(&input.order, &input.ending)
+            .await
+            .map_err(to_activity_error)?;
+        let report = match finished {
+            Finished::Completed => EndReport {
+                completed: true,
+                not_this_order: false,
+                ending: None,
+                released: 0,
+                refunded: None,
+            },
+            Finished::NotThisOrder => EndReport {
+                completed: false,
+                not_this_order: true,
+                ending: None,
+                released: 0,
+                refunded: None,
+            },
+            Finished::Ended {
+                ending,
+                released,
+                refund_due,
+            } => {
+                let refunded = if refund_due {
+                    self.payments
+                        .refund(order_id)
+                        .await
+                        .map_err(to_activity_error)?
+                } else {
+                    None
+                };
+                EndReport {
+                    completed: false,
+                    not_this_order: false,
+                    ending: Some(ending),
+                    released,
+                    refunded,
+                }
+            }
+        };
+        tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status),
+                       completed = report.completed, released = report.released,
+                       refunded = ?report.refunded.map(|m| m.to_string()), "order ended");
+        Ok(report)
     }
 
     #[activity(name = "record_outcome")]

@@ -8,8 +8,16 @@
 //!   `status` query, and a cancellation cuts a backoff short.
 //! - Activities run on a detached cancellation token: a cancellation never
 //!   abandons one half-done. Cancellation is checked between steps and
-//!   during backoffs, and compensation (registered before the step it
-//!   undoes) then runs to the end, whatever happens to the workflow.
+//!   during backoffs.
+//! - A step whose database is down waits for it (capped backoff, up to the
+//!   worker's outage timeout) without counting an attempt.
+//! - An order that ends early is ended from what the database holds
+//!   (`end_order`): what it still holds is released and refunded whatever
+//!   the workflow remembers doing, since a local activity can take effect in
+//!   a workflow task whose result is lost. The first ending recorded wins,
+//!   and an order whose confirmation already went out stays `COMPLETED`.
+//!   Histories recorded before this ([`END_FROM_DATABASE`]) undo what the
+//!   workflow registered, as they did.
 
 use std::time::Duration;
 
@@ -20,17 +28,23 @@ use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_sdk::workflows::{select, workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
-    WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
+    TimerOptions, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
     WorkflowTermination,
 };
 
 use super::activities::{
-    NotifyInput, OrderActivities, OutcomeInput, PaymentInput, StepReport, WorkflowSettings,
+    EndInput, EndReport, NotifyInput, OrderActivities, OutcomeInput, PaymentInput, StepReport,
+    UNAVAILABLE, WorkflowSettings,
 };
 use super::retry::RetryConfig;
 use super::state::{CancellationView, FailureView, OrderView, StepState};
 use crate::domain::{FailureCode, Order, OrderStatus, Step};
 use crate::services::notification::{Notification, NotificationKind};
+use crate::services::orders::Ending;
+
+/// The patch under which an early ending is decided by the database
+/// (`end_order`) rather than by the compensations the workflow registered.
+pub const END_FROM_DATABASE: &str = "end-from-database";
 
 /// The `cancel` signal's payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +53,8 @@ pub struct CancelRequest {
     pub reason: String,
 }
 
-/// What undoes a step; registered before the step runs.
+/// What undoes a step; registered before the step runs. Only histories
+/// recorded before [`END_FROM_DATABASE`] use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Compensation {
     ReleaseInventory,
@@ -51,6 +66,9 @@ enum StepOutcome {
     Done,
     /// A business failure, or retries ran out.
     Failed(FailureCode, String),
+    /// The step was refused for a business reason (a confirmation refused
+    /// because the order has ended; the other steps end the order either way).
+    Refused(FailureCode, String),
     /// A cancellation arrived while the step waited to retry.
     Cancelled,
 }
@@ -69,9 +87,9 @@ fn now(ctx: &WorkflowContext<OrderWorkflow>) -> Option<DateTime<Utc>> {
 }
 
 /// One attempt per call; the workflow counts attempts and waits between them.
-fn step_options() -> LocalActivityOptions {
+fn step_options(settings: &WorkflowSettings) -> LocalActivityOptions {
     LocalActivityOptions::builder()
-        .start_to_close_timeout(Duration::from_secs(30))
+        .start_to_close_timeout(settings.step_timeout)
         .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
         .cancellation_token(WorkflowCancellationToken::new())
         .build()
@@ -110,22 +128,43 @@ fn best_effort_options(retry: &RetryConfig) -> LocalActivityOptions {
         .build()
 }
 
-/// A business failure (non-retryable, typed with a failure code), or the
-/// message of a transient one. A regular activity's failure arrives wrapped
+/// How one attempt of a step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AttemptError {
+    /// A business failure: the order ends with this code.
+    Business(FailureCode, String),
+    /// May pass; counts as an attempt.
+    Transient(String),
+    /// A dependency (the database) is down: wait for it, not an attempt.
+    Unavailable(String),
+}
+
+/// Reads an activity's failure. A regular activity's failure arrives wrapped
 /// in an activity failure; a local activity's arrives as it is: look at the
 /// first application failure in the chain either way.
-fn classify(error: &ActivityExecutionError) -> Result<(FailureCode, String), String> {
+fn classify(error: &ActivityExecutionError) -> AttemptError {
     let mut next = error.failure();
     while let Some(failure) = next {
         if let Some(FailureInfo::ApplicationFailureInfo(info)) = &failure.failure_info {
+            let message = failure.message.clone();
+            if info.r#type == UNAVAILABLE {
+                return AttemptError::Unavailable(message);
+            }
             return match info.r#type.parse::<FailureCode>() {
-                Ok(code) if info.non_retryable => Ok((code, failure.message.clone())),
-                _ => Err(failure.message.clone()),
+                Ok(code) if info.non_retryable => AttemptError::Business(code, message),
+                _ => AttemptError::Transient(message),
             };
         }
         next = failure.cause.as_deref();
     }
-    Err(error.to_string())
+    AttemptError::Transient(error.to_string())
+}
+
+/// The backoff of a dependency outage: the retry policy's waits, counted
+/// per wait rather than per attempt.
+struct Outage {
+    since: DateTime<Utc>,
+    waits: u32,
 }
 
 #[workflow_methods]
@@ -150,7 +189,6 @@ impl OrderWorkflow {
         let settings: WorkflowSettings = ctx
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
-        let retry = settings.retry;
         let mut compensations = Vec::new();
 
         for (step, reached) in [
@@ -159,35 +197,43 @@ impl OrderWorkflow {
             (Step::ProcessPayment, OrderStatus::Paid),
         ] {
             if let Some(reason) = Self::cancel_requested(ctx) {
-                return Self::end_cancelled(ctx, &compensations, &retry, reason).await;
+                return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
             }
             match step {
                 Step::ReserveInventory => compensations.push(Compensation::ReleaseInventory),
                 Step::ProcessPayment => compensations.push(Compensation::RefundPayment),
                 _ => {}
             }
-            match Self::run_step(ctx, step, &retry).await {
+            match Self::run_step(ctx, step, &settings).await {
                 StepOutcome::Done => Self::update(ctx, |v| v.status = reached),
-                StepOutcome::Failed(code, message) => {
-                    return Self::end_failed(ctx, &compensations, &retry, code, message).await;
+                StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message) => {
+                    let intent = Intent::Fail(code, message);
+                    return Self::end(ctx, &compensations, &settings, intent).await;
                 }
                 StepOutcome::Cancelled => {
                     let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                    return Self::end_cancelled(ctx, &compensations, &retry, reason).await;
+                    return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
                 }
             }
         }
         if let Some(reason) = Self::cancel_requested(ctx) {
-            return Self::end_cancelled(ctx, &compensations, &retry, reason).await;
+            return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
         }
 
         // A confirmation that cannot be delivered never undoes a paid order.
-        let notified = match Self::run_step(ctx, Step::SendNotification, &retry).await {
+        let notified = match Self::run_step(ctx, Step::SendNotification, &settings).await {
             StepOutcome::Done => true,
             StepOutcome::Failed(..) => false,
+            // Not confirmed because the order has already ended otherwise
+            // (recorded by an execution whose result this one never saw):
+            // report that ending.
+            StepOutcome::Refused(code, message) => {
+                let intent = Intent::Fail(code, message);
+                return Self::end(ctx, &compensations, &settings, intent).await;
+            }
             StepOutcome::Cancelled => {
                 let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                return Self::end_cancelled(ctx, &compensations, &retry, reason).await;
+                return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
             }
         };
         Self::update(ctx, |v| {
@@ -236,6 +282,13 @@ impl OrderWorkflow {
     }
 }
 
+/// Why an order ends early.
+#[derive(Debug, Clone)]
+enum Intent {
+    Fail(FailureCode, String),
+    Cancel(String),
+}
+
 impl OrderWorkflow {
     fn update(ctx: &WorkflowContext<Self>, change: impl FnOnce(&mut OrderView)) {
         let at = now(ctx);
@@ -264,24 +317,22 @@ impl OrderWorkflow {
         ctx: &WorkflowContext<Self>,
         step: Step,
         attempt: u32,
+        settings: &WorkflowSettings,
     ) -> Result<StepReport, ActivityExecutionError> {
         let order = ctx.state(|s| s.order.clone());
+        let options = step_options(settings);
         match step {
             Step::CreateOrder => {
-                ctx.execute_local_activity(OrderActivities::create_order, order, step_options())
+                ctx.execute_local_activity(OrderActivities::create_order, order, options)
                     .await
             }
             Step::ReserveInventory => {
-                ctx.execute_local_activity(
-                    OrderActivities::reserve_inventory,
-                    order,
-                    step_options(),
-                )
-                .await
+                ctx.execute_local_activity(OrderActivities::reserve_inventory, order, options)
+                    .await
             }
             Step::ProcessPayment => {
                 let input = PaymentInput { order, attempt };
-                ctx.execute_local_activity(OrderActivities::process_payment, input, step_options())
+                ctx.execute_local_activity(OrderActivities::process_payment, input, options)
                     .await
             }
             Step::SendNotification => {
@@ -293,20 +344,23 @@ impl OrderWorkflow {
                     ),
                     completes_order: true,
                 };
-                ctx.execute_local_activity(
-                    OrderActivities::send_notification,
-                    notice,
-                    step_options(),
-                )
-                .await
+                ctx.execute_local_activity(OrderActivities::send_notification, notice, options)
+                    .await
             }
         }
     }
 
-    /// Runs a step to success, a business failure, retries running out, or
-    /// a cancellation during a backoff.
-    async fn run_step(ctx: &WorkflowContext<Self>, step: Step, retry: &RetryConfig) -> StepOutcome {
+    /// Runs a step to success, a business failure, retries running out, the
+    /// database staying down past the outage timeout, or a cancellation
+    /// during a wait.
+    async fn run_step(
+        ctx: &WorkflowContext<Self>,
+        step: Step,
+        settings: &WorkflowSettings,
+    ) -> StepOutcome {
+        let retry = &settings.retry;
         let mut attempt = 1;
+        let mut outage: Option<Outage> = None;
         loop {
             Self::update(ctx, |v| {
                 v.step = Some(step);
@@ -315,44 +369,59 @@ impl OrderWorkflow {
                 s.attempts = attempt;
                 s.next_attempt_at = None;
             });
-            let error = match Self::attempt(ctx, step, attempt).await {
+            let error = match Self::attempt(ctx, step, attempt, settings).await {
                 Ok(_) => {
                     Self::update(ctx, |v| v.step_mut(step).state = StepState::Done);
                     return StepOutcome::Done;
                 }
                 Err(error) => error,
             };
-            let message = match classify(&error) {
-                Ok((code, message)) => {
-                    Self::update(ctx, |v| {
-                        let s = v.step_mut(step);
-                        s.state = StepState::Failed;
-                        s.last_error = Some(message.clone());
-                    });
-                    return StepOutcome::Failed(code, message);
+            let (wait, state, message) = match classify(&error) {
+                AttemptError::Business(code, message) => {
+                    Self::step_failed(ctx, step, &message);
+                    return StepOutcome::Refused(code, message);
                 }
-                Err(message) => message,
+                AttemptError::Unavailable(message) => {
+                    let at = now(ctx).unwrap_or_default();
+                    let outage = outage.get_or_insert(Outage {
+                        since: at,
+                        waits: 0,
+                    });
+                    let down = (at - outage.since).to_std().unwrap_or_default();
+                    if down >= settings.outage_timeout {
+                        Self::step_failed(ctx, step, &message);
+                        return StepOutcome::Failed(
+                            FailureCode::Internal,
+                            format!(
+                                "{message} (the database did not answer for {})",
+                                humantime::format_duration(settings.outage_timeout)
+                            ),
+                        );
+                    }
+                    outage.waits += 1;
+                    (retry.backoff(outage.waits), StepState::Waiting, message)
+                }
+                AttemptError::Transient(message) => {
+                    outage = None;
+                    if attempt >= retry.max_attempts {
+                        Self::step_failed(ctx, step, &message);
+                        let code = match step {
+                            Step::ProcessPayment => FailureCode::PaymentUnavailable,
+                            _ => FailureCode::Internal,
+                        };
+                        return StepOutcome::Failed(
+                            code,
+                            format!("{message} (gave up after {attempt} attempts)"),
+                        );
+                    }
+                    attempt += 1;
+                    (retry.backoff(attempt - 1), StepState::Retrying, message)
+                }
             };
-            if attempt >= retry.max_attempts {
-                Self::update(ctx, |v| {
-                    let s = v.step_mut(step);
-                    s.state = StepState::Failed;
-                    s.last_error = Some(message.clone());
-                });
-                let code = match step {
-                    Step::ProcessPayment => FailureCode::PaymentUnavailable,
-                    _ => FailureCode::Internal,
-                };
-                return StepOutcome::Failed(
-                    code,
-                    format!("{message} (gave up after {attempt} attempts)"),
-                );
-            }
-            let wait = retry.backoff(attempt);
             let next = ctx.workflow_time().map(|t| DateTime::<Utc>::from(t + wait));
             Self::update(ctx, |v| {
                 let s = v.step_mut(step);
-                s.state = StepState::Retrying;
+                s.state = state;
                 s.last_error = Some(message);
                 s.next_attempt_at = next;
             });
@@ -369,14 +438,216 @@ impl OrderWorkflow {
                 });
                 return StepOutcome::Cancelled;
             }
-            attempt += 1;
         }
     }
 
-    /// Undoes what was done, newest first. Each compensation is idempotent
-    /// and tolerates "nothing to undo", so it is safe whether or not the
-    /// step it covers took effect.
-    async fn compensate(
+    fn step_failed(ctx: &WorkflowContext<Self>, step: Step, message: &str) {
+        Self::update(ctx, |v| {
+            let s = v.step_mut(step);
+            s.state = StepState::Failed;
+            s.last_error = Some(message.to_owned());
+            s.next_attempt_at = None;
+        });
+    }
+
+    /// Ends the order early, `FAILED` or `CANCELLED`.
+    async fn end(
+        ctx: &WorkflowContext<Self>,
+        compensations: &[Compensation],
+        settings: &WorkflowSettings,
+        intent: Intent,
+    ) -> WorkflowResult<OrderView> {
+        if !ctx.patched(END_FROM_DATABASE) {
+            return match intent {
+                Intent::Fail(code, message) => {
+                    Self::end_failed_v1(ctx, compensations, &settings.retry, code, message).await
+                }
+                Intent::Cancel(reason) => {
+                    Self::end_cancelled_v1(ctx, compensations, &settings.retry, reason).await
+                }
+            };
+        }
+        let (order, step) = ctx.state(|s| (s.order.clone(), s.view.step));
+        let asked = match &intent {
+            Intent::Fail(code, message) => Ending {
+                status: OrderStatus::Failed,
+                step,
+                failure: Some((*code, message.clone())),
+                cancel_reason: None,
+            },
+            Intent::Cancel(reason) => Ending {
+                status: OrderStatus::Cancelled,
+                step,
+                failure: None,
+                cancel_reason: Some(reason.clone()),
+            },
+        };
+        let report: EndReport = ctx
+            .execute_local_activity(
+                OrderActivities::end_order,
+                EndInput {
+                    order,
+                    ending: asked.clone(),
+                },
+                must_complete_options(),
+            )
+            .await?;
+        let refused = |v: &mut OrderView| {
+            if let Intent::Cancel(reason) = &intent {
+                v.cancellation = Some(CancellationView {
+                    reason: reason.clone(),
+                    outcome: "refused".into(),
+                });
+            }
+        };
+        if report.completed {
+            // Its confirmation went out before this ending could take
+            // effect (in a workflow task whose result was lost): it stays
+            // completed, and a cancel is refused.
+            Self::update(ctx, |v| {
+                v.status = OrderStatus::Completed;
+                v.step = Some(Step::SendNotification);
+                for s in &mut v.steps {
+                    s.state = StepState::Done;
+                    s.attempts = s.attempts.max(1);
+                    s.next_attempt_at = None;
+                }
+                refused(v);
+            });
+            return Ok(ctx.state(|s| s.view.clone()));
+        }
+        let ending = report.ending.unwrap_or(asked);
+        Self::update(ctx, |v| {
+            if report.released > 0 {
+                v.step_mut(Step::ReserveInventory).state = StepState::Compensated;
+            }
+            if report.refunded.is_some() {
+                v.step_mut(Step::ProcessPayment).state = StepState::Compensated;
+            }
+            for s in &mut v.steps {
+                if s.state == StepState::Pending {
+                    s.state = StepState::Skipped;
+                }
+            }
+            v.status = ending.status;
+            v.failure = ending.failure.as_ref().map(|(code, message)| FailureView {
+                code: *code,
+                message: message.clone(),
+            });
+            match (&ending.cancel_reason, ending.status) {
+                (Some(reason), OrderStatus::Cancelled) => {
+                    v.cancellation = Some(CancellationView {
+                        reason: reason.clone(),
+                        outcome: "cancelled".into(),
+                    });
+                }
+                // It had ended otherwise before the cancel took effect.
+                _ => refused(v),
+            }
+        });
+        let (kind, message) = match (&ending.failure, &ending.cancel_reason) {
+            (Some((_, message)), _) => (
+                NotificationKind::Failure,
+                format!("Your order could not be completed: {message}"),
+            ),
+            (None, reason) => (
+                NotificationKind::Cancellation,
+                format!(
+                    "Your order was cancelled: {}",
+                    reason.as_deref().unwrap_or("cancel requested")
+                ),
+            ),
+        };
+        if !report.not_this_order {
+            Self::deliver_notice(ctx, settings, kind, message).await;
+        }
+        Self::ended(ctx, ending.status, ending.failure)
+    }
+
+    /// Delivers the ending's notice, recorded with the ending: retried like
+    /// a step (outages wait, other failures count), then left recorded as
+    /// failed. The order has ended, so no cancellation cuts a wait short.
+    async fn deliver_notice(
+        ctx: &WorkflowContext<Self>,
+        settings: &WorkflowSettings,
+        kind: NotificationKind,
+        message: String,
+    ) {
+        let notice = NotifyInput {
+            notification: ctx.state(|s| notification(&s.order, kind, &message)),
+            completes_order: false,
+        };
+        let retry = &settings.retry;
+        let mut attempt = 1;
+        let mut outage: Option<Outage> = None;
+        loop {
+            let error = match ctx
+                .execute_local_activity(
+                    OrderActivities::send_notification,
+                    notice.clone(),
+                    step_options(settings),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(error) => error,
+            };
+            let wait = match classify(&error) {
+                AttemptError::Business(..) => return,
+                AttemptError::Unavailable(_) => {
+                    let at = now(ctx).unwrap_or_default();
+                    let outage = outage.get_or_insert(Outage {
+                        since: at,
+                        waits: 0,
+                    });
+                    if (at - outage.since).to_std().unwrap_or_default() >= settings.outage_timeout {
+                        return;
+                    }
+                    outage.waits += 1;
+                    retry.backoff(outage.waits)
+                }
+                AttemptError::Transient(_) => {
+                    outage = None;
+                    if attempt >= retry.max_attempts {
+                        return;
+                    }
+                    attempt += 1;
+                    retry.backoff(attempt - 1)
+                }
+            };
+            let detached = TimerOptions::builder(wait)
+                .cancellation_token(WorkflowCancellationToken::new())
+                .build();
+            ctx.timer(detached).await;
+        }
+    }
+
+    /// The workflow's end for an order that ended early: a failure carrying
+    /// the order's state, or a cancellation carrying it.
+    fn ended(
+        ctx: &WorkflowContext<Self>,
+        status: OrderStatus,
+        failure: Option<(FailureCode, String)>,
+    ) -> WorkflowResult<OrderView> {
+        let view = ctx.state(|s| s.view.clone());
+        match (status, failure) {
+            (OrderStatus::Failed, Some((code, message))) => {
+                Err(ApplicationFailure::builder(message)
+                    .type_name(code.as_str().to_owned())
+                    .non_retryable(true)
+                    .details(view)
+                    .build()
+                    .into())
+            }
+            _ => Err(WorkflowTermination::cancelled_with_details(view)),
+        }
+    }
+
+    /// Undoes what was done, newest first (histories recorded before
+    /// [`END_FROM_DATABASE`]). Each compensation is idempotent and
+    /// tolerates "nothing to undo", so it is safe whether or not the step
+    /// it covers took effect.
+    async fn compensate_v1(
         ctx: &WorkflowContext<Self>,
         compensations: &[Compensation],
     ) -> WorkflowResult<()> {
@@ -441,8 +712,9 @@ impl OrderWorkflow {
         Ok(())
     }
 
-    /// Tells the customer; a notice that cannot be delivered stays recorded as failed.
-    async fn notify_best_effort(
+    /// Tells the customer; a notice that cannot be delivered stays recorded
+    /// as failed (histories recorded before [`END_FROM_DATABASE`]).
+    async fn notify_best_effort_v1(
         ctx: &WorkflowContext<Self>,
         retry: &RetryConfig,
         kind: NotificationKind,
@@ -461,14 +733,14 @@ impl OrderWorkflow {
             .await;
     }
 
-    async fn end_failed(
+    async fn end_failed_v1(
         ctx: &WorkflowContext<Self>,
         compensations: &[Compensation],
         retry: &RetryConfig,
         code: FailureCode,
         message: String,
     ) -> WorkflowResult<OrderView> {
-        Self::compensate(ctx, compensations).await?;
+        Self::compensate_v1(ctx, compensations).await?;
         Self::update(ctx, |v| {
             v.status = OrderStatus::Failed;
             v.failure = Some(FailureView {
@@ -483,29 +755,23 @@ impl OrderWorkflow {
             None,
         )
         .await?;
-        Self::notify_best_effort(
+        Self::notify_best_effort_v1(
             ctx,
             retry,
             NotificationKind::Failure,
             format!("Your order could not be completed: {message}"),
         )
         .await;
-        let view = ctx.state(|s| s.view.clone());
-        Err(ApplicationFailure::builder(message)
-            .type_name(code.as_str().to_owned())
-            .non_retryable(true)
-            .details(view)
-            .build()
-            .into())
+        Self::ended(ctx, OrderStatus::Failed, Some((code, message)))
     }
 
-    async fn end_cancelled(
+    async fn end_cancelled_v1(
         ctx: &WorkflowContext<Self>,
         compensations: &[Compensation],
         retry: &RetryConfig,
         reason: String,
     ) -> WorkflowResult<OrderView> {
-        Self::compensate(ctx, compensations).await?;
+        Self::compensate_v1(ctx, compensations).await?;
         Self::update(ctx, |v| {
             v.status = OrderStatus::Cancelled;
             v.cancellation = Some(CancellationView {
@@ -514,16 +780,14 @@ impl OrderWorkflow {
             });
         });
         Self::record_outcome(ctx, OrderStatus::Cancelled, None, Some(reason.clone())).await?;
-        Self::notify_best_effort(
+        Self::notify_best_effort_v1(
             ctx,
             retry,
             NotificationKind::Cancellation,
             format!("Your order was cancelled: {reason}"),
         )
         .await;
-        Err(WorkflowTermination::cancelled_with_details(
-            ctx.state(|s| s.view.clone()),
-        ))
+        Self::ended(ctx, OrderStatus::Cancelled, None)
     }
 }
 

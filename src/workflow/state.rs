@@ -16,6 +16,9 @@ pub enum StepState {
     Running,
     /// Failed transiently; waiting to try again.
     Retrying,
+    /// The database (a dependency, not the order) did not answer; waiting
+    /// for it to come back. Such waits are not attempts.
+    Waiting,
     Done,
     Failed,
     /// Done, then undone by compensation.

@@ -27,8 +27,12 @@ pub struct WorkerSettings {
     pub max_concurrent_workflow_tasks: usize,
     pub max_concurrent_activities: usize,
     pub shutdown_timeout: Duration,
+    /// How long a step waits for the database to come back.
+    pub outage_timeout: Duration,
     /// POST notifications here; log them when `None`.
     pub notify_webhook: Option<url::Url>,
+    /// The time limit of one webhook delivery.
+    pub notify_timeout: Duration,
     /// Also host the no-op baseline workflow (`orderflow bench`).
     pub with_baseline: bool,
 }
@@ -41,7 +45,9 @@ impl WorkerSettings {
             max_concurrent_workflow_tasks: 200,
             max_concurrent_activities: 200,
             shutdown_timeout: Duration::from_secs(30),
+            outage_timeout: super::activities::default_outage_timeout(),
             notify_webhook: None,
+            notify_timeout: Duration::from_secs(10),
             with_baseline: false,
         }
     }
@@ -50,12 +56,16 @@ impl WorkerSettings {
 /// The activities with their services.
 pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
     let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
-        Some(url) => Box::new(WebhookNotifier::new(url.clone(), Duration::from_secs(10))?),
+        Some(url) => Box::new(WebhookNotifier::new(url.clone(), settings.notify_timeout)?),
         None => Box::new(LogNotifier),
     };
     Ok(OrderActivities {
         settings: WorkflowSettings {
             retry: settings.retry,
+            outage_timeout: settings.outage_timeout,
+            // Room for a webhook's whole time limit within a step's.
+            step_timeout: super::activities::default_step_timeout()
+                .max(settings.notify_timeout + Duration::from_secs(10)),
         },
         orders: OrderStore::new(db.clone()),
         inventory: Box::new(PgInventory::new(db.clone())),

@@ -97,9 +97,9 @@ pub fn change_line(view: &OrderView) -> String {
     if let Some(step) = view.step {
         let s = view.step_view(step);
         let _ = write!(line, " {step} {}", state_word(s.state));
-        if s.attempts > 1 || s.state == StepState::Retrying {
+        if s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting) {
             let _ = write!(line, " (attempt {}", s.attempts);
-            if let (StepState::Retrying, Some(e)) = (s.state, &s.last_error) {
+            if let (StepState::Retrying | StepState::Waiting, Some(e)) = (s.state, &s.last_error) {
                 let _ = write!(line, ": {e}");
             }
             line.push(')');
@@ -113,6 +113,7 @@ pub fn state_word(state: StepState) -> &'static str {
         StepState::Pending => "pending",
         StepState::Running => "running",
         StepState::Retrying => "retrying",
+        StepState::Waiting => "waiting for the database",
         StepState::Done => "done",
         StepState::Failed => "failed",
         StepState::Compensated => "compensated",

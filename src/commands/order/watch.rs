@@ -224,7 +224,7 @@ fn bar_message(view: &OrderView) -> String {
         Some(step) => {
             let s = view.step_view(step);
             let mut msg = format!("{} · {step} {}", view.status, state_word(s.state));
-            if s.attempts > 1 || s.state == StepState::Retrying {
+            if s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting) {
                 msg.push_str(&format!(" (attempt {})", s.attempts));
             }
             msg
