@@ -6,6 +6,7 @@ mod compose;
 mod crash;
 mod db;
 mod docs;
+mod faults;
 mod generated;
 mod local;
 mod orders;

@@ -1,6 +1,7 @@
 //! Shared test support: services started once per test binary, a fresh
 //! database per test, and the real binary with a scrubbed environment.
 
+pub mod invariants;
 pub mod stack;
 pub mod webhook;
 

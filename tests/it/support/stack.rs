@@ -16,6 +16,8 @@ use super::{TestDb, migrated_database, temporal_address};
 
 pub struct Harness {
     pub db: TestDb,
+    /// The Temporal server's address, and a client on it.
+    pub address: String,
     pub client: Client,
     pub settings: WorkerSettings,
 }
@@ -41,14 +43,21 @@ pub async fn temporal_client(address: &str) -> Client {
 }
 
 impl Harness {
+    /// A fresh database on the shared cluster, the shared dev server.
     pub async fn new() -> Self {
-        let db = migrated_database().await;
-        let client = temporal_client(&temporal_address()).await;
+        Self::on(migrated_database().await, &temporal_address()).await
+    }
+
+    /// A harness on a migrated database and a Temporal server of the
+    /// caller's (a scenario that stops or kills them has its own).
+    pub async fn on(db: TestDb, address: &str) -> Self {
+        let client = temporal_client(address).await;
         let mut settings = WorkerSettings::new(format!("test-{}", uuid::Uuid::now_v7().simple()));
         settings.retry = fast_retry(3);
         settings.shutdown_timeout = Duration::from_secs(5);
         Self {
             db,
+            address: address.to_owned(),
             client,
             settings,
         }
@@ -133,7 +142,7 @@ impl Harness {
     /// The real binary, pointed at this harness's Temporal, database and queue.
     pub fn cli(&self) -> assert_cmd::Command {
         let mut cmd = super::orderflow();
-        cmd.env("TEMPORAL_ADDRESS", temporal_address())
+        cmd.env("TEMPORAL_ADDRESS", &self.address)
             .env("DATABASE_URL", &self.db.url)
             .env("ORDERFLOW_TASK_QUEUE", &self.settings.task_queue);
         cmd
@@ -150,7 +159,7 @@ impl Harness {
                 "--database-url",
                 &self.db.url,
                 "--address",
-                &temporal_address(),
+                &self.address,
             ])
             .args([
                 "--task-queue",
