@@ -2343,7 +2343,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__worker)
-            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --max-concurrent-activities --db-max-connections --notify-webhook --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2382,6 +2382,10 @@ _orderflow() {
                     return 0
                     ;;
                 --notify-webhook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --notify-webhook-secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --max-concurrent-activities 'Activities (local and remote) running at once'
             cand --db-max-connections 'Largest PostgreSQL connection pool the worker opens'
             cand --notify-webhook 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged'
+            cand --notify-webhook-secret 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged'
             cand --notify-timeout 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt'
             cand --shutdown-timeout 'How long to let in-flight tasks finish after SIGINT/SIGTERM'
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'

@@ -68,6 +68,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concu
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-activities -d 'Activities (local and remote) running at once' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l db-max-connections -d 'Largest PostgreSQL connection pool the worker opens' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook-secret -d 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-timeout -d 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l shutdown-timeout -d 'How long to let in-flight tasks finish after SIGINT/SIGTERM' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{CustomerId, OrderId, OrderStatus};
+use crate::domain::{CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
 
@@ -240,6 +240,13 @@ pub struct WorkerArgs {
     #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK", value_name = "URL")]
     pub notify_webhook: Option<url::Url>,
 
+    /// Sign each webhook delivery with this secret: an Orderflow-Signature
+    /// header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+    /// (see DOCS.md for how a receiver checks it). Never logged
+    #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK_SECRET", value_name = "SECRET",
+          hide_env_values = true, requires = "notify_webhook", value_parser = parse_secret)]
+    pub notify_webhook_secret: Option<secrecy::SecretString>,
+
     /// Time limit of one webhook delivery; a delivery that takes longer
     /// counts as a failed attempt
     #[arg(long, env = "ORDERFLOW_NOTIFY_TIMEOUT", default_value = "10s",
@@ -300,9 +307,9 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The order ID (= workflow ID)
-    #[arg(value_parser = parse_order_id)]
-    pub id: OrderId,
+    /// The order ID (= workflow ID); any workflow ID Temporal holds
+    #[arg(value_parser = parse_workflow_id)]
+    pub id: WorkflowId,
 }
 
 #[derive(Debug, Args)]
@@ -311,8 +318,8 @@ Exit codes: 0 every order COMPLETED, 4 one FAILED, 5 one CANCELLED,
 3 not found, 7 --timeout elapsed, 130 interrupted (the orders go on).")]
 pub struct WatchArgs {
     /// Order IDs to follow
-    #[arg(required = true, value_parser = parse_order_id)]
-    pub ids: Vec<OrderId>,
+    #[arg(required = true, value_parser = parse_workflow_id)]
+    pub ids: Vec<WorkflowId>,
 
     /// Give up after this long (exit 7), e.g. 30s, 5m
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
@@ -321,9 +328,9 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
-    /// The order ID to cancel
-    #[arg(value_parser = parse_order_id)]
-    pub id: OrderId,
+    /// The order ID to cancel; any workflow ID Temporal holds
+    #[arg(value_parser = parse_workflow_id)]
+    pub id: WorkflowId,
 
     /// Why the order is cancelled (recorded with the order)
     #[arg(long, value_name = "TEXT", default_value = "cancelled by operator")]
@@ -481,6 +488,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_order_id(text: &str) -> Result<OrderId, String> {
     OrderId::parse(text).map_err(|e| e.to_string())
+}
+
+/// A secret, kept out of `Debug` output and wiped when dropped.
+fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(secrecy::SecretString::from(text))
+}
+
+fn parse_workflow_id(text: &str) -> Result<WorkflowId, String> {
+    WorkflowId::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_customer_id(text: &str) -> Result<CustomerId, String> {

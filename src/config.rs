@@ -297,6 +297,18 @@ impl TemporalConfig {
         )
     }
 
+    /// Which credentials are in use, to name the likely cause of a refusal.
+    pub fn credentials(&self) -> crate::temporal::Credentials<'_> {
+        crate::temporal::Credentials {
+            api_key: self.api_key.is_some(),
+            client_cert: self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_cert.is_some() && t.disabled != Some(true)),
+            server_name: self.tls.as_ref().and_then(|t| t.server_name.as_deref()),
+        }
+    }
+
     /// Whether the connection uses TLS (explicitly, or because of an API key).
     pub fn uses_tls(&self) -> bool {
         match &self.tls {

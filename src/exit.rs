@@ -106,7 +106,10 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if cause.is::<crate::input::InputError>() {
             return Exit::Usage;
         }
-        if cause.is::<crate::db::ConnectError>() || cause.is::<crate::temporal::ConnectError>() {
+        if cause.is::<crate::db::ConnectError>()
+            || cause.is::<crate::temporal::ConnectError>()
+            || cause.is::<crate::temporal::CredentialError>()
+        {
             return Exit::Unavailable;
         }
         if let Some(db) = cause.downcast_ref::<sqlx::Error>()

@@ -2,7 +2,7 @@
 //! and `workflow/`, so the rest of the code does not churn with the SDK.
 
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url,
+    Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url, tonic,
 };
 
 use crate::config::TemporalConfig;
@@ -20,8 +20,174 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// A server answered and refused the credentials, or its certificate was
+/// refused (exit 8): the likely cause in one line, and what to check.
+#[derive(Debug, thiserror::Error)]
+#[error("Temporal at {address} refused the connection: {cause}\nhint: {check}")]
+pub struct CredentialError {
+    pub address: String,
+    pub cause: String,
+    pub check: String,
+}
+
+/// What the credentials in use were, for naming the likely cause.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub api_key: bool,
+    pub client_cert: bool,
+    pub server_name: Option<&'a str>,
+}
+
+impl CredentialError {
+    /// Reads a failed call's error chain: a TLS verification failure, or the
+    /// server's `UNAUTHENTICATED` / `PERMISSION_DENIED`, or a refused client
+    /// certificate. `None`: not a credential problem.
+    pub fn classify(
+        error: &(dyn std::error::Error + 'static),
+        address: &str,
+        namespace: &str,
+        used: Credentials<'_>,
+    ) -> Option<Self> {
+        let mut status: Option<(tonic::Code, String)> = None;
+        let mut text = String::new();
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if status.is_none() {
+                status = e
+                    .downcast_ref::<tonic::Status>()
+                    .map(|s| (s.code(), s.message().to_owned()));
+            }
+            text.push_str(&e.to_string());
+            text.push('\n');
+            cause = e.source();
+        }
+        // The SDK reports a failed first call as text that embeds the
+        // status's Debug form: read the code and message back from it.
+        let status = status.or_else(|| status_in(&text));
+        let said = |(code, message): &(tonic::Code, String)| {
+            let message = message.lines().next().unwrap_or("").trim();
+            if message.is_empty() {
+                format!("{code:?}")
+            } else {
+                format!("{code:?}: {}", crate::domain::clip(message))
+            }
+        };
+        let (cause, check) =
+            if text.contains("UnknownIssuer")
+                || text.contains("unknown issuer")
+                || text.contains("BadSignature")
+            {
+                (
+                "certificate not trusted: the server's certificate is not signed by a CA \
+                 this client trusts"
+                    .to_owned(),
+                "check --tls-ca-path / TEMPORAL_TLS_SERVER_CA_CERT_PATH (the CA that signed the \
+                 server's certificate)"
+                    .to_owned(),
+            )
+            } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+                let name = used.server_name.map(str::to_owned).unwrap_or_else(|| {
+                    address
+                        .rsplit_once(':')
+                        .map_or(address, |(h, _)| h)
+                        .to_owned()
+                });
+                (
+                format!("the server's certificate is not valid for {name}"),
+                "check --tls-server-name / TEMPORAL_TLS_SERVER_NAME (the name the certificate is \
+                 for) and --address"
+                    .to_owned(),
+            )
+            } else if text.contains("CertificateRequired")
+                || text.contains("certificate required")
+                || text.contains("No required SSL certificate")
+                || (text.contains("400 Bad Request")
+                    && status
+                        .as_ref()
+                        .is_some_and(|(code, _)| *code == tonic::Code::Internal))
+            {
+                if used.client_cert {
+                    (
+                        "client certificate rejected (the server answered 400 Bad Request)"
+                            .to_owned(),
+                        "check --tls-cert-path / --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, \
+                     TEMPORAL_TLS_CLIENT_KEY_PATH): the server's CA must have signed it"
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                        "client certificate required: the server asks for one and none was sent \
+                     (it answered 400 Bad Request)"
+                            .to_owned(),
+                        "set --tls-cert-path and --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, \
+                     TEMPORAL_TLS_CLIENT_KEY_PATH)"
+                            .to_owned(),
+                    )
+                }
+            } else if let Some(s) = status
+                .as_ref()
+                .filter(|(code, _)| *code == tonic::Code::Unauthenticated)
+            {
+                if used.api_key {
+                    (
+                        format!("API key rejected ({})", said(s)),
+                        "check --api-key / TEMPORAL_API_KEY: the key may be wrong, revoked or for \
+                     another account"
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                    format!("credentials required, and no API key was given ({})", said(s)),
+                    "set an API key with --api-key / TEMPORAL_API_KEY, or a client certificate \
+                     with --tls-cert-path / --tls-key-path"
+                        .to_owned(),
+                )
+                }
+            } else if let Some(s) = status
+                .as_ref()
+                .filter(|(code, _)| *code == tonic::Code::PermissionDenied)
+            {
+                (
+                    format!("permission denied on namespace {namespace} ({})", said(s)),
+                    "check that the API key or certificate has access to this namespace \
+                 (--namespace / TEMPORAL_NAMESPACE)"
+                        .to_owned(),
+                )
+            } else {
+                return None;
+            };
+        Some(Self {
+            address: address.to_owned(),
+            cause,
+            check,
+        })
+    }
+}
+
+/// The code and message of a `Status { code: …, message: "…", … }` in text.
+fn status_in(text: &str) -> Option<(tonic::Code, String)> {
+    let rest = &text[text.find("Status { code: ")? + "Status { code: ".len()..];
+    let name = rest.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    let code = match name {
+        "Unauthenticated" => tonic::Code::Unauthenticated,
+        "PermissionDenied" => tonic::Code::PermissionDenied,
+        "Internal" => tonic::Code::Internal,
+        "Unavailable" => tonic::Code::Unavailable,
+        "Unknown" => tonic::Code::Unknown,
+        _ => return None,
+    };
+    let message = rest
+        .split_once("message: \"")
+        .and_then(|(_, m)| m.split_once("\", ").map(|(m, _)| m))
+        .unwrap_or("")
+        .replace("\\\"", "\"");
+    Some((code, message))
+}
+
 /// Connects a namespace-bound client, giving up after the connect timeout.
-pub async fn connect(config: &TemporalConfig) -> Result<Client, ConnectError> {
+/// Fails with [`ConnectError`] when no server answered, or
+/// [`CredentialError`] when one refused the credentials.
+pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
     let fail = |reason: String| ConnectError {
         address: config.address.clone(),
         namespace: config.namespace.clone(),
@@ -44,12 +210,36 @@ pub async fn connect(config: &TemporalConfig) -> Result<Client, ConnectError> {
                 humantime::format_duration(config.connect_timeout)
             ))
         })?
-        .map_err(|e| fail(root_cause(&e)))?;
-    Client::new(
+        .map_err(|e| -> anyhow::Error {
+            let used = config.credentials();
+            match CredentialError::classify(&e, &config.address, &config.namespace, used) {
+                Some(refused) => refused.into(),
+                None => fail(root_cause(&e)).into(),
+            }
+        })?;
+    Ok(Client::new(
         connection,
         ClientOptions::new(config.namespace.clone()).build(),
     )
-    .map_err(|e| fail(e.to_string()))
+    .map_err(|e| fail(e.to_string()))?)
+}
+
+/// A command's error, told as a refused credential when that is what it
+/// was: the first call after connecting is often where a server refuses.
+pub fn explain(error: anyhow::Error, config: &TemporalConfig) -> anyhow::Error {
+    let about_the_database = error.chain().any(|c| c.is::<sqlx::Error>());
+    if about_the_database || error.chain().any(|c| c.is::<CredentialError>()) {
+        return error;
+    }
+    match CredentialError::classify(
+        error.as_ref(),
+        &config.address,
+        &config.namespace,
+        config.credentials(),
+    ) {
+        Some(refused) => refused.into(),
+        None => error,
+    }
 }
 
 /// Whether `target` names this machine.
@@ -82,6 +272,20 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_is_read_back_from_the_sdks_text() {
+        let text = "`get_system_info` call error after connection: Status { code: Unauthenticated, \
+                    message: \"Request unauthorized\", metadata: MetadataMap { headers: {} }, source: None }";
+        assert_eq!(
+            status_in(text),
+            Some((
+                tonic::Code::Unauthenticated,
+                "Request unauthorized".to_owned()
+            ))
+        );
+        assert_eq!(status_in("connection refused"), None);
+    }
 
     #[test]
     fn only_this_machine_is_loopback() {

@@ -138,7 +138,7 @@ impl Driver<'_> {
                 let view =
                     client::run_order(self.client, self.task_queue, &order, self.eager).await?;
                 if view.status != OrderStatus::Completed {
-                    anyhow::bail!("benchmark order {} ended {}", order.id, view.status);
+                    anyhow::bail!("benchmark order {} ended {}", order.id(), view.status);
                 }
             }
         }

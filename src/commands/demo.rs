@@ -11,7 +11,7 @@ use super::Context;
 use super::worker::shutdown_signal;
 use crate::cli::DemoArgs;
 use crate::db::pool::Connections;
-use crate::domain::{Order, OrderStatus, Step};
+use crate::domain::{Order, OrderStatus, Step, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{Source, parse_orders};
 use crate::stack::local::{LocalStack, StackInfo};
@@ -65,10 +65,7 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
     let orders: Vec<Order> = SAMPLES
         .iter()
         .map(|(name, text, _)| {
-            let source = Source {
-                name: format!("examples/orders/{name}.json"),
-                text: (*text).to_owned(),
-            };
+            let source = Source::new(format!("examples/orders/{name}.json"), *text);
             parse_orders(std::slice::from_ref(&source), None).map(|mut o| o.remove(0).order)
         })
         .collect::<Result<_, _>>()?;
@@ -133,8 +130,8 @@ async fn run_samples(
     for order in orders {
         client::start(client, &stack.temporal.task_queue, order).await?;
     }
-    let ids: Vec<_> = orders.iter().map(|o| o.id.clone()).collect();
-    let cancelled = &orders[3].id;
+    let ids: Vec<WorkflowId> = orders.iter().map(|o| o.id().clone().into()).collect();
+    let cancelled = &orders[3].id();
     // Cancel the last sample once its payment is retrying: mid-flight.
     let canceller = async {
         loop {
@@ -168,10 +165,10 @@ async fn run_samples(
 
     let mut outcomes = Vec::new();
     for (order, (sample, _, expected)) in orders.iter().zip(SAMPLES) {
-        let view = client::outcome(client, &order.id).await?;
+        let view = client::outcome(client, &order.id()).await?;
         outcomes.push(Outcome {
             sample,
-            order_id: order.id.to_string(),
+            order_id: order.id().to_string(),
             expected,
             status: view.status,
             failure: view
@@ -182,7 +179,7 @@ async fn run_samples(
                         .filter(|_| view.status == OrderStatus::Cancelled)
                         .map(|c| c.reason)
                 }),
-            ui_url: stack.temporal.ui_link(order.id.as_str()),
+            ui_url: stack.temporal.ui_link(order.id().as_str()),
         });
     }
     let p = &cx.printer;

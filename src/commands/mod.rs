@@ -51,7 +51,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         global: cli.global,
         printer,
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Worker(args) => worker::run(&cx, args).await,
         Command::Dev(args) => dev::run(&cx, args).await,
         Command::Demo(args) => demo::run(&cx, args).await,
@@ -61,7 +61,12 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),
-    }
+    };
+    // A refused credential surfaces on the first call after connecting.
+    result.map_err(|e| match cx.temporal() {
+        Ok(config) => crate::temporal::explain(e, &config),
+        Err(_) => e,
+    })
 }
 
 /// Ends with 130 when Ctrl-C comes first.

@@ -31,6 +31,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         outage_timeout: args.outage_timeout,
         notify_webhook: args.notify_webhook,
         notify_timeout: args.notify_timeout,
+        notify_webhook_secret: args.notify_webhook_secret,
         with_baseline: false,
     };
     cx.printer.note(format!(

@@ -82,6 +82,96 @@ id_type!(
     ProductId
 );
 
+impl AsRef<str> for OrderId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The ID of a workflow that exists, as `order status`, `watch` and
+/// `cancel` take it and an order's state names it: any ID Temporal accepts
+/// (1–1000 bytes, no control characters), so an operator can inspect and
+/// end an order someone else started with an ID outside the [`OrderId`]
+/// rule. What orderflow creates follows that stricter rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct WorkflowId(String);
+
+impl WorkflowId {
+    /// Temporal's default limit on a workflow ID's length.
+    pub const MAX_LEN: usize = 1000;
+
+    pub fn parse(value: &str) -> Result<Self, RuleError> {
+        if value.is_empty() {
+            return Err(RuleError::new("must not be empty"));
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(RuleError::new(format!(
+                "must be at most {} bytes (got {})",
+                Self::MAX_LEN,
+                value.len()
+            )));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(RuleError::new("must not hold control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The ID of a workflow Temporal runs, which it has checked already;
+    /// anything outside the rule is made to fit (control characters as
+    /// `?`, cut to [`Self::MAX_LEN`]), never refused.
+    pub fn lossy(value: &str) -> Self {
+        let mut id: String = value
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        while id.len() > Self::MAX_LEN {
+            id.pop();
+        }
+        if id.is_empty() {
+            id.push('?');
+        }
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for WorkflowId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<OrderId> for WorkflowId {
+    fn from(id: OrderId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl fmt::Display for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for WorkflowId {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<Self, RuleError> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkflowId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 impl OrderId {
     /// A fresh order ID for orders submitted without one: time-ordered (UUIDv7)
     /// so that generated IDs sort by submission.
@@ -117,6 +207,18 @@ mod tests {
             let err = CustomerId::parse(bad).unwrap_err().to_string();
             assert!(err.contains("is not allowed"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn workflow_ids_are_what_temporal_accepts() {
+        let long = "W".repeat(200);
+        assert_eq!(WorkflowId::parse(&long).unwrap().as_str(), long);
+        assert!(WorkflowId::parse("has space/and:colon").is_ok());
+        assert!(WorkflowId::parse("").is_err());
+        assert!(WorkflowId::parse("a\nb").is_err());
+        assert!(WorkflowId::parse(&"x".repeat(1001)).is_err());
+        let order: WorkflowId = OrderId::parse("ORD-1").unwrap().into();
+        assert_eq!(order.as_str(), "ORD-1");
     }
 
     #[test]

@@ -19,7 +19,12 @@ impl Money {
 
     /// Parses the text of a JSON number or string: `12`, `12.5`, `"12.50"`, `1.2e1`.
     pub fn parse(text: &str) -> Result<Self, RuleError> {
-        let bad = || RuleError::new(format!("{text:?} is not a decimal amount like 12.50"));
+        let bad = || {
+            RuleError::new(format!(
+                "{} is not a decimal amount like 12.50",
+                super::quote(text)
+            ))
+        };
         if text.is_empty()
             || !text
                 .bytes()
@@ -125,7 +130,8 @@ impl Currency {
         match text.as_bytes() {
             &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
             _ => Err(RuleError::new(format!(
-                "{text:?} is not a currency code; use three upper-case letters like \"USD\""
+                "{} is not a currency code; use three upper-case letters like \"USD\"",
+                super::quote(text)
             ))),
         }
     }

@@ -18,7 +18,8 @@ impl CustomerEmail {
     pub fn parse(value: &str) -> Result<Self, RuleError> {
         let bad = || {
             RuleError::new(format!(
-                "{value:?} is not an e-mail address like ann@example.com"
+                "{} is not an e-mail address like ann@example.com",
+                super::quote(value)
             ))
         };
         if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -67,22 +68,56 @@ impl OrderLine {
     }
 }
 
-/// A whole, valid order. Its JSON is the SPEC's order shape with amounts as
-/// strings; it is the workflow input.
+/// A whole, valid order: it can only be built by [`Order::new`], which
+/// checks every rule, and its JSON is read back through the same check
+/// (`try_from`), so no invalid order exists in memory — whether it came from
+/// a file, a workflow's input, a history or a query. Its JSON is the SPEC's
+/// order shape with amounts as strings; it is the workflow input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "OrderWire")]
 pub struct Order {
-    pub id: OrderId,
+    id: OrderId,
     #[serde(rename = "customerID")]
-    pub customer_id: CustomerId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_email: Option<CustomerEmail>,
+    customer_id: CustomerId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_email: Option<CustomerEmail>,
+    payment_method: PaymentMethod,
+    total_amount: Money,
+    currency: Currency,
+    items: Vec<OrderLine>,
+}
+
+/// [`Order`]'s JSON, before the rules that span fields are checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OrderWire {
+    id: OrderId,
+    #[serde(rename = "customerID")]
+    customer_id: CustomerId,
     #[serde(default)]
-    pub payment_method: PaymentMethod,
-    pub total_amount: Money,
+    customer_email: Option<CustomerEmail>,
     #[serde(default)]
-    pub currency: Currency,
-    pub items: Vec<OrderLine>,
+    payment_method: PaymentMethod,
+    total_amount: Money,
+    #[serde(default)]
+    currency: Currency,
+    items: Vec<OrderLine>,
+}
+
+impl TryFrom<OrderWire> for Order {
+    type Error = OrderRuleError;
+
+    fn try_from(w: OrderWire) -> Result<Self, OrderRuleError> {
+        Order::new(
+            w.id,
+            w.customer_id,
+            w.customer_email,
+            w.payment_method,
+            w.total_amount,
+            w.currency,
+            w.items,
+        )
+    }
 }
 
 /// Why an order as a whole is invalid: the field and the rule.
@@ -165,6 +200,42 @@ impl Order {
             items,
         })
     }
+
+    /// The same order under another ID (`order create --id`).
+    pub fn with_id(self, id: OrderId) -> Self {
+        Self { id, ..self }
+    }
+
+    /// The order's ID, which is also its workflow ID.
+    pub fn id(&self) -> &OrderId {
+        &self.id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.customer_id
+    }
+
+    pub fn customer_email(&self) -> Option<&CustomerEmail> {
+        self.customer_email.as_ref()
+    }
+
+    pub fn payment_method(&self) -> PaymentMethod {
+        self.payment_method
+    }
+
+    /// Σ quantity × unitPrice, to the cent.
+    pub fn total_amount(&self) -> Money {
+        self.total_amount
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// One to a hundred lines, no product twice.
+    pub fn items(&self) -> &[OrderLine] {
+        &self.items
+    }
 }
 
 #[cfg(test)]
@@ -246,5 +317,23 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<Order>(json).unwrap(), o);
+    }
+
+    #[test]
+    fn json_is_checked_like_any_other_order() {
+        let mut json =
+            serde_json::to_value(order("1299.99", vec![line("PROD-001", 1, "1299.99")]).unwrap())
+                .unwrap();
+        json["totalAmount"] = "0.01".into();
+        let err = serde_json::from_value::<Order>(json.clone()).unwrap_err();
+        assert!(err.to_string().contains("totalAmount: is 0.01"), "{err}");
+        json["totalAmount"] = "10.00".into();
+        json["items"] = serde_json::json!([]);
+        let err = serde_json::from_value::<Order>(json).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("items: must hold at least one item"),
+            "{err}"
+        );
     }
 }

@@ -38,8 +38,8 @@ macro_rules! vocabulary {
                 Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
                     let names: Vec<_> = Self::ALL.iter().map(|v| v.as_str()).collect();
                     RuleError::new(format!(
-                        concat!("{:?} is not a known ", $what, "; use one of: {}"),
-                        s,
+                        concat!("{} is not a known ", $what, "; use one of: {}"),
+                        super::quote(s),
                         names.join(", ")
                     ))
                 })

@@ -53,11 +53,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<Product>, String> {
-        parse_catalog(&Source {
-            name: "catalog.json".into(),
-            text: text.into(),
-        })
-        .map_err(|e| e.to_string())
+        parse_catalog(&Source::new("catalog.json", text)).map_err(|e| e.to_string())
     }
 
     #[test]

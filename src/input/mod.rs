@@ -10,13 +10,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::domain::Money;
+use crate::domain::{MAX_ID_LEN, Money};
 
 mod catalog;
 mod orders;
 
 pub use catalog::parse_catalog;
-pub use orders::{ParsedOrder, parse_orders};
+pub use orders::{ParsedOrder, parse_orders, parse_workflow_order};
 
 /// Input that breaks a rule (exit 2). Nothing is submitted or written when
 /// any item of the input is invalid.
@@ -51,8 +51,17 @@ pub struct Source {
     pub text: String,
 }
 
+/// The largest input file orderflow reads (an order file or a catalog):
+/// about 100,000 orders. Larger batches are split over several files.
+pub const MAX_INPUT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The longest message an input error carries: beyond it, the message
+/// (which may quote the bad value) is cut.
+const MAX_MESSAGE_CHARS: usize = 240;
+
 impl Source {
-    /// Reads `path`, or stdin for `-`.
+    /// Reads `path`, or stdin for `-`: at most [`MAX_INPUT_BYTES`], UTF-8,
+    /// with a byte-order mark at the start allowed (and dropped).
     pub fn read(path: &Path) -> Result<Self, InputError> {
         let is_stdin = path.as_os_str() == "-";
         let name = if is_stdin {
@@ -60,19 +69,50 @@ impl Source {
         } else {
             path.display().to_string()
         };
-        let mut text = String::new();
-        let read = if is_stdin {
-            std::io::stdin().read_to_string(&mut text).map(drop)
-        } else {
-            std::fs::read_to_string(path).map(|t| text = t)
-        };
-        read.map_err(|e| InputError {
+        let fail = |message: String| InputError {
             source_name: name.clone(),
             item: None,
             field: None,
-            message: format!("cannot read: {e}"),
+            message,
+        };
+        let mut bytes = Vec::new();
+        let read = if is_stdin {
+            std::io::stdin()
+                .take(MAX_INPUT_BYTES + 1)
+                .read_to_end(&mut bytes)
+        } else {
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+        };
+        read.map_err(|e| fail(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_INPUT_BYTES {
+            return Err(fail(format!(
+                "is larger than {} MiB, the most orderflow reads from one file; \
+                 split it into several files (--file repeats)",
+                MAX_INPUT_BYTES / (1024 * 1024)
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "is not UTF-8 text (bad byte at offset {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
-        Ok(Self { name, text })
+        Ok(Self::new(name, text))
+    }
+
+    /// A source from text already in memory; a byte-order mark at its
+    /// start is dropped.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let text: String = text.into();
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        };
+        Self {
+            name: name.into(),
+            text,
+        }
     }
 
     fn error(
@@ -85,23 +125,29 @@ impl Source {
             source_name: self.name.clone(),
             item,
             field,
-            message: message.into(),
+            message: cut(message.into()),
         }
     }
 
     /// The items of the file: one JSON object, or an array of them.
     pub fn items(&self) -> Result<Vec<&RawValue>, InputError> {
         let syntax = |e: serde_json::Error| {
-            self.error(
-                None,
-                None,
+            let what = strip_location(&e.to_string());
+            let message = if what == "recursion limit exceeded" {
                 format!(
-                    "malformed JSON at line {}, column {}: {}",
+                    "is nested more than 128 levels deep (arrays or objects within each \
+                     other, at line {}, column {}); an order is nested 3 levels",
                     e.line(),
-                    e.column(),
-                    strip_location(&e.to_string())
-                ),
-            )
+                    e.column()
+                )
+            } else {
+                format!(
+                    "malformed JSON at line {}, column {}: {what}",
+                    e.line(),
+                    e.column()
+                )
+            };
+            self.error(None, None, message)
         };
         match self.text.trim_start().chars().next() {
             None => Err(self.error(
@@ -129,12 +175,28 @@ impl Source {
         }
     }
 
-    /// Deserializes one item; an error names the item and the field path.
+    /// Deserializes one item, which must be a JSON object; an error names
+    /// the item and the field path.
     pub fn parse_item<T: DeserializeOwned>(
         &self,
         item: &RawValue,
         label: &str,
     ) -> Result<T, InputError> {
+        let kind = match item.get().trim_start().chars().next() {
+            Some('{') => None,
+            Some('[') => Some("an array"),
+            Some('"') => Some("a string"),
+            Some('t' | 'f') => Some("true or false"),
+            Some('n') => Some("null"),
+            _ => Some("a number"),
+        };
+        if let Some(kind) = kind {
+            return Err(self.error(
+                Some(label.to_owned()),
+                None,
+                format!("is {kind}, not a JSON object"),
+            ));
+        }
         let de = &mut serde_json::Deserializer::from_str(item.get());
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -164,11 +226,21 @@ pub fn item_label(kind: &str, index: usize, item: &RawValue, id_field: &str) -> 
     let id = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(item.get())
         .ok()
         .and_then(|m| m.get(id_field).and_then(|v| v.as_str().map(str::to_owned)))
-        .filter(|id| !id.is_empty() && id.len() <= 64);
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN);
     match id {
         Some(id) => format!("{kind} {} ({id})", index + 1),
         None => format!("{kind} {}", index + 1),
     }
+}
+
+/// A message past [`MAX_MESSAGE_CHARS`], cut there.
+fn cut(message: String) -> String {
+    let count = message.chars().count();
+    if count <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let head: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    format!("{head}… (message cut; {count} characters)")
 }
 
 /// serde_json appends " at line L column C"; paths say more within an item.
@@ -194,7 +266,8 @@ impl<'de> Deserialize<'de> for JsonMoney {
             text.to_owned()
         } else {
             return Err(serde::de::Error::custom(format!(
-                "must be a decimal amount (a number or a string like \"12.50\"), not {text}"
+                "must be a decimal amount (a number or a string like \"12.50\"), not {}",
+                crate::domain::clip(text)
             )));
         };
         Money::parse(&text)
@@ -208,10 +281,7 @@ mod tests {
     use super::*;
 
     fn source(text: &str) -> Source {
-        Source {
-            name: "in.json".into(),
-            text: text.into(),
-        }
+        Source::new("in.json", text)
     }
 
     #[derive(Debug, Deserialize)]
@@ -294,6 +364,52 @@ mod tests {
             "{}",
             errs[3]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let s = Source::new("bom.json", "\u{feff}{\"a\": 1}");
+        assert_eq!(s.items().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_reported_for_what_it_is() {
+        // Arrays in arrays: the item is an array, not an object (not "[0]:
+        // expected a string", as reading it as a struct's fields would say).
+        let deep = format!("[{}{}]", "[".repeat(200), "]".repeat(200));
+        let s = source(&deep);
+        let items = s.items().unwrap();
+        let err = s.parse_item::<Line>(items[0], "line 1").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.json: line 1: is an array, not a JSON object"
+        );
+        // Objects in objects, within a field: its path and what it expected.
+        let deep = format!(
+            r#"{{"price": 1, "qty": {}1{}}}"#,
+            r#"{"a":"#.repeat(300),
+            "}".repeat(300)
+        );
+        let s = source(&deep);
+        let items = s.items().unwrap();
+        let err = s
+            .parse_item::<Line>(items[0], "line 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("in.json: line 1: qty: "), "{err}");
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_not_echoed_back() {
+        let email = "x".repeat(5_000_000);
+        let s = source(&format!(r#"{{"price": "{email}", "qty": 1}}"#));
+        let items = s.items().unwrap();
+        let err = s
+            .parse_item::<Line>(items[0], "line 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.starts_with("in.json: line 1: price: \"xxx"), "{err}");
     }
 
     #[test]

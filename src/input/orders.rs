@@ -7,13 +7,13 @@ use serde::Deserialize;
 
 use super::{InputError, JsonMoney, Source, item_label};
 use crate::domain::{
-    Currency, CustomerEmail, CustomerId, Order, OrderId, OrderLine, PaymentMethod, ProductId,
-    Quantity,
+    Currency, CustomerEmail, CustomerId, Order, OrderId, OrderLine, OrderRuleError, PaymentMethod,
+    ProductId, Quantity,
 };
 
 /// One order as written in a file: amounts as numbers or strings, optional
 /// fields with the SPEC's defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct OrderInput {
     id: Option<OrderId>,
@@ -26,7 +26,7 @@ struct OrderInput {
     items: Vec<LineInput>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LineInput {
     #[serde(rename = "productID")]
@@ -45,6 +45,28 @@ pub struct ParsedOrder {
     pub generated_id: bool,
 }
 
+impl OrderInput {
+    /// The order, under `id`; its rules checked as a whole.
+    fn into_order(self, id: OrderId) -> Result<Order, OrderRuleError> {
+        Order::new(
+            id,
+            self.customer_id,
+            self.customer_email,
+            self.payment_method.unwrap_or_default(),
+            self.total_amount.0,
+            self.currency.unwrap_or_default(),
+            self.items
+                .into_iter()
+                .map(|l| OrderLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price.0,
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Parses every order in `sources`. `id` replaces the ID of the one order
 /// (an error when there are several). Any invalid order, or an ID used
 /// twice, fails the whole input.
@@ -58,24 +80,10 @@ pub fn parse_orders(
             let label = item_label("order", index, raw, "id");
             let input: OrderInput = source.parse_item(raw, &label)?;
             let generated_id = input.id.is_none();
-            let order = Order::new(
-                input.id.unwrap_or_else(OrderId::generate),
-                input.customer_id,
-                input.customer_email,
-                input.payment_method.unwrap_or_default(),
-                input.total_amount.0,
-                input.currency.unwrap_or_default(),
-                input
-                    .items
-                    .into_iter()
-                    .map(|l| OrderLine {
-                        product_id: l.product_id,
-                        quantity: l.quantity,
-                        unit_price: l.unit_price.0,
-                    })
-                    .collect(),
-            )
-            .map_err(|e| source.item_error(&label, Some(&e.field), e.rule.to_string()))?;
+            let id = input.id.clone().unwrap_or_else(OrderId::generate);
+            let order = input
+                .into_order(id)
+                .map_err(|e| source.item_error(&label, Some(&e.field), e.rule.to_string()))?;
             parsed.push(ParsedOrder {
                 order,
                 origin: format!("{}: {label}", source.name),
@@ -86,7 +94,7 @@ pub fn parse_orders(
     if let Some(id) = id {
         match parsed.as_mut_slice() {
             [one] => {
-                one.order.id = id.clone();
+                one.order = one.order.clone().with_id(id.clone());
                 one.generated_id = false;
             }
             _ => {
@@ -104,19 +112,51 @@ pub fn parse_orders(
     }
     let mut seen: HashMap<&OrderId, &str> = HashMap::new();
     for p in &parsed {
-        if let Some(first) = seen.insert(&p.order.id, &p.origin) {
+        if let Some(first) = seen.insert(p.order.id(), &p.origin) {
             return Err(InputError {
                 source_name: p.origin.clone(),
                 item: None,
                 field: Some("id".into()),
                 message: format!(
                     "{} is also the ID of {first}; each order needs its own ID",
-                    p.order.id
+                    p.order.id()
                 ),
             });
         }
     }
     Ok(parsed)
+}
+
+/// One order sent as a workflow's input by any Temporal client, checked
+/// as an order file's is (amounts as numbers or strings, the same
+/// defaults), and its ID against the workflow's: an order's ID is its
+/// workflow ID, and the workflow's ID stands in for an absent one. The
+/// error is the broken rule, `field: rule`.
+pub fn parse_workflow_order(text: &str, workflow_id: &str) -> Result<Order, String> {
+    let source = Source::new("input", text);
+    let rule = |e: InputError| match e.field {
+        Some(field) => format!("{field}: {}", e.message),
+        None => e.message,
+    };
+    if source.text.trim_start().starts_with('[') {
+        return Err("must be one order object, not an array".into());
+    }
+    let items = source.items().map_err(rule)?;
+    let [raw] = items.as_slice() else {
+        return Err("must be one order object".into());
+    };
+    let input: OrderInput = source.parse_item(raw, "order").map_err(rule)?;
+    let id = match &input.id {
+        Some(id) if id.as_str() == workflow_id => id.clone(),
+        Some(id) => {
+            return Err(format!(
+                "id: is {id} but the workflow ID is {}; an order's ID is its workflow ID",
+                crate::domain::clip(workflow_id)
+            ));
+        }
+        None => OrderId::parse(workflow_id).map_err(|e| format!("id: the workflow ID {e}"))?,
+    };
+    input.into_order(id).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -134,14 +174,7 @@ mod tests {
     }"#;
 
     fn parse(text: &str) -> Result<Vec<ParsedOrder>, String> {
-        parse_orders(
-            &[Source {
-                name: "orders.json".into(),
-                text: text.into(),
-            }],
-            None,
-        )
-        .map_err(|e| e.to_string())
+        parse_orders(&[Source::new("orders.json", text)], None).map_err(|e| e.to_string())
     }
 
     fn error(text: &str) -> String {
@@ -152,8 +185,8 @@ mod tests {
     fn the_seed_example_is_valid() {
         let orders = parse(SEED).unwrap();
         assert_eq!(orders.len(), 1);
-        assert_eq!(orders[0].order.id.as_str(), "ORD-1001");
-        assert_eq!(orders[0].order.total_amount.to_string(), "1299.99");
+        assert_eq!(orders[0].order.id().as_str(), "ORD-1001");
+        assert_eq!(orders[0].order.total_amount().to_string(), "1299.99");
     }
 
     #[test]
@@ -162,9 +195,9 @@ mod tests {
             {"productID":"A","quantity":1,"unitPrice":0.10},{"productID":"B","quantity":1,"unitPrice":"0.20"}]}]"#)
         .unwrap();
         let o = &orders[0];
-        assert!(o.generated_id && o.order.id.as_str().starts_with("ORD-"));
-        assert_eq!(o.order.payment_method, PaymentMethod::Card);
-        assert_eq!(o.order.currency.as_str(), "USD");
+        assert!(o.generated_id && o.order.id().as_str().starts_with("ORD-"));
+        assert_eq!(o.order.payment_method(), PaymentMethod::Card);
+        assert_eq!(o.order.currency().as_str(), "USD");
     }
 
     #[test]
@@ -244,16 +277,13 @@ mod tests {
         let two = r#"[{"id":"X","customerID":"C","totalAmount":1,"items":[{"productID":"A","quantity":1,"unitPrice":1}]},
                       {"id":"X","customerID":"C","totalAmount":1,"items":[{"productID":"A","quantity":1,"unitPrice":1}]}]"#;
         assert!(error(two).contains("X is also the ID of orders.json: order 1 (X)"));
-        let source = Source {
-            name: "seed.json".into(),
-            text: SEED.into(),
-        };
+        let source = Source::new("seed.json", SEED);
         let id = OrderId::parse("ORD-42").unwrap();
-        assert_eq!(parse_orders(&[source], Some(&id)).unwrap()[0].order.id, id);
-        let source = Source {
-            name: "two.json".into(),
-            text: two.into(),
-        };
+        assert_eq!(
+            parse_orders(&[source], Some(&id)).unwrap()[0].order.id(),
+            &id
+        );
+        let source = Source::new("two.json", two);
         assert!(
             parse_orders(&[source], Some(&id))
                 .unwrap_err()

@@ -51,7 +51,7 @@ impl Inventory for PgInventory {
             "SELECT outcome, lines, line_product, line_quantity, line_price, catalog_price, catalog_stock
                FROM reserve_inventory($1)",
         )
-        .bind(order.id.as_str())
+        .bind(order.id().as_str())
         .fetch_one(&mut self.db.acquire().await?)
         .await?;
         let outcome: String = row.try_get("outcome")?;
@@ -65,13 +65,13 @@ impl Inventory for PgInventory {
                 FailureCode::Internal,
                 format!(
                     "order {}'s reservation was already released; it cannot be reserved again",
-                    order.id
+                    order.id()
                 ),
             )),
-            "ENDED" => Err(super::payment::ended(&order.id, "ended")),
+            "ENDED" => Err(super::payment::ended(order.id(), "ended")),
             "NOT_RECORDED" => Err(ServiceError::Transient(anyhow::anyhow!(
                 "order {} is not recorded yet",
-                order.id
+                order.id()
             ))),
             "UNKNOWN_PRODUCT" => Err(ServiceError::business(
                 FailureCode::UnknownProduct,
@@ -104,7 +104,7 @@ impl Inventory for PgInventory {
             )),
             other => Err(ServiceError::Transient(anyhow::anyhow!(
                 "reserve_inventory answered {other:?} for order {}",
-                order.id
+                order.id()
             ))),
         }
     }

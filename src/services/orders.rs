@@ -20,15 +20,19 @@ pub(crate) struct LineArrays<'a> {
 impl<'a> LineArrays<'a> {
     pub fn of(order: &'a Order) -> Self {
         Self {
-            line_nos: (0..order.items.len() as i16).collect(),
-            products: order.items.iter().map(|l| l.product_id.as_str()).collect(),
+            line_nos: (0..order.items().len() as i16).collect(),
+            products: order
+                .items()
+                .iter()
+                .map(|l| l.product_id.as_str())
+                .collect(),
             quantities: order
-                .items
+                .items()
                 .iter()
                 .map(|l| l.quantity.get() as i32)
                 .collect(),
             prices: order
-                .items
+                .items()
                 .iter()
                 .map(|l| l.unit_price.as_decimal())
                 .collect(),
@@ -66,12 +70,12 @@ impl OrderStore {
                  RETURNING 1)
              SELECT count(*) FROM new_order",
         )
-        .bind(order.id.as_str())
-        .bind(order.customer_id.as_str())
-        .bind(order.customer_email.as_ref().map(|e| e.as_str()))
-        .bind(order.payment_method.as_str())
-        .bind(order.total_amount.as_decimal())
-        .bind(order.currency.as_str())
+        .bind(order.id().as_str())
+        .bind(order.customer_id().as_str())
+        .bind(order.customer_email().as_ref().map(|e| e.as_str()))
+        .bind(order.payment_method().as_str())
+        .bind(order.total_amount().as_decimal())
+        .bind(order.currency().as_str())
         .bind(&lines.line_nos)
         .bind(&lines.products)
         .bind(&lines.quantities)
@@ -88,12 +92,12 @@ impl OrderStore {
                 FailureCode::InvalidOrder,
                 format!(
                     "an order {} with different content is already recorded",
-                    order.id
+                    order.id()
                 ),
             )),
             None => Err(ServiceError::Unavailable(anyhow::anyhow!(
                 "order {} was recorded but is not found",
-                order.id
+                order.id()
             ))),
         }
     }
@@ -107,7 +111,7 @@ impl OrderStore {
                        FROM order_items i WHERE i.order_id = o.order_id) AS lines
                FROM orders o WHERE order_id = $1",
         )
-        .bind(order.id.as_str())
+        .bind(order.id().as_str())
         .fetch_optional(&mut self.db.acquire().await?)
         .await?
         else {
@@ -117,15 +121,15 @@ impl OrderStore {
             .try_get::<Option<Vec<String>>, _>("lines")?
             .unwrap_or_default();
         let expected: Vec<String> = order
-            .items
+            .items()
             .iter()
             .map(|l| format!("{}:{}:{}", l.product_id, l.quantity, l.unit_price))
             .collect();
         Ok(Some(
-            row.try_get::<String, _>("customer_id")? == order.customer_id.as_str()
-                && row.try_get::<Decimal, _>("total_amount")? == order.total_amount.as_decimal()
-                && row.try_get::<String, _>("currency")? == order.currency.as_str()
-                && row.try_get::<String, _>("payment_method")? == order.payment_method.as_str()
+            row.try_get::<String, _>("customer_id")? == order.customer_id().as_str()
+                && row.try_get::<Decimal, _>("total_amount")? == order.total_amount().as_decimal()
+                && row.try_get::<String, _>("currency")? == order.currency().as_str()
+                && row.try_get::<String, _>("payment_method")? == order.payment_method().as_str()
                 && lines == expected,
         ))
     }
@@ -179,7 +183,7 @@ impl OrderStore {
                         refund_payment_id
                    FROM finish_order($1, $2, $3, $4, $5, $6)",
             )
-            .bind(order.id.as_str())
+            .bind(order.id().as_str())
             .bind(ending.status.as_str())
             .bind(ending.step.map(Step::as_str))
             .bind(ending.failure.as_ref().map(|(c, _)| c.as_str()))
@@ -195,7 +199,7 @@ impl OrderStore {
                     let parse = |what: &str, value: String| {
                         ServiceError::Transient(anyhow::anyhow!(
                             "order {} holds an unknown {what} {value:?}",
-                            order.id
+                            order.id()
                         ))
                     };
                     let status_text: String = text("final_status")?.unwrap_or_default();
@@ -231,7 +235,7 @@ impl OrderStore {
         }
         Err(ServiceError::Unavailable(anyhow::anyhow!(
             "order {} was recorded but is not found",
-            order.id
+            order.id()
         )))
     }
 }

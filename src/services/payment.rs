@@ -109,25 +109,30 @@ impl Payments {
         Self { db, gateway }
     }
 
-    /// Charges the order's total once. An order that has already ended is
-    /// not charged; one that ends while the gateway answers is refunded at
-    /// once.
+    /// Charges the order once: what the catalog says its reserved items
+    /// cost (Σ quantity × the price each was reserved at), which must be
+    /// the order's total. An order that holds no stock, or has already
+    /// ended, is not charged; one that ends while the gateway answers is
+    /// refunded at once.
     pub async fn capture(&self, order: &Order, attempt: u32) -> Result<Captured, ServiceError> {
-        let key = capture_key(&order.id);
-        // The ledger, and whether the order is still open, in one look.
+        let key = capture_key(order.id());
+        // The ledger, whether the order is still open, and what its
+        // reservations cost, in one look.
         let Some(row) = sqlx::query(
-            "SELECT o.status AS order_status, p.status, p.gateway_ref
+            "SELECT o.status AS order_status, p.status, p.gateway_ref,
+                    (SELECT sum(r.quantity * r.unit_price) FROM inventory_reservations r
+                      WHERE r.order_id = o.order_id AND r.status = 'RESERVED') AS reserved_total
                FROM orders o LEFT JOIN payments p ON p.idempotency_key = $2
               WHERE o.order_id = $1",
         )
-        .bind(order.id.as_str())
+        .bind(order.id().as_str())
         .bind(&key)
         .fetch_optional(&mut self.db.acquire().await?)
         .await?
         else {
             return Err(ServiceError::Transient(anyhow::anyhow!(
                 "order {} is not recorded yet",
-                order.id
+                order.id()
             )));
         };
         match row.try_get::<Option<String>, _>("status")?.as_deref() {
@@ -136,7 +141,7 @@ impl Payments {
                     FailureCode::Internal,
                     format!(
                         "order {}'s payment was already refunded; it is not charged again",
-                        order.id
+                        order.id()
                     ),
                 ));
             }
@@ -150,13 +155,36 @@ impl Payments {
         }
         let order_status: String = row.try_get("order_status")?;
         if is_ended(&order_status) {
-            return Err(ended(&order.id, &order_status));
+            return Err(ended(order.id(), &order_status));
         }
+        let amount = match row.try_get::<Option<rust_decimal::Decimal>, _>("reserved_total")? {
+            None => {
+                return Err(ServiceError::business(
+                    FailureCode::Internal,
+                    format!(
+                        "order {} holds no reserved stock; nothing is charged",
+                        order.id()
+                    ),
+                ));
+            }
+            Some(total) if total == order.total_amount().as_decimal() => order.total_amount(),
+            Some(total) => {
+                return Err(ServiceError::business(
+                    FailureCode::Internal,
+                    format!(
+                        "order {}'s reserved items cost {total} at catalog prices, not its total \
+                         {}; nothing is charged",
+                        order.id(),
+                        order.total_amount()
+                    ),
+                ));
+            }
+        };
         let request = CaptureRequest {
             idempotency_key: key.clone(),
-            amount: order.total_amount,
-            currency: order.currency,
-            method: order.payment_method,
+            amount,
+            currency: order.currency(),
+            method: order.payment_method(),
             attempt,
         };
         match self.gateway.capture(&request).await {
@@ -176,11 +204,11 @@ impl Payments {
                          RETURNING 1)
                      SELECT EXISTS (SELECT 1 FROM paid)",
                 )
-                .bind(order.id.as_str())
+                .bind(order.id().as_str())
                 .bind(&key)
-                .bind(order.total_amount.as_decimal())
-                .bind(order.currency.as_str())
-                .bind(order.payment_method.as_str())
+                .bind(amount.as_decimal())
+                .bind(order.currency().as_str())
+                .bind(order.payment_method().as_str())
                 .bind(&gateway_ref)
                 .bind(attempt as i32)
                 .fetch_one(&mut self.db.acquire().await?)
@@ -188,8 +216,8 @@ impl Payments {
                 if !paid {
                     // Ended while the gateway charged: give the money back
                     // now, as the ending could not see this capture.
-                    self.refund(&order.id).await?;
-                    return Err(ended(&order.id, "ended"));
+                    self.refund(order.id()).await?;
+                    return Err(ended(order.id(), "ended"));
                 }
                 Ok(Captured {
                     gateway_ref,
@@ -203,11 +231,11 @@ impl Payments {
                      VALUES ($1, $2, $3, $4, $5, 'DECLINED', $6, $7)
                      ON CONFLICT (idempotency_key) DO NOTHING",
                 )
-                .bind(order.id.as_str())
-                .bind(format!("{}/decline/{attempt}", order.id))
-                .bind(order.total_amount.as_decimal())
-                .bind(order.currency.as_str())
-                .bind(order.payment_method.as_str())
+                .bind(order.id().as_str())
+                .bind(format!("{}/decline/{attempt}", order.id()))
+                .bind(order.total_amount().as_decimal())
+                .bind(order.currency().as_str())
+                .bind(order.payment_method().as_str())
                 .bind(&reason)
                 .bind(attempt as i32)
                 .execute(&mut self.db.acquire().await?)

@@ -146,10 +146,7 @@ impl LocalStack {
             .fetch_one(&pool)
             .await?;
         if empty {
-            let source = crate::input::Source {
-                name: "examples/catalog.json".into(),
-                text: SAMPLE_CATALOG.into(),
-            };
+            let source = crate::input::Source::new("examples/catalog.json", SAMPLE_CATALOG);
             let catalog = crate::input::parse_catalog(&source)?;
             crate::db::products::upsert_all(&pool, &catalog)
                 .await

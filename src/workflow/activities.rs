@@ -158,8 +158,8 @@ impl OrderActivities {
             .create(&order)
             .await
             .map_err(to_activity_error)?;
-        tracing::info!(order_id = %order.id, step = "create_order", new = created, "order recorded");
-        Ok(report(format!("order {} recorded", order.id), !created))
+        tracing::info!(order_id = %order.id(), step = "create_order", new = created, "order recorded");
+        Ok(report(format!("order {} recorded", order.id()), !created))
     }
 
     #[activity(name = "reserve_inventory")]
@@ -169,10 +169,10 @@ impl OrderActivities {
         order: Order,
     ) -> Result<StepReport, ActivityError> {
         let reserved = self.inventory.reserve(&order).await.map_err(|e| {
-            tracing::info!(order_id = %order.id, step = "reserve_inventory", "not reserved: {e}");
+            tracing::info!(order_id = %order.id(), step = "reserve_inventory", "not reserved: {e}");
             to_activity_error(e)
         })?;
-        tracing::info!(order_id = %order.id, step = "reserve_inventory", ?reserved, "inventory reserved");
+        tracing::info!(order_id = %order.id(), step = "reserve_inventory", ?reserved, "inventory reserved");
         Ok(match reserved {
             Reserved::Now { lines } => report(format!("reserved {lines} line(s)"), false),
             Reserved::Already => report("already reserved", true),
@@ -187,15 +187,17 @@ impl OrderActivities {
     ) -> Result<StepReport, ActivityError> {
         let order = &input.order;
         let captured = self.payments.capture(order, input.attempt).await.map_err(|e| {
-            tracing::info!(order_id = %order.id, step = "process_payment", attempt = input.attempt, "not captured: {e}");
+            tracing::info!(order_id = %order.id(), step = "process_payment", attempt = input.attempt, "not captured: {e}");
             to_activity_error(e)
         })?;
-        tracing::info!(order_id = %order.id, step = "process_payment", attempt = input.attempt,
-                       amount = %order.total_amount, already = captured.already, "payment captured");
+        tracing::info!(order_id = %order.id(), step = "process_payment", attempt = input.attempt,
+                       amount = %order.total_amount(), already = captured.already, "payment captured");
         Ok(report(
             format!(
                 "captured {} {} ({})",
-                order.total_amount, order.currency, captured.gateway_ref
+                order.total_amount(),
+                order.currency(),
+                captured.gateway_ref
             ),
             captured.already,
         ))
@@ -262,7 +264,7 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: EndInput,
     ) -> Result<EndReport, ActivityError> {
-        let order_id = &input.order.id;
+        let order_id = &input.order.id();
         let finished = self
             .orders
             .finish(&input.order, &input.ending)

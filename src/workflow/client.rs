@@ -18,9 +18,15 @@ use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
 use super::OrderWorkflow;
+use super::input::WorkflowInput;
 use super::order_workflow::CancelRequest;
 use super::state::OrderView;
-use crate::domain::{Order, OrderId, OrderStatus, Step};
+use crate::domain::{Order, OrderId, OrderStatus, Step, WorkflowId};
+
+/// A workflow ID as the calls below take it: an [`OrderId`], a
+/// [`WorkflowId`], or text.
+pub trait Id: AsRef<str> + std::fmt::Display + Sync {}
+impl<T: AsRef<str> + std::fmt::Display + Sync + ?Sized> Id for T {}
 
 /// What submitting an order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +63,9 @@ pub async fn start_with(
     order: &Order,
     eager: bool,
 ) -> anyhow::Result<Submitted> {
-    let options = start_options(task_queue, &order.id, eager);
+    let options = start_options(task_queue, order.id(), eager);
     match client
-        .start_workflow(OrderWorkflow::run, order.clone(), options)
+        .start_workflow(OrderWorkflow::run, WorkflowInput::from(order), options)
         .await
     {
         Ok(handle) => Ok(Submitted::Started {
@@ -68,7 +74,7 @@ pub async fn start_with(
         Err(WorkflowStartError::AlreadyStarted { run_id, .. }) => Ok(Submitted::Exists {
             run_id: run_id.unwrap_or_default(),
         }),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("starting order {}", order.id))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("starting order {}", order.id()))),
     }
 }
 
@@ -76,19 +82,19 @@ pub async fn start_with(
 #[derive(Debug, thiserror::Error)]
 pub enum OrderCallError {
     #[error("order {0} was not found")]
-    NotFound(OrderId),
+    NotFound(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 /// The order's live state from its workflow (needs a worker).
-pub async fn status(client: &Client, id: &OrderId) -> Result<OrderView, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+pub async fn status(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     handle
         .query(OrderWorkflow::status, (), WorkflowQueryOptions::default())
         .await
         .map_err(|e| match e {
-            WorkflowQueryError::NotFound(_) => OrderCallError::NotFound(id.clone()),
+            WorkflowQueryError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
             other => OrderCallError::Other(
                 anyhow::Error::new(other).context(format!("querying order {id}")),
             ),
@@ -98,10 +104,10 @@ pub async fn status(client: &Client, id: &OrderId) -> Result<OrderView, OrderCal
 /// Sends the `cancel` signal.
 pub async fn signal_cancel(
     client: &Client,
-    id: &OrderId,
+    id: &impl Id,
     reason: &str,
 ) -> Result<(), OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     let request = CancelRequest {
         reason: reason.to_owned(),
     };
@@ -113,7 +119,7 @@ pub async fn signal_cancel(
         )
         .await
         .map_err(|e| match e {
-            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.clone()),
+            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
             other => OrderCallError::Other(
                 anyhow::Error::new(other).context(format!("signalling order {id}")),
             ),
@@ -123,10 +129,10 @@ pub async fn signal_cancel(
 /// Requests cancellation through Temporal itself (as `temporal workflow cancel` does).
 pub async fn request_cancellation(
     client: &Client,
-    id: &OrderId,
+    id: &impl Id,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     handle
         .cancel(
             WorkflowCancelOptions::builder()
@@ -139,9 +145,9 @@ pub async fn request_cancellation(
 
 /// Waits for the order to end and returns its final state, from the
 /// workflow's result, failure details or cancellation details.
-pub async fn outcome(client: &Client, id: &OrderId) -> Result<OrderView, OrderCallError> {
+pub async fn outcome(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
     outcome_of(
-        &client.get_workflow_handle::<OrderWorkflow>(id.as_str()),
+        &client.get_workflow_handle::<OrderWorkflow>(id.as_ref()),
         id,
     )
     .await
@@ -158,16 +164,16 @@ pub async fn run_order(
     let handle = client
         .start_workflow(
             OrderWorkflow::run,
-            order.clone(),
-            start_options(task_queue, &order.id, eager),
+            WorkflowInput::from(order),
+            start_options(task_queue, order.id(), eager),
         )
         .await?;
-    Ok(outcome_of(&handle, &order.id).await?)
+    Ok(outcome_of(&handle, order.id()).await?)
 }
 
 async fn outcome_of<W>(
     handle: &WorkflowHandle<Client, W>,
-    id: &OrderId,
+    id: &impl Id,
 ) -> Result<OrderView, OrderCallError>
 where
     W: HasWorkflowDefinition<Output = OrderView>,
@@ -186,7 +192,7 @@ where
                 ))
             })
         }
-        Err(WorkflowGetResultError::NotFound(_)) => Err(OrderCallError::NotFound(id.clone())),
+        Err(WorkflowGetResultError::NotFound(_)) => Err(OrderCallError::NotFound(id.to_string())),
         Err(other) => Err(OrderCallError::Other(
             anyhow::Error::new(other).context(format!("waiting for order {id}")),
         )),
@@ -212,8 +218,8 @@ pub enum Execution {
 }
 
 /// `None` when no workflow has this order ID.
-pub async fn describe(client: &Client, id: &OrderId) -> anyhow::Result<Option<Execution>> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+pub async fn describe(client: &Client, id: &impl Id) -> anyhow::Result<Option<Execution>> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     match handle.describe(WorkflowDescribeOptions::default()).await {
         Ok(d) => Ok(Some(match d.status() {
             WorkflowExecutionStatus::Running => Execution::Running,
@@ -233,10 +239,10 @@ pub async fn describe(client: &Client, id: &OrderId) -> anyhow::Result<Option<Ex
 /// answered within `timeout`.
 pub async fn live_status(
     client: &Client,
-    id: &OrderId,
+    id: &impl Id,
     timeout: Duration,
 ) -> Result<Option<OrderView>, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     let options = WorkflowQueryOptions::builder()
         .rpc_options(RpcOptions::builder().timeout(timeout).build())
         .build();
@@ -248,7 +254,7 @@ pub async fn live_status(
     {
         Err(_) => Ok(None),
         Ok(Ok(view)) => Ok(Some(view)),
-        Ok(Err(WorkflowQueryError::NotFound(_))) => Err(OrderCallError::NotFound(id.clone())),
+        Ok(Err(WorkflowQueryError::NotFound(_))) => Err(OrderCallError::NotFound(id.to_string())),
         Ok(Err(WorkflowQueryError::Rpc(status)))
             if matches!(
                 status.code(),
@@ -263,33 +269,36 @@ pub async fn live_status(
     }
 }
 
-async fn history(client: &Client, id: &OrderId) -> Result<Vec<HistoryEvent>, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+async fn history(client: &Client, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
+    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
     handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .into_events()
         .await
         .map_err(|e| match e {
-            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.clone()),
+            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
             other => OrderCallError::Other(
                 anyhow::Error::new(other).context(format!("reading order {id}'s history")),
             ),
         })
 }
 
+/// The workflow's recorded input, as it was sent.
+fn recorded_input(events: &[HistoryEvent]) -> WorkflowInput {
+    events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
+            _ => None,
+        })
+        .map(|p| WorkflowInput::from(p.payloads.clone()))
+        .unwrap_or_default()
+}
+
 /// The order as it was submitted: the workflow's recorded input.
-pub async fn recorded_order(client: &Client, id: &OrderId) -> Result<Order, OrderCallError> {
+pub async fn recorded_order(client: &Client, id: &impl Id) -> Result<Order, OrderCallError> {
     let events = history(client, id).await?;
-    let input = events.iter().find_map(|e| match &e.attributes {
-        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
-        _ => None,
-    });
-    let payload = input.and_then(|p| p.payloads.first()).ok_or_else(|| {
-        OrderCallError::Other(anyhow::anyhow!(
-            "workflow {id} has no recorded input; is it an orderflow order?"
-        ))
-    })?;
-    serde_json::from_slice(&payload.data).map_err(|e| {
+    recorded_input(&events).order(id.as_ref()).map_err(|e| {
         OrderCallError::Other(anyhow::anyhow!(
             "workflow {id}'s input is not an orderflow order: {e}"
         ))
@@ -298,19 +307,12 @@ pub async fn recorded_order(client: &Client, id: &OrderId) -> Result<Order, Orde
 
 /// What Temporal recorded of a running order, for when no worker answers
 /// queries: the submitted order and the steps whose results are in history.
-pub async fn recorded_status(client: &Client, id: &OrderId) -> Result<OrderView, OrderCallError> {
+pub async fn recorded_status(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
     let events = history(client, id).await?;
-    let order = events
-        .iter()
-        .find_map(|e| match &e.attributes {
-            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
-            _ => None,
-        })
-        .and_then(|p| p.payloads.first())
-        .and_then(|p| serde_json::from_slice::<Order>(&p.data).ok())
-        .ok_or_else(|| {
-            OrderCallError::Other(anyhow::anyhow!("workflow {id} is not an orderflow order"))
-        })?;
+    let order = match recorded_input(&events).order(id.as_ref()) {
+        Ok(order) => order,
+        Err(message) => return Ok(OrderView::rejected(WorkflowId::lossy(id.as_ref()), message)),
+    };
     let mut view = OrderView::new(&order);
     let first_time = events
         .first()
@@ -368,7 +370,7 @@ pub async fn run_baseline(
     eager: bool,
 ) -> anyhow::Result<()> {
     use super::baseline::BaselineWorkflow;
-    let options = start_options(task_queue, &order.id, eager);
+    let options = start_options(task_queue, order.id(), eager);
     let handle = client
         .start_workflow(BaselineWorkflow::run, order.clone(), options)
         .await?;

@@ -4,6 +4,7 @@
 pub mod activities;
 pub mod baseline;
 pub mod client;
+pub mod input;
 mod order_workflow;
 pub mod retry;
 pub mod state;

@@ -36,9 +36,10 @@ use super::activities::{
     EndInput, EndReport, NotifyInput, OrderActivities, OutcomeInput, PaymentInput, StepReport,
     UNAVAILABLE, WorkflowSettings,
 };
+use super::input::WorkflowInput;
 use super::retry::RetryConfig;
 use super::state::{CancellationView, FailureView, OrderView, StepState};
-use crate::domain::{FailureCode, Order, OrderStatus, Step};
+use crate::domain::{FailureCode, Order, OrderStatus, Step, WorkflowId};
 use crate::services::notification::{Notification, NotificationKind};
 use crate::services::orders::Ending;
 
@@ -75,7 +76,8 @@ enum StepOutcome {
 
 #[workflow]
 pub struct OrderWorkflow {
-    order: Order,
+    /// The order, or why the input is not one (`INVALID_ORDER`).
+    order: Result<Order, String>,
     view: OrderView,
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.
@@ -169,9 +171,17 @@ struct Outage {
 
 #[workflow_methods]
 impl OrderWorkflow {
+    /// Checks the input: every rule of SPEC §2, and that the order's ID is
+    /// the workflow's. An input that fails is kept as the reason; `run`
+    /// then ends the order at once.
     #[init]
-    pub fn new(_ctx: &WorkflowContextView, order: Order) -> Self {
-        let view = OrderView::new(&order);
+    pub fn new(ctx: &WorkflowContextView, input: WorkflowInput) -> Self {
+        let workflow_id = ctx.workflow_id();
+        let order = input.order(workflow_id);
+        let view = match &order {
+            Ok(order) => OrderView::new(order),
+            Err(message) => OrderView::rejected(WorkflowId::lossy(workflow_id), message.clone()),
+        };
         Self {
             order,
             view,
@@ -186,6 +196,18 @@ impl OrderWorkflow {
             s.view.created_at = started;
             s.view.updated_at = started;
         });
+        // An input that is not a valid order ends here, before any effect.
+        let order = match ctx.state(|s| s.order.clone()) {
+            Ok(order) => order,
+            Err(message) => {
+                return Self::ended(
+                    ctx,
+                    OrderStatus::Failed,
+                    Some((FailureCode::InvalidOrder, message)),
+                );
+            }
+        };
+        let order = &order;
         let settings: WorkflowSettings = ctx
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
@@ -197,31 +219,52 @@ impl OrderWorkflow {
             (Step::ProcessPayment, OrderStatus::Paid),
         ] {
             if let Some(reason) = Self::cancel_requested(ctx) {
-                return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
+                return Self::end(
+                    ctx,
+                    order,
+                    &compensations,
+                    &settings,
+                    Intent::Cancel(reason),
+                )
+                .await;
             }
             match step {
                 Step::ReserveInventory => compensations.push(Compensation::ReleaseInventory),
                 Step::ProcessPayment => compensations.push(Compensation::RefundPayment),
                 _ => {}
             }
-            match Self::run_step(ctx, step, &settings).await {
+            match Self::run_step(ctx, order, step, &settings).await {
                 StepOutcome::Done => Self::update(ctx, |v| v.status = reached),
                 StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message) => {
                     let intent = Intent::Fail(code, message);
-                    return Self::end(ctx, &compensations, &settings, intent).await;
+                    return Self::end(ctx, order, &compensations, &settings, intent).await;
                 }
                 StepOutcome::Cancelled => {
                     let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                    return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
+                    return Self::end(
+                        ctx,
+                        order,
+                        &compensations,
+                        &settings,
+                        Intent::Cancel(reason),
+                    )
+                    .await;
                 }
             }
         }
         if let Some(reason) = Self::cancel_requested(ctx) {
-            return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
+            return Self::end(
+                ctx,
+                order,
+                &compensations,
+                &settings,
+                Intent::Cancel(reason),
+            )
+            .await;
         }
 
         // A confirmation that cannot be delivered never undoes a paid order.
-        let notified = match Self::run_step(ctx, Step::SendNotification, &settings).await {
+        let notified = match Self::run_step(ctx, order, Step::SendNotification, &settings).await {
             StepOutcome::Done => true,
             StepOutcome::Failed(..) => false,
             // Not confirmed because the order has already ended otherwise
@@ -229,11 +272,18 @@ impl OrderWorkflow {
             // report that ending.
             StepOutcome::Refused(code, message) => {
                 let intent = Intent::Fail(code, message);
-                return Self::end(ctx, &compensations, &settings, intent).await;
+                return Self::end(ctx, order, &compensations, &settings, intent).await;
             }
             StepOutcome::Cancelled => {
                 let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                return Self::end(ctx, &compensations, &settings, Intent::Cancel(reason)).await;
+                return Self::end(
+                    ctx,
+                    order,
+                    &compensations,
+                    &settings,
+                    Intent::Cancel(reason),
+                )
+                .await;
             }
         };
         Self::update(ctx, |v| {
@@ -243,7 +293,7 @@ impl OrderWorkflow {
         // A delivered confirmation recorded COMPLETED itself, in its own
         // transaction; otherwise record it now.
         if !notified {
-            Self::record_outcome(ctx, OrderStatus::Completed, None, None).await?;
+            Self::record_outcome(ctx, order, OrderStatus::Completed, None, None).await?;
         }
         Ok(ctx.state(|s| s.view.clone()))
     }
@@ -315,11 +365,12 @@ impl OrderWorkflow {
     /// Runs one attempt of a step.
     async fn attempt(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         step: Step,
         attempt: u32,
         settings: &WorkflowSettings,
     ) -> Result<StepReport, ActivityExecutionError> {
-        let order = ctx.state(|s| s.order.clone());
+        let order = order.clone();
         let options = step_options(settings);
         match step {
             Step::CreateOrder => {
@@ -355,6 +406,7 @@ impl OrderWorkflow {
     /// during a wait.
     async fn run_step(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         step: Step,
         settings: &WorkflowSettings,
     ) -> StepOutcome {
@@ -369,7 +421,7 @@ impl OrderWorkflow {
                 s.attempts = attempt;
                 s.next_attempt_at = None;
             });
-            let error = match Self::attempt(ctx, step, attempt, settings).await {
+            let error = match Self::attempt(ctx, order, step, attempt, settings).await {
                 Ok(_) => {
                     Self::update(ctx, |v| v.step_mut(step).state = StepState::Done);
                     return StepOutcome::Done;
@@ -453,6 +505,7 @@ impl OrderWorkflow {
     /// Ends the order early, `FAILED` or `CANCELLED`.
     async fn end(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         compensations: &[Compensation],
         settings: &WorkflowSettings,
         intent: Intent,
@@ -460,14 +513,16 @@ impl OrderWorkflow {
         if !ctx.patched(END_FROM_DATABASE) {
             return match intent {
                 Intent::Fail(code, message) => {
-                    Self::end_failed_v1(ctx, compensations, &settings.retry, code, message).await
+                    let retry = &settings.retry;
+                    Self::end_failed_v1(ctx, order, compensations, retry, code, message).await
                 }
                 Intent::Cancel(reason) => {
-                    Self::end_cancelled_v1(ctx, compensations, &settings.retry, reason).await
+                    let retry = &settings.retry;
+                    Self::end_cancelled_v1(ctx, order, compensations, retry, reason).await
                 }
             };
         }
-        let (order, step) = ctx.state(|s| (s.order.clone(), s.view.step));
+        let step = ctx.state(|s| s.view.step);
         let asked = match &intent {
             Intent::Fail(code, message) => Ending {
                 status: OrderStatus::Failed,
@@ -486,7 +541,7 @@ impl OrderWorkflow {
             .execute_local_activity(
                 OrderActivities::end_order,
                 EndInput {
-                    order,
+                    order: order.clone(),
                     ending: asked.clone(),
                 },
                 must_complete_options(),
@@ -559,7 +614,7 @@ impl OrderWorkflow {
             ),
         };
         if !report.not_this_order {
-            Self::deliver_notice(ctx, settings, kind, message).await;
+            Self::deliver_notice(ctx, order, settings, kind, message).await;
         }
         Self::ended(ctx, ending.status, ending.failure)
     }
@@ -569,12 +624,13 @@ impl OrderWorkflow {
     /// failed. The order has ended, so no cancellation cuts a wait short.
     async fn deliver_notice(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         settings: &WorkflowSettings,
         kind: NotificationKind,
         message: String,
     ) {
         let notice = NotifyInput {
-            notification: ctx.state(|s| notification(&s.order, kind, &message)),
+            notification: notification(order, kind, &message),
             completes_order: false,
         };
         let retry = &settings.retry;
@@ -649,9 +705,10 @@ impl OrderWorkflow {
     /// it covers took effect.
     async fn compensate_v1(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         compensations: &[Compensation],
     ) -> WorkflowResult<()> {
-        let order_id = ctx.state(|s| s.order.id.clone());
+        let order_id = order.id().clone();
         for compensation in compensations.iter().rev() {
             let (activity_step, report) = match compensation {
                 Compensation::RefundPayment => (
@@ -691,11 +748,12 @@ impl OrderWorkflow {
 
     async fn record_outcome(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         status: OrderStatus,
         failure: Option<(FailureCode, String)>,
         cancel_reason: Option<String>,
     ) -> WorkflowResult<()> {
-        let (order_id, step) = ctx.state(|s| (s.order.id.clone(), s.view.step));
+        let (order_id, step) = (order.id().clone(), ctx.state(|s| s.view.step));
         let input = OutcomeInput {
             order_id,
             status,
@@ -716,12 +774,13 @@ impl OrderWorkflow {
     /// as failed (histories recorded before [`END_FROM_DATABASE`]).
     async fn notify_best_effort_v1(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         retry: &RetryConfig,
         kind: NotificationKind,
         message: String,
     ) {
         let notice = NotifyInput {
-            notification: ctx.state(|s| notification(&s.order, kind, &message)),
+            notification: notification(order, kind, &message),
             completes_order: false,
         };
         let _ = ctx
@@ -735,12 +794,13 @@ impl OrderWorkflow {
 
     async fn end_failed_v1(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         compensations: &[Compensation],
         retry: &RetryConfig,
         code: FailureCode,
         message: String,
     ) -> WorkflowResult<OrderView> {
-        Self::compensate_v1(ctx, compensations).await?;
+        Self::compensate_v1(ctx, order, compensations).await?;
         Self::update(ctx, |v| {
             v.status = OrderStatus::Failed;
             v.failure = Some(FailureView {
@@ -750,6 +810,7 @@ impl OrderWorkflow {
         });
         Self::record_outcome(
             ctx,
+            order,
             OrderStatus::Failed,
             Some((code, message.clone())),
             None,
@@ -757,6 +818,7 @@ impl OrderWorkflow {
         .await?;
         Self::notify_best_effort_v1(
             ctx,
+            order,
             retry,
             NotificationKind::Failure,
             format!("Your order could not be completed: {message}"),
@@ -767,11 +829,12 @@ impl OrderWorkflow {
 
     async fn end_cancelled_v1(
         ctx: &WorkflowContext<Self>,
+        order: &Order,
         compensations: &[Compensation],
         retry: &RetryConfig,
         reason: String,
     ) -> WorkflowResult<OrderView> {
-        Self::compensate_v1(ctx, compensations).await?;
+        Self::compensate_v1(ctx, order, compensations).await?;
         Self::update(ctx, |v| {
             v.status = OrderStatus::Cancelled;
             v.cancellation = Some(CancellationView {
@@ -779,9 +842,17 @@ impl OrderWorkflow {
                 outcome: "cancelled".into(),
             });
         });
-        Self::record_outcome(ctx, OrderStatus::Cancelled, None, Some(reason.clone())).await?;
+        Self::record_outcome(
+            ctx,
+            order,
+            OrderStatus::Cancelled,
+            None,
+            Some(reason.clone()),
+        )
+        .await?;
         Self::notify_best_effort_v1(
             ctx,
+            order,
             retry,
             NotificationKind::Cancellation,
             format!("Your order was cancelled: {reason}"),
@@ -793,11 +864,11 @@ impl OrderWorkflow {
 
 fn notification(order: &Order, kind: NotificationKind, message: &str) -> Notification {
     Notification {
-        order_id: order.id.clone(),
+        order_id: order.id().clone(),
         kind,
-        recipient: order.customer_email.clone(),
-        total_amount: order.total_amount,
-        currency: order.currency,
+        recipient: order.customer_email().cloned(),
+        total_amount: order.total_amount(),
+        currency: order.currency(),
         message: message.to_owned(),
     }
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Currency, CustomerEmail, CustomerId, FailureCode, Money, Order, OrderId, OrderLine,
-    OrderStatus, PaymentMethod, Step,
+    Currency, CustomerEmail, CustomerId, FailureCode, Money, Order, OrderLine, OrderStatus,
+    PaymentMethod, Step, WorkflowId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,20 +54,32 @@ pub struct CancellationView {
     pub outcome: String,
 }
 
+/// An order's state. The order's own fields are absent only for a workflow
+/// whose input was not a valid order (it ended `FAILED` with
+/// `INVALID_ORDER` before doing anything).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
-    pub order_id: OrderId,
+    /// The workflow's ID: the order's ID.
+    pub order_id: WorkflowId,
     pub status: OrderStatus,
     /// The step running now, or the last one that ran.
     pub step: Option<Step>,
-    #[serde(rename = "customerID")]
-    pub customer_id: CustomerId,
+    #[serde(
+        rename = "customerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub customer_id: Option<CustomerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_email: Option<CustomerEmail>,
-    pub payment_method: PaymentMethod,
-    pub total_amount: Money,
-    pub currency: Currency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<PaymentMethod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_amount: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    #[serde(default)]
     pub items: Vec<OrderLine>,
     pub steps: Vec<StepView>,
     pub failure: Option<FailureView>,
@@ -84,15 +96,42 @@ pub struct OrderView {
 impl OrderView {
     pub fn new(order: &Order) -> Self {
         Self {
-            order_id: order.id.clone(),
+            customer_id: Some(order.customer_id().clone()),
+            customer_email: order.customer_email().cloned(),
+            payment_method: Some(order.payment_method()),
+            total_amount: Some(order.total_amount()),
+            currency: Some(order.currency()),
+            items: order.items().to_vec(),
+            ..Self::empty(order.id().clone().into())
+        }
+    }
+
+    /// The state of a workflow whose input was refused: `FAILED`,
+    /// `INVALID_ORDER`, every step skipped.
+    pub fn rejected(workflow_id: WorkflowId, message: String) -> Self {
+        let mut view = Self::empty(workflow_id);
+        view.status = OrderStatus::Failed;
+        view.failure = Some(FailureView {
+            code: FailureCode::InvalidOrder,
+            message,
+        });
+        for s in &mut view.steps {
+            s.state = StepState::Skipped;
+        }
+        view
+    }
+
+    fn empty(order_id: WorkflowId) -> Self {
+        Self {
+            order_id,
             status: OrderStatus::Pending,
             step: None,
-            customer_id: order.customer_id.clone(),
-            customer_email: order.customer_email.clone(),
-            payment_method: order.payment_method,
-            total_amount: order.total_amount,
-            currency: order.currency,
-            items: order.items.clone(),
+            customer_id: None,
+            customer_email: None,
+            payment_method: None,
+            total_amount: None,
+            currency: None,
+            items: Vec::new(),
             steps: Step::ALL
                 .iter()
                 .map(|&name| StepView {

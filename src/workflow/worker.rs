@@ -33,6 +33,8 @@ pub struct WorkerSettings {
     pub notify_webhook: Option<url::Url>,
     /// The time limit of one webhook delivery.
     pub notify_timeout: Duration,
+    /// Sign webhook deliveries with this secret (`Orderflow-Signature`).
+    pub notify_webhook_secret: Option<secrecy::SecretString>,
     /// Also host the no-op baseline workflow (`orderflow bench`).
     pub with_baseline: bool,
 }
@@ -48,6 +50,7 @@ impl WorkerSettings {
             outage_timeout: super::activities::default_outage_timeout(),
             notify_webhook: None,
             notify_timeout: Duration::from_secs(10),
+            notify_webhook_secret: None,
             with_baseline: false,
         }
     }
@@ -56,7 +59,11 @@ impl WorkerSettings {
 /// The activities with their services.
 pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
     let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
-        Some(url) => Box::new(WebhookNotifier::new(url.clone(), settings.notify_timeout)?),
+        Some(url) => Box::new(WebhookNotifier::new(
+            url.clone(),
+            settings.notify_timeout,
+            settings.notify_webhook_secret.clone(),
+        )?),
         None => Box::new(LogNotifier),
     };
     Ok(OrderActivities {

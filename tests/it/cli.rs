@@ -77,7 +77,7 @@ fn invalid_usage_exits_2() {
         vec!["frobnicate"],
         vec!["order", "list", "--limit", "0"],
         vec!["order", "list", "--status", "SHIPPED"],
-        vec!["order", "status", "bad id"],
+        vec!["order", "status", "bad\tid"],
         vec!["order", "watch", "ORD-1", "--timeout", "soon"],
         vec!["db", "reset", "--yes=maybe"],
         vec!["--output", "yaml", "db", "status"],
@@ -95,7 +95,9 @@ fn invalid_usage_exits_2() {
 #[test]
 fn usage_errors_are_json_under_output_json() {
     let out = orderflow()
-        .args(["-o", "json", "order", "status", "bad id"])
+        .args([
+            "-o", "json", "order", "create", "--file", "-", "--id", "bad id",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

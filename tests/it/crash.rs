@@ -62,29 +62,31 @@ async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once
 
     let _second = h.spawn_worker(&["--retry-initial-interval", "200ms"]);
     for o in &orders {
-        let view =
-            tokio::time::timeout(Duration::from_secs(120), client::outcome(&h.client, &o.id))
-                .await
-                .expect("order finished after the restart")
-                .unwrap();
-        assert_eq!(view.status, OrderStatus::Completed, "{}", o.id);
+        let view = tokio::time::timeout(
+            Duration::from_secs(120),
+            client::outcome(&h.client, &o.id()),
+        )
+        .await
+        .expect("order finished after the restart")
+        .unwrap();
+        assert_eq!(view.status, OrderStatus::Completed, "{}", o.id());
         assert_eq!(
-            h.payments(&o.id).await,
-            [("CAPTURED".to_owned(), o.total_amount.to_string())],
+            h.payments(o.id()).await,
+            [("CAPTURED".to_owned(), o.total_amount().to_string())],
             "{}",
-            o.id
+            o.id()
         );
         assert_eq!(
-            h.reservations(&o.id).await,
+            h.reservations(o.id()).await,
             [(0, "RESERVED".to_owned()), (1, "RESERVED".to_owned())],
             "{}",
-            o.id
+            o.id()
         );
-        assert_eq!(h.notifications(&o.id).await.len(), 1, "{}", o.id);
+        assert_eq!(h.notifications(o.id()).await.len(), 1, "{}", o.id());
     }
     let p1_sold: i64 = orders
         .iter()
-        .map(|o| i64::from(o.items[0].quantity.get()))
+        .map(|o| i64::from(o.items()[0].quantity.get()))
         .sum();
     assert_eq!(i64::from(h.stock("P-1").await), 1000 - p1_sold);
     assert_eq!(h.stock("P-2").await, 1000 - 2 * 20);
@@ -98,7 +100,7 @@ async fn sigterm_drains_and_exits_0() {
     let mut worker = h.spawn_worker(&[]);
     let o = order("ORD-TERM", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
     h.submit(&o).await;
-    let view = tokio::time::timeout(Duration::from_secs(60), client::outcome(&h.client, &o.id))
+    let view = tokio::time::timeout(Duration::from_secs(60), client::outcome(&h.client, &o.id()))
         .await
         .unwrap()
         .unwrap();

@@ -176,19 +176,20 @@ async fn the_schema_enforces_one_capture_and_one_reservation_per_line() {
         let pool = db.pool.clone();
         async move { sqlx::query(sql).execute(&pool).await }
     };
+    // An order and its lines, in one statement (its total is checked
+    // against them when the statement's transaction commits).
     exec(
-        "INSERT INTO orders (order_id, customer_id, payment_method, total_amount, currency, status)
-          VALUES ('ORD-1', 'C-1', 'card', 19.98, 'USD', 'CREATED')",
+        "WITH o AS (
+             INSERT INTO orders (order_id, customer_id, payment_method, total_amount, currency, status)
+             VALUES ('ORD-1', 'C-1', 'card', 19.98, 'USD', 'CREATED'))
+         INSERT INTO order_items VALUES ('ORD-1', 0, 'PROD-1', 2, 9.99)",
     )
     .await
     .unwrap();
-    exec("INSERT INTO order_items VALUES ('ORD-1', 0, 'PROD-1', 2, 9.99)")
+    exec("INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity, unit_price) VALUES ('ORD-1', 0, 'PROD-1', 2, 9.99)")
         .await
         .unwrap();
-    exec("INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity) VALUES ('ORD-1', 0, 'PROD-1', 2)")
-        .await
-        .unwrap();
-    let dup = exec("INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity) VALUES ('ORD-1', 0, 'PROD-1', 2)")
+    let dup = exec("INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity, unit_price) VALUES ('ORD-1', 0, 'PROD-1', 2, 9.99)")
         .await
         .unwrap_err();
     assert!(dup.as_database_error().unwrap().is_unique_violation());

@@ -18,16 +18,16 @@ const WAIT: Duration = Duration::from_secs(180);
 
 async fn outcomes(h: &Harness, orders: &[Order]) -> Vec<OrderView> {
     futures::future::join_all(orders.iter().map(|o| async {
-        tokio::time::timeout(WAIT, client::outcome(&h.client, &o.id))
+        tokio::time::timeout(WAIT, client::outcome(&h.client, &o.id()))
             .await
-            .unwrap_or_else(|_| panic!("{} did not end in time", o.id))
-            .unwrap_or_else(|e| panic!("{}: {e:#}", o.id))
+            .unwrap_or_else(|_| panic!("{} did not end in time", o.id()))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", o.id()))
     }))
     .await
 }
 
 fn ids(orders: &[Order]) -> Vec<OrderId> {
-    orders.iter().map(|o| o.id.clone()).collect()
+    orders.iter().map(|o| o.id().clone()).collect()
 }
 
 async fn count(h: &Harness, sql: &str) -> i64 {
@@ -83,7 +83,7 @@ async fn a_cancel_right_after_create_never_keeps_money_or_stock() {
     // The tightest race: the signal right behind the start, from a client.
     for o in &all[..20] {
         h.submit(o).await;
-        let _ = client::signal_cancel(&h.client, &o.id, "changed my mind").await;
+        let _ = client::signal_cancel(&h.client, &o.id(), "changed my mind").await;
     }
     // The real binary, as a user would: `order create`, then `order cancel`.
     for o in &all[20..28] {
@@ -96,7 +96,7 @@ async fn a_cancel_right_after_create_never_keeps_money_or_stock() {
         // Exit 0 (cancelled) or 6 (it completed first): either is a kept promise.
         let cancel = h
             .cli()
-            .args(["order", "cancel", o.id.as_str(), "--no-wait"])
+            .args(["order", "cancel", o.id().as_str(), "--no-wait"])
             .output()
             .unwrap();
         assert!(
@@ -110,7 +110,7 @@ async fn a_cancel_right_after_create_never_keeps_money_or_stock() {
         h.submit(o).await;
         temporal_cli(
             &h.address,
-            &["workflow", "cancel", "--workflow-id", o.id.as_str()],
+            &["workflow", "cancel", "--workflow-id", o.id().as_str()],
         );
     }
 
@@ -175,10 +175,10 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
     }
     let waiting = eventually("a step waiting for the database", WAIT, || async {
         for o in &during {
-            if let Ok(view) = client::status(&h.client, &o.id).await
+            if let Ok(view) = client::status(&h.client, &o.id()).await
                 && view.steps.iter().any(|s| s.state == StepState::Waiting)
             {
-                return Some(o.id.clone());
+                return Some(o.id().clone());
             }
         }
         None
@@ -226,9 +226,9 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|l| l["orderId"] == o.id.as_str()),
+                .any(|l| l["orderId"] == o.id().as_str()),
             "{} is listed",
-            o.id
+            o.id()
         );
     }
     assert_kept(

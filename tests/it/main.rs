@@ -16,4 +16,5 @@ mod replay;
 mod services;
 mod support;
 mod temporal;
+mod trust;
 mod workflow;

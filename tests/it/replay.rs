@@ -134,22 +134,24 @@ async fn record_histories() {
             h.submit(o).await;
         }
         eventually("the payment to retry", Duration::from_secs(60), || async {
-            client::status(&h.client, &orders[1].id)
+            client::status(&h.client, &orders[1].id())
                 .await
                 .ok()
                 .filter(|v| v.steps.iter().any(|s| s.state == StepState::Retrying))
         })
         .await;
-        client::signal_cancel(&h.client, &orders[1].id, "recorded for replay")
+        client::signal_cancel(&h.client, &orders[1].id(), "recorded for replay")
             .await
             .unwrap();
         let expected = [OrderStatus::Failed, OrderStatus::Cancelled];
         for ((o, name), status) in orders.iter().zip(RECORDED).zip(expected) {
             assert_eq!(
-                client::outcome(&h.client, &o.id).await.unwrap().status,
+                client::outcome(&h.client, &o.id()).await.unwrap().status,
                 status
             );
-            let handle = h.client.get_workflow_handle::<OrderWorkflow>(o.id.as_str());
+            let handle = h
+                .client
+                .get_workflow_handle::<OrderWorkflow>(o.id().as_str());
             let json = handle
                 .fetch_history(WorkflowFetchHistoryOptions::default())
                 .to_json()

@@ -55,8 +55,8 @@ async fn reserving_and_releasing_twice_moves_stock_once() {
     assert_eq!(inventory.reserve(&o).await.unwrap(), Reserved::Already);
     assert_eq!(h.stock("P-1").await, 6);
 
-    assert_eq!(inventory.release(&o.id).await.unwrap(), 1);
-    assert_eq!(inventory.release(&o.id).await.unwrap(), 0);
+    assert_eq!(inventory.release(o.id()).await.unwrap(), 1);
+    assert_eq!(inventory.release(o.id()).await.unwrap(), 0);
     assert_eq!(h.stock("P-1").await, 10);
 
     // A released order is not reserved again by a late retry.
@@ -72,25 +72,36 @@ async fn capturing_and_refunding_twice_moves_money_once() {
     let h = Harness::new().await;
     let store = OrderStore::new(h.db.connections());
     let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
+    h.add_product("P-1", "0.10", 10).await;
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 3, "0.10")]);
     store.create(&o).await.unwrap();
+    // Nothing reserved: nothing is charged.
+    assert_eq!(
+        business_code(payments.capture(&o, 1).await),
+        FailureCode::Internal
+    );
+    assert!(h.payments(o.id()).await.is_empty());
+    PgInventory::new(h.db.connections())
+        .reserve(&o)
+        .await
+        .unwrap();
 
     let first = payments.capture(&o, 1).await.unwrap();
     let again = payments.capture(&o, 2).await.unwrap();
     assert!(!first.already && again.already);
     assert_eq!(first.gateway_ref, again.gateway_ref);
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("CAPTURED".to_owned(), "0.30".to_owned())]
     );
 
     assert_eq!(
-        payments.refund(&o.id).await.unwrap(),
+        payments.refund(o.id()).await.unwrap(),
         Some(Money::parse("0.30").unwrap())
     );
-    assert_eq!(payments.refund(&o.id).await.unwrap(), None);
+    assert_eq!(payments.refund(o.id()).await.unwrap(), None);
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("REFUNDED".to_owned(), "0.30".to_owned())]
     );
 
@@ -99,7 +110,7 @@ async fn capturing_and_refunding_twice_moves_money_once() {
         business_code(payments.capture(&o, 3).await),
         FailureCode::Internal
     );
-    assert_eq!(h.payments(&o.id).await.len(), 1);
+    assert_eq!(h.payments(o.id()).await.len(), 1);
 }
 
 #[tokio::test]
@@ -107,8 +118,13 @@ async fn a_declined_card_is_recorded_and_never_captured() {
     let h = Harness::new().await;
     let store = OrderStore::new(h.db.connections());
     let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
+    h.add_product("P-1", "9.99", 10).await;
     let o = order("ORD-1", PaymentMethod::CardDeclined, &[("P-1", 1, "9.99")]);
     store.create(&o).await.unwrap();
+    PgInventory::new(h.db.connections())
+        .reserve(&o)
+        .await
+        .unwrap();
     assert_eq!(
         business_code(payments.capture(&o, 1).await),
         FailureCode::PaymentDeclined
@@ -118,10 +134,10 @@ async fn a_declined_card_is_recorded_and_never_captured() {
         FailureCode::PaymentDeclined
     );
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("DECLINED".to_owned(), "9.99".to_owned())]
     );
-    assert_eq!(payments.refund(&o.id).await.unwrap(), None);
+    assert_eq!(payments.refund(o.id()).await.unwrap(), None);
 }
 
 struct Counting(Arc<AtomicUsize>);
@@ -144,11 +160,11 @@ async fn notifying_twice_delivers_once() {
     let notifications =
         Notifications::new(h.db.connections(), Box::new(Counting(delivered.clone())));
     let n = Notification {
-        order_id: o.id.clone(),
+        order_id: o.id().clone(),
         kind: NotificationKind::Confirmation,
-        recipient: o.customer_email.clone(),
-        total_amount: o.total_amount,
-        currency: o.currency,
+        recipient: o.customer_email().cloned(),
+        total_amount: o.total_amount(),
+        currency: o.currency(),
         message: "confirmed".into(),
     };
     // Two executions at once: one delivers; the other finds the notice
@@ -169,7 +185,7 @@ async fn notifying_twice_delivers_once() {
     assert!(!notifications.send(&n, false).await.unwrap());
     assert_eq!(delivered.load(Ordering::SeqCst), 1);
     assert_eq!(
-        h.notifications(&o.id).await,
+        h.notifications(o.id()).await,
         [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
     );
 }
@@ -198,7 +214,7 @@ async fn a_local_notice_is_delivered_once_and_completes_the_order() {
     store.create(&o).await.unwrap();
     // A confirmation completes a paid order.
     sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
-        .bind(o.id.as_str())
+        .bind(o.id().as_str())
         .execute(&h.db.pool)
         .await
         .unwrap();
@@ -208,11 +224,11 @@ async fn a_local_notice_is_delivered_once_and_completes_the_order() {
         Box::new(CountingLocal(delivered.clone())),
     );
     let n = Notification {
-        order_id: o.id.clone(),
+        order_id: o.id().clone(),
         kind: NotificationKind::Confirmation,
-        recipient: o.customer_email.clone(),
-        total_amount: o.total_amount,
-        currency: o.currency,
+        recipient: o.customer_email().cloned(),
+        total_amount: o.total_amount(),
+        currency: o.currency(),
         message: "confirmed".into(),
     };
     let (a, b) = tokio::join!(notifications.send(&n, true), notifications.send(&n, true));
@@ -226,11 +242,11 @@ async fn a_local_notice_is_delivered_once_and_completes_the_order() {
     assert!(!notifications.send(&n, true).await.unwrap());
     assert_eq!(delivered.load(Ordering::SeqCst), 1);
     assert_eq!(
-        h.notifications(&o.id).await,
+        h.notifications(o.id()).await,
         [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
     );
     assert_eq!(
-        h.recorded_status(&o.id).await,
+        h.recorded_status(o.id()).await,
         ("COMPLETED".to_owned(), None)
     );
 }

@@ -45,12 +45,12 @@ async fn happy_path_completes_with_exact_effects() {
     let view = h
         .with_worker(async {
             h.submit(&o).await;
-            outcome(&h, &o.id).await
+            outcome(&h, o.id()).await
         })
         .await;
 
     assert_eq!(view.status, OrderStatus::Completed);
-    assert_eq!(view.total_amount.to_string(), "25.30");
+    assert_eq!(view.total_amount.unwrap().to_string(), "25.30");
     assert!(view.failure.is_none());
     assert_eq!(view.notified, Some(true));
     for step in &view.steps {
@@ -63,19 +63,19 @@ async fn happy_path_completes_with_exact_effects() {
     assert_eq!(h.stock("PROD-001").await, 8);
     assert_eq!(h.stock("PROD-002").await, 97);
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("CAPTURED".to_owned(), "25.30".to_owned())]
     );
     assert_eq!(
-        h.reservations(&o.id).await,
+        h.reservations(o.id()).await,
         [(0, "RESERVED".to_owned()), (1, "RESERVED".to_owned())]
     );
     assert_eq!(
-        h.notifications(&o.id).await,
+        h.notifications(o.id()).await,
         [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
     );
     assert_eq!(
-        h.recorded_status(&o.id).await,
+        h.recorded_status(o.id()).await,
         ("COMPLETED".to_owned(), None)
     );
 }
@@ -140,37 +140,37 @@ async fn each_failure_code_is_reached_through_its_real_cause() {
             }
             let mut views = Vec::new();
             for (o, _) in &cases {
-                views.push(outcome(&h, &o.id).await);
+                views.push(outcome(&h, o.id()).await);
             }
             views
         })
         .await;
 
     for ((o, code), view) in cases.iter().zip(&views) {
-        assert_eq!(view.status, OrderStatus::Failed, "{}", o.id);
+        assert_eq!(view.status, OrderStatus::Failed, "{}", o.id());
         let failure = view.failure.as_ref().unwrap();
-        assert_eq!(failure.code, *code, "{}: {}", o.id, failure.message);
+        assert_eq!(failure.code, *code, "{}: {}", o.id(), failure.message);
         assert_eq!(
-            h.recorded_status(&o.id).await,
+            h.recorded_status(o.id()).await,
             ("FAILED".to_owned(), Some(code.as_str().to_owned()))
         );
         assert!(
-            h.payments(&o.id)
+            h.payments(o.id())
                 .await
                 .iter()
                 .all(|(status, _)| status != "CAPTURED"),
             "{}",
-            o.id
+            o.id()
         );
         assert!(
-            h.reservations(&o.id)
+            h.reservations(o.id())
                 .await
                 .iter()
                 .all(|(_, status)| status == "RELEASED"),
             "{}",
-            o.id
+            o.id()
         );
-        assert_eq!(h.notifications(&o.id).await[0].0, "FAILURE");
+        assert_eq!(h.notifications(o.id()).await[0].0, "FAILURE");
     }
     // Stock is where it started.
     assert_eq!(h.stock("PROD-A").await, 10);
@@ -202,7 +202,7 @@ async fn a_flaky_card_completes_on_the_third_attempt() {
     let view = h
         .with_worker(async {
             h.submit(&o).await;
-            outcome(&h, &o.id).await
+            outcome(&h, o.id()).await
         })
         .await;
     assert_eq!(view.status, OrderStatus::Completed);
@@ -213,7 +213,7 @@ async fn a_flaky_card_completes_on_the_third_attempt() {
         "{payment:?}"
     );
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("CAPTURED".to_owned(), "10.00".to_owned())]
     );
 }
@@ -231,16 +231,16 @@ async fn cancel_signal_while_payment_retries_compensates() {
     let view = h
         .with_worker(async {
             h.submit(&o).await;
-            let live = status_until(&h, &o.id, "payment retrying", |v| {
+            let live = status_until(&h, o.id(), "payment retrying", |v| {
                 v.step_view(Step::ProcessPayment).state == StepState::Retrying
             })
             .await;
             assert_eq!(live.status, OrderStatus::InventoryReserved);
             assert_eq!(h.stock("PROD-A").await, 3, "reserved while payment retries");
-            client::signal_cancel(&h.client, &o.id, "customer changed their mind")
+            client::signal_cancel(&h.client, &o.id(), "customer changed their mind")
                 .await
                 .unwrap();
-            outcome(&h, &o.id).await
+            outcome(&h, o.id()).await
         })
         .await;
     assert_eq!(view.status, OrderStatus::Cancelled);
@@ -250,10 +250,10 @@ async fn cancel_signal_while_payment_retries_compensates() {
         ("customer changed their mind", "cancelled")
     );
     assert_eq!(h.stock("PROD-A").await, 5);
-    assert!(h.payments(&o.id).await.is_empty());
-    assert_eq!(h.reservations(&o.id).await, [(0, "RELEASED".to_owned())]);
-    assert_eq!(h.recorded_status(&o.id).await.0, "CANCELLED");
-    assert_eq!(h.notifications(&o.id).await[0].0, "CANCELLATION");
+    assert!(h.payments(o.id()).await.is_empty());
+    assert_eq!(h.reservations(o.id()).await, [(0, "RELEASED".to_owned())]);
+    assert_eq!(h.recorded_status(o.id()).await.0, "CANCELLED");
+    assert_eq!(h.notifications(o.id()).await[0].0, "CANCELLATION");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,19 +272,19 @@ async fn temporal_cancellation_after_capture_refunds_and_releases() {
         .with_worker(async {
             h.submit(&o).await;
             // Paid, and the confirmation cannot get through: cancel now.
-            status_until(&h, &o.id, "notification retrying", |v| {
+            status_until(&h, o.id(), "notification retrying", |v| {
                 v.step_view(Step::SendNotification).state == StepState::Retrying
             })
             .await;
             assert_eq!(
-                h.payments(&o.id).await,
+                h.payments(o.id()).await,
                 [("CAPTURED".to_owned(), "10.00".to_owned())]
             );
             hook.set_status(200);
-            client::request_cancellation(&h.client, &o.id, "ops cancelled it in the UI")
+            client::request_cancellation(&h.client, &o.id(), "ops cancelled it in the UI")
                 .await
                 .unwrap();
-            outcome(&h, &o.id).await
+            outcome(&h, o.id()).await
         })
         .await;
     assert_eq!(view.status, OrderStatus::Cancelled);
@@ -297,7 +297,7 @@ async fn temporal_cancellation_after_capture_refunds_and_releases() {
         StepState::Compensated
     );
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("REFUNDED".to_owned(), "10.00".to_owned())]
     );
     assert_eq!(h.stock("PROD-A").await, 5);
@@ -316,25 +316,25 @@ async fn cancel_after_completion_changes_nothing() {
     let o = order("ORD-DONE", PaymentMethod::Card, &[("PROD-A", 1, "10.00")]);
     h.with_worker(async {
         h.submit(&o).await;
-        assert_eq!(outcome(&h, &o.id).await.status, OrderStatus::Completed);
+        assert_eq!(outcome(&h, o.id()).await.status, OrderStatus::Completed);
         // The workflow is closed: Temporal refuses both kinds of cancel.
         assert!(
-            client::signal_cancel(&h.client, &o.id, "too late")
+            client::signal_cancel(&h.client, &o.id(), "too late")
                 .await
                 .is_err()
         );
-        let _ = client::request_cancellation(&h.client, &o.id, "too late").await;
-        let after = client::status(&h.client, &o.id).await.unwrap();
+        let _ = client::request_cancellation(&h.client, &o.id(), "too late").await;
+        let after = client::status(&h.client, &o.id()).await.unwrap();
         assert_eq!(after.status, OrderStatus::Completed);
         assert!(after.cancellation.is_none());
     })
     .await;
     assert_eq!(h.stock("PROD-A").await, 4);
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("CAPTURED".to_owned(), "10.00".to_owned())]
     );
-    assert_eq!(h.recorded_status(&o.id).await.0, "COMPLETED");
+    assert_eq!(h.recorded_status(o.id()).await.0, "COMPLETED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +353,7 @@ async fn twenty_orders_for_five_in_stock_never_oversell() {
     let views = h
         .with_worker(async {
             futures::future::join_all(orders.iter().map(|o| h.submit(o))).await;
-            futures::future::join_all(orders.iter().map(|o| outcome(&h, &o.id))).await
+            futures::future::join_all(orders.iter().map(|o| outcome(&h, o.id()))).await
         })
         .await;
     let completed = views
@@ -391,18 +391,18 @@ async fn an_undeliverable_confirmation_never_undoes_a_paid_order() {
     let view = h
         .with_worker(async {
             h.submit(&o).await;
-            outcome(&h, &o.id).await
+            outcome(&h, o.id()).await
         })
         .await;
     assert_eq!(view.status, OrderStatus::Completed);
     assert_eq!(view.notified, Some(false));
     assert_eq!(view.step_view(Step::SendNotification).attempts, 3);
     assert_eq!(
-        h.payments(&o.id).await,
+        h.payments(o.id()).await,
         [("CAPTURED".to_owned(), "10.00".to_owned())]
     );
     assert_eq!(
-        h.notifications(&o.id).await,
+        h.notifications(o.id()).await,
         [("CONFIRMATION".to_owned(), "FAILED".to_owned(), 3)]
     );
     let received = hook.received();
@@ -450,7 +450,7 @@ async fn the_temporal_cli_can_signal_cancel_and_cancel_orders() {
         .with_worker(async {
             for o in [&by_signal, &by_cancel] {
                 h.submit(o).await;
-                status_until(&h, &o.id, "payment retrying", |v| {
+                status_until(&h, o.id(), "payment retrying", |v| {
                     v.step_view(Step::ProcessPayment).state == StepState::Retrying
                 })
                 .await;
@@ -477,8 +477,8 @@ async fn the_temporal_cli_can_signal_cancel_and_cancel_orders() {
                 String::from_utf8_lossy(&cancel.stderr)
             );
             (
-                outcome(&h, &by_signal.id).await,
-                outcome(&h, &by_cancel.id).await,
+                outcome(&h, by_signal.id()).await,
+                outcome(&h, by_cancel.id()).await,
             )
         })
         .await;

@@ -27,7 +27,7 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let (_, client) = super::connect(cx).await?;
     let id = &args.id;
     let running = match client::describe(&client, id).await? {
-        None => return Err(OrderCallError::NotFound(id.clone()).into()),
+        None => return Err(OrderCallError::NotFound(id.to_string()).into()),
         Some(Execution::Running) => match client::signal_cancel(&client, id, &args.reason).await {
             Ok(()) => true,
             // It ended between the look and the signal.

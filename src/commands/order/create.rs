@@ -9,7 +9,7 @@ use temporalio_client::Client;
 use crate::cli::CreateArgs;
 use crate::commands::Context;
 use crate::config::TemporalConfig;
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{Order, OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{ParsedOrder, Source, parse_orders};
 use crate::workflow::client::{self, Submitted};
@@ -123,7 +123,10 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         .into());
     }
     if args.watch {
-        let ids: Vec<_> = parsed.into_iter().map(|o| o.order.id).collect();
+        let ids: Vec<WorkflowId> = parsed
+            .into_iter()
+            .map(|o| o.order.id().clone().into())
+            .collect();
         return super::watch::follow(p, &client, &ids, args.timeout, true).await;
     }
     Ok(Exit::Success)
@@ -137,12 +140,12 @@ fn describe(o: &ParsedOrder) -> String {
     };
     format!(
         "would submit {}{generated}: {} {} {}, {} line(s), customer {}  [{}]",
-        o.order.id,
-        o.order.total_amount,
-        o.order.currency,
-        o.order.payment_method,
-        o.order.items.len(),
-        o.order.customer_id,
+        o.order.id(),
+        o.order.total_amount(),
+        o.order.currency(),
+        o.order.payment_method(),
+        o.order.items().len(),
+        o.order.customer_id(),
         o.origin
     )
 }
@@ -153,7 +156,7 @@ async fn submit(
     config: &TemporalConfig,
     order: &Order,
 ) -> anyhow::Result<Submission> {
-    let id = order.id.as_str().to_owned();
+    let id = order.id().as_str().to_owned();
     let mut submission = Submission {
         order_id: id.clone(),
         workflow_id: id.clone(),
@@ -168,9 +171,10 @@ async fn submit(
         Submitted::Exists { run_id } => {
             submission.run_id = run_id;
             submission.existing = true;
-            let recorded = client::recorded_order(client, &order.id).await?;
+            let recorded = client::recorded_order(client, &order.id()).await?;
             if recorded == *order {
-                submission.status = super::status::fetch(client, &order.id).await?.0.status;
+                let id = WorkflowId::from(order.id().clone());
+                submission.status = super::status::fetch(client, &id).await?.0.status;
             } else {
                 submission.conflict = Some(format!("order {id} exists with different content"));
             }

@@ -147,18 +147,22 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
         Cell::new("Step"),
         Cell::new(view.step.map_or("-", Step::as_str)),
     ]);
-    let customer = match &view.customer_email {
-        Some(email) => format!("{} <{email}>", view.customer_id),
-        None => view.customer_id.to_string(),
-    };
-    summary.add_row(vec![Cell::new("Customer"), Cell::new(customer)]);
-    summary.add_row(vec![
-        Cell::new("Total"),
-        Cell::new(format!(
-            "{} {} ({})",
-            view.total_amount, view.currency, view.payment_method
-        )),
-    ]);
+    // Absent only when the workflow's input was not a valid order.
+    if let Some(customer_id) = &view.customer_id {
+        let customer = match &view.customer_email {
+            Some(email) => format!("{customer_id} <{email}>"),
+            None => customer_id.to_string(),
+        };
+        summary.add_row(vec![Cell::new("Customer"), Cell::new(customer)]);
+    }
+    if let (Some(total), Some(currency), Some(method)) =
+        (view.total_amount, view.currency, view.payment_method)
+    {
+        summary.add_row(vec![
+            Cell::new("Total"),
+            Cell::new(format!("{total} {currency} ({method})")),
+        ]);
+    }
     if let Some(f) = &view.failure {
         summary.add_row(vec![
             Cell::new("Failure"),
@@ -212,6 +216,9 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
             Cell::new(line.unit_price).set_alignment(CellAlignment::Right),
             Cell::new(total).set_alignment(CellAlignment::Right),
         ]);
+    }
+    if view.items.is_empty() {
+        return format!("{summary}\n\n{steps}");
     }
     format!("{summary}\n\n{steps}\n\n{items}")
 }

@@ -7,7 +7,7 @@ use temporalio_client::Client;
 use super::render::{Source, StatusDoc, status_card};
 use crate::cli::StatusArgs;
 use crate::commands::Context;
-use crate::domain::OrderId;
+use crate::domain::WorkflowId;
 use crate::exit::Exit;
 use crate::workflow::client::{self, Execution, OrderCallError};
 use crate::workflow::state::OrderView;
@@ -17,9 +17,9 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The order's state: live from its worker, final from its result, or what
 /// its history recorded when no worker answers.
-pub(super) async fn fetch(client: &Client, id: &OrderId) -> anyhow::Result<(OrderView, Source)> {
+pub(super) async fn fetch(client: &Client, id: &WorkflowId) -> anyhow::Result<(OrderView, Source)> {
     match client::describe(client, id).await? {
-        None => Err(OrderCallError::NotFound(id.clone()).into()),
+        None => Err(OrderCallError::NotFound(id.to_string()).into()),
         Some(Execution::Closed) => Ok((client::outcome(client, id).await?, Source::Result)),
         Some(Execution::Ended(how)) => {
             let mut view = client::recorded_status(client, id).await?;

@@ -12,7 +12,7 @@ use temporalio_client::Client;
 use super::render::{WatchRecord, change_key, change_line, state_word};
 use crate::cli::WatchArgs;
 use crate::commands::Context;
-use crate::domain::{OrderId, OrderStatus};
+use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
 use crate::workflow::client;
@@ -25,7 +25,7 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
     let (_, client) = super::connect(cx).await?;
     for id in &args.ids {
         if client::describe(&client, id).await?.is_none() {
-            return Err(client::OrderCallError::NotFound(id.clone()).into());
+            return Err(client::OrderCallError::NotFound(id.to_string()).into());
         }
     }
     follow(&cx.printer, &client, &args.ids, args.timeout, true).await
@@ -37,7 +37,7 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
 pub(crate) async fn follow(
     printer: &Printer,
     client: &Client,
-    ids: &[OrderId],
+    ids: &[WorkflowId],
     timeout: Option<Duration>,
     show: bool,
 ) -> anyhow::Result<Exit> {
@@ -83,7 +83,7 @@ pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
 /// Follows one order: its live state while it runs, its result at the end.
 async fn track(
     client: &Client,
-    id: &OrderId,
+    id: &WorkflowId,
     reporter: &Reporter<'_>,
 ) -> anyhow::Result<OrderView> {
     let outcome = client::outcome(client, id);
@@ -119,7 +119,7 @@ enum Mode {
     Silent,
     Bars {
         _multi: MultiProgress,
-        bars: HashMap<OrderId, ProgressBar>,
+        bars: HashMap<WorkflowId, ProgressBar>,
     },
     Lines,
     Json,
@@ -131,7 +131,7 @@ struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    fn new(printer: &'a Printer, ids: &[OrderId], show: bool) -> Self {
+    fn new(printer: &'a Printer, ids: &[WorkflowId], show: bool) -> Self {
         let mode = if !show {
             Mode::Silent
         } else if printer.is_json() {

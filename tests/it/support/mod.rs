@@ -3,6 +3,7 @@
 
 pub mod invariants;
 pub mod stack;
+pub mod tls;
 pub mod webhook;
 
 use std::path::PathBuf;

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
+    /// The body's bytes as they came.
+    pub raw: Vec<u8>,
 }
 
 impl Received {
@@ -83,9 +85,12 @@ impl Webhook {
                                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                         })
                         .collect();
-                    let body =
-                        serde_json::from_slice(&buf[head_end..]).unwrap_or(serde_json::Value::Null);
-                    received.lock().unwrap().push(Received { headers, body });
+                    let raw = buf[head_end..].to_vec();
+                    let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
+                    received
+                        .lock()
+                        .unwrap()
+                        .push(Received { headers, body, raw });
                     let code = status.load(Ordering::SeqCst);
                     let reply = format!(
                         "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
