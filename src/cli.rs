@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use secrecy::SecretString;
+
+use crate::config::TemporalSettings;
 use crate::domain::{CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
@@ -159,6 +162,27 @@ pub struct GlobalArgs {
         help_heading = "Output"
     )]
     pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    /// The Temporal settings the flags give, as plain values for `config`.
+    pub fn temporal(&self) -> TemporalSettings {
+        TemporalSettings {
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            task_queue: self.task_queue.clone(),
+            api_key: self.api_key.clone().map(SecretString::from),
+            tls: self.tls,
+            tls_cert_path: self.tls_cert_path.clone(),
+            tls_key_path: self.tls_key_path.clone(),
+            tls_ca_path: self.tls_ca_path.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            profile: self.profile.clone(),
+            config_file: self.config_file.clone(),
+            connect_timeout: self.connect_timeout,
+            ui_url: self.ui_url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

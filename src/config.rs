@@ -14,7 +14,6 @@ use temporalio_common::envconfig::{
 };
 use url::Url;
 
-use crate::cli::GlobalArgs;
 use crate::exit::Fail;
 
 /// Reads an environment variable; empty counts as unset.
@@ -179,8 +178,69 @@ impl fmt::Debug for TemporalConfig {
 
 pub const DEFAULT_ADDRESS: &str = "localhost:7233";
 
+/// What the command line says about Temporal, as plain values: built from
+/// the parsed flags in one place (`cli::GlobalArgs::temporal`). The
+/// environment and a `temporal.toml` profile fill in what it leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct TemporalSettings {
+    pub address: Option<String>,
+    pub namespace: Option<String>,
+    pub task_queue: String,
+    pub api_key: Option<SecretString>,
+    pub tls: bool,
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    pub tls_ca_path: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub profile: Option<String>,
+    pub config_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub ui_url: Option<String>,
+}
+
+impl TemporalSettings {
+    /// Whether anything names a Temporal server to use, rather than the
+    /// default (a local stack then starts its own when none answers).
+    pub fn names_a_server(&self) -> bool {
+        self.address.is_some()
+            || self.profile.is_some()
+            || self.config_file.is_some()
+            || [
+                "TEMPORAL_ADDRESS",
+                "TEMPORAL_HOST_PORT",
+                "TEMPORAL_PROFILE",
+                "TEMPORAL_CONFIG_FILE",
+            ]
+            .iter()
+            .any(|v| env(v).is_some())
+    }
+}
+
+/// Which credentials a connection uses, to name the likely cause of a refusal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub api_key: bool,
+    pub client_cert: bool,
+    pub server_name: Option<&'a str>,
+}
+
 impl TemporalConfig {
-    pub fn resolve(args: &GlobalArgs) -> Result<Self, Fail> {
+    /// A plaintext connection to `address` (a local dev server), namespace
+    /// `default`: what tests and the local stack use.
+    pub fn plain(address: impl Into<String>, task_queue: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            namespace: "default".into(),
+            task_queue: task_queue.into(),
+            connect_timeout: Duration::from_secs(5),
+            ui_url: None,
+            api_key: None,
+            tls: None,
+            headers: HashMap::new(),
+        }
+    }
+
+    pub fn resolve(args: &TemporalSettings) -> Result<Self, Fail> {
         let options = LoadClientConfigProfileOptions::builder()
             .maybe_config_source(
                 args.config_file
@@ -241,7 +301,7 @@ impl TemporalConfig {
             task_queue: args.task_queue.clone(),
             connect_timeout: args.connect_timeout,
             ui_url: args.ui_url.clone(),
-            api_key: args.api_key.clone().or(api_key).map(SecretString::from),
+            api_key: args.api_key.clone().or(api_key.map(SecretString::from)),
             tls,
             headers: grpc_meta
                 .into_iter()
@@ -298,22 +358,14 @@ impl TemporalConfig {
     }
 
     /// Which credentials are in use, to name the likely cause of a refusal.
-    pub fn credentials(&self) -> crate::temporal::Credentials<'_> {
-        crate::temporal::Credentials {
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
             api_key: self.api_key.is_some(),
             client_cert: self
                 .tls
                 .as_ref()
                 .is_some_and(|t| t.client_cert.is_some() && t.disabled != Some(true)),
             server_name: self.tls.as_ref().and_then(|t| t.server_name.as_deref()),
-        }
-    }
-
-    /// Whether the connection uses TLS (explicitly, or because of an API key).
-    pub fn uses_tls(&self) -> bool {
-        match &self.tls {
-            Some(t) => t.disabled != Some(true),
-            None => self.api_key.is_some(),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! The exit codes of SPEC §6, in one place, and how an error maps to one.
+//! The exit codes of SPEC §6, in one place: a leaf that knows no other
+//! module. Which error gets which code is decided where the error is typed
+//! ([`Fail`]) or by the command layer (`commands::exit_code`).
 
 use std::process::ExitCode;
 
@@ -29,35 +31,28 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub fn code(self) -> u8 {
+    /// The process's exit code, and the `error.code` of a JSON error on stderr.
+    fn spec(self) -> (u8, &'static str) {
         match self {
-            Self::Success => 0,
-            Self::Failure => 1,
-            Self::Usage => 2,
-            Self::NotFound => 3,
-            Self::OrderFailed => 4,
-            Self::OrderCancelled => 5,
-            Self::Conflict => 6,
-            Self::Timeout => 7,
-            Self::Unavailable => 8,
-            Self::Interrupted => 130,
+            Self::Success => (0, "OK"),
+            Self::Failure => (1, "INTERNAL"),
+            Self::Usage => (2, "INVALID_INPUT"),
+            Self::NotFound => (3, "NOT_FOUND"),
+            Self::OrderFailed => (4, "ORDER_FAILED"),
+            Self::OrderCancelled => (5, "ORDER_CANCELLED"),
+            Self::Conflict => (6, "CONFLICT"),
+            Self::Timeout => (7, "TIMEOUT"),
+            Self::Unavailable => (8, "UNAVAILABLE"),
+            Self::Interrupted => (130, "INTERRUPTED"),
         }
     }
 
-    /// The `error.code` of a JSON error on stderr.
+    pub fn code(self) -> u8 {
+        self.spec().0
+    }
+
     pub fn error_code(self) -> &'static str {
-        match self {
-            Self::Success => "OK",
-            Self::Failure => "INTERNAL",
-            Self::Usage => "INVALID_INPUT",
-            Self::NotFound => "NOT_FOUND",
-            Self::OrderFailed => "ORDER_FAILED",
-            Self::OrderCancelled => "ORDER_CANCELLED",
-            Self::Conflict => "CONFLICT",
-            Self::Timeout => "TIMEOUT",
-            Self::Unavailable => "UNAVAILABLE",
-            Self::Interrupted => "INTERRUPTED",
-        }
+        self.spec().1
     }
 }
 
@@ -68,8 +63,8 @@ impl From<Exit> for ExitCode {
 }
 
 /// An error whose exit code is decided where it is raised, e.g. "no such
-/// order" (3) or "not reachable" (8). Other layers' errors are classified by
-/// [`classify`].
+/// order" (3) or "not reachable" (8). Other layers' errors are classified at
+/// the command layer (`commands::exit_code`).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Fail {
@@ -88,46 +83,11 @@ impl Fail {
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(Exit::Usage, message)
     }
-
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(Exit::Unavailable, message)
-    }
-}
-
-/// The exit code for an error: the first cause in its chain that knows one.
-pub fn classify(error: &anyhow::Error) -> Exit {
-    for cause in error.chain() {
-        if let Some(fail) = cause.downcast_ref::<Fail>() {
-            return fail.exit;
-        }
-        if let Some(crate::workflow::client::OrderCallError::NotFound(_)) = cause.downcast_ref() {
-            return Exit::NotFound;
-        }
-        if cause.is::<crate::input::InputError>() {
-            return Exit::Usage;
-        }
-        if cause.is::<crate::db::ConnectError>()
-            || cause.is::<crate::temporal::ConnectError>()
-            || cause.is::<crate::temporal::CredentialError>()
-        {
-            return Exit::Unavailable;
-        }
-        if let Some(db) = cause.downcast_ref::<sqlx::Error>()
-            && matches!(
-                db,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-            )
-        {
-            return Exit::Unavailable;
-        }
-    }
-    Exit::Failure
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context as _;
 
     #[test]
     fn codes_match_the_spec() {
@@ -147,16 +107,5 @@ mod tests {
         .map(|e| e.code())
         .collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]);
-    }
-
-    #[test]
-    fn classification_sees_through_context() {
-        let err = Err::<(), _>(Fail::new(Exit::NotFound, "no order X"))
-            .context("reading status")
-            .unwrap_err();
-        assert_eq!(classify(&err), Exit::NotFound);
-        assert_eq!(classify(&anyhow::anyhow!("boom")), Exit::Failure);
-        let io = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("listing products");
-        assert_eq!(classify(&io), Exit::Unavailable);
     }
 }

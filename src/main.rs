@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use orderflow::cli::Cli;
-use orderflow::exit::{Exit, classify};
+use orderflow::exit::Exit;
 use orderflow::output::{OutputFormat, Printer, is_broken_pipe};
 use orderflow::{commands, telemetry};
 
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(e) if is_broken_pipe(&e) => Exit::Success,
         Err(e) => {
-            let exit = classify(&e);
+            let exit = commands::exit_code(&e);
             printer.error(&e, exit);
             exit
         }

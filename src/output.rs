@@ -70,10 +70,6 @@ impl Printer {
         }
     }
 
-    pub fn format(&self) -> OutputFormat {
-        self.format
-    }
-
     pub fn is_json(&self) -> bool {
         self.format == OutputFormat::Json
     }

@@ -5,7 +5,7 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url, tonic,
 };
 
-use crate::config::TemporalConfig;
+use crate::config::{Credentials, TemporalConfig};
 
 /// Temporal could not be reached or refused the connection (exit 8).
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +30,14 @@ pub struct CredentialError {
     pub check: String,
 }
 
-/// What the credentials in use were, for naming the likely cause.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Credentials<'a> {
-    pub api_key: bool,
-    pub client_cert: bool,
-    pub server_name: Option<&'a str>,
-}
+/// What to check for each credential: the flag and the variable.
+const CHECK_CA: &str = "check --tls-ca-path / TEMPORAL_TLS_SERVER_CA_CERT_PATH (the CA that signed the server's certificate)";
+const CHECK_NAME: &str = "check --tls-server-name / TEMPORAL_TLS_SERVER_NAME (the name the certificate is for) and --address";
+const CHECK_CERT: &str = "set --tls-cert-path and --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH); the server's CA must have signed the certificate";
+const CHECK_KEY: &str =
+    "check --api-key / TEMPORAL_API_KEY: the key may be wrong, revoked or for another account";
+const SET_KEY: &str = "set an API key with --api-key / TEMPORAL_API_KEY, or a client certificate with --tls-cert-path / --tls-key-path";
+const CHECK_ACCESS: &str = "check that the API key or certificate has access to this namespace (--namespace / TEMPORAL_NAMESPACE)";
 
 impl CredentialError {
     /// Reads a failed call's error chain: a TLS verification failure, or the
@@ -48,118 +49,67 @@ impl CredentialError {
         namespace: &str,
         used: Credentials<'_>,
     ) -> Option<Self> {
-        let mut status: Option<(tonic::Code, String)> = None;
+        let mut status = None;
         let mut text = String::new();
         let mut cause = Some(error);
         while let Some(e) = cause {
-            if status.is_none() {
-                status = e
-                    .downcast_ref::<tonic::Status>()
-                    .map(|s| (s.code(), s.message().to_owned()));
-            }
-            text.push_str(&e.to_string());
-            text.push('\n');
+            status = status.or_else(|| {
+                e.downcast_ref::<tonic::Status>()
+                    .map(|s| (s.code(), s.message().to_owned()))
+            });
+            text.push_str(&format!("{e}\n"));
             cause = e.source();
         }
         // The SDK reports a failed first call as text that embeds the
         // status's Debug form: read the code and message back from it.
-        let status = status.or_else(|| status_in(&text));
-        let said = |(code, message): &(tonic::Code, String)| {
-            let message = message.lines().next().unwrap_or("").trim();
-            if message.is_empty() {
-                format!("{code:?}")
-            } else {
-                format!("{code:?}: {}", crate::domain::clip(message))
-            }
+        let (code, message) = status
+            .or_else(|| status_in(&text))
+            .unwrap_or((tonic::Code::Ok, String::new()));
+        let said = match message.lines().next().unwrap_or("").trim() {
+            "" => format!("{code:?}"),
+            m => format!("{code:?}: {}", crate::domain::clip(m)),
         };
-        let (cause, check) =
-            if text.contains("UnknownIssuer")
-                || text.contains("unknown issuer")
-                || text.contains("BadSignature")
-            {
-                (
-                "certificate not trusted: the server's certificate is not signed by a CA \
-                 this client trusts"
-                    .to_owned(),
-                "check --tls-ca-path / TEMPORAL_TLS_SERVER_CA_CERT_PATH (the CA that signed the \
-                 server's certificate)"
-                    .to_owned(),
-            )
-            } else if text.contains("NotValidForName") || text.contains("not valid for name") {
-                let name = used.server_name.map(str::to_owned).unwrap_or_else(|| {
-                    address
-                        .rsplit_once(':')
-                        .map_or(address, |(h, _)| h)
-                        .to_owned()
-                });
-                (
+        let says = |signs: &[&str]| signs.iter().any(|s| text.contains(s));
+        let (cause, check) = if says(&["UnknownIssuer", "unknown issuer", "BadSignature"]) {
+            let cause = "certificate not trusted: the server's certificate is not signed by a CA this client trusts";
+            (cause.to_owned(), CHECK_CA)
+        } else if says(&["NotValidForName", "not valid for name"]) {
+            let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+            let name = used.server_name.unwrap_or(host);
+            (
                 format!("the server's certificate is not valid for {name}"),
-                "check --tls-server-name / TEMPORAL_TLS_SERVER_NAME (the name the certificate is \
-                 for) and --address"
-                    .to_owned(),
+                CHECK_NAME,
             )
-            } else if text.contains("CertificateRequired")
-                || text.contains("certificate required")
-                || text.contains("No required SSL certificate")
-                || (text.contains("400 Bad Request")
-                    && status
-                        .as_ref()
-                        .is_some_and(|(code, _)| *code == tonic::Code::Internal))
-            {
-                if used.client_cert {
-                    (
-                        "client certificate rejected (the server answered 400 Bad Request)"
-                            .to_owned(),
-                        "check --tls-cert-path / --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, \
-                     TEMPORAL_TLS_CLIENT_KEY_PATH): the server's CA must have signed it"
-                            .to_owned(),
-                    )
-                } else {
-                    (
-                        "client certificate required: the server asks for one and none was sent \
-                     (it answered 400 Bad Request)"
-                            .to_owned(),
-                        "set --tls-cert-path and --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, \
-                     TEMPORAL_TLS_CLIENT_KEY_PATH)"
-                            .to_owned(),
-                    )
-                }
-            } else if let Some(s) = status
-                .as_ref()
-                .filter(|(code, _)| *code == tonic::Code::Unauthenticated)
-            {
-                if used.api_key {
-                    (
-                        format!("API key rejected ({})", said(s)),
-                        "check --api-key / TEMPORAL_API_KEY: the key may be wrong, revoked or for \
-                     another account"
-                            .to_owned(),
-                    )
-                } else {
-                    (
-                    format!("credentials required, and no API key was given ({})", said(s)),
-                    "set an API key with --api-key / TEMPORAL_API_KEY, or a client certificate \
-                     with --tls-cert-path / --tls-key-path"
-                        .to_owned(),
-                )
-                }
-            } else if let Some(s) = status
-                .as_ref()
-                .filter(|(code, _)| *code == tonic::Code::PermissionDenied)
-            {
-                (
-                    format!("permission denied on namespace {namespace} ({})", said(s)),
-                    "check that the API key or certificate has access to this namespace \
-                 (--namespace / TEMPORAL_NAMESPACE)"
-                        .to_owned(),
-                )
-            } else {
-                return None;
+        } else if says(&[
+            "CertificateRequired",
+            "certificate required",
+            "No required SSL certificate",
+        ]) || (code == tonic::Code::Internal && says(&["400 Bad Request"]))
+        {
+            let cause = match used.client_cert {
+                true => "client certificate rejected",
+                false => "client certificate required: the server asks for one and none was sent",
             };
+            (format!("{cause} (it answered 400 Bad Request)"), CHECK_CERT)
+        } else if code == tonic::Code::Unauthenticated && used.api_key {
+            (format!("API key rejected ({said})"), CHECK_KEY)
+        } else if code == tonic::Code::Unauthenticated {
+            (
+                format!("credentials required, and no API key was given ({said})"),
+                SET_KEY,
+            )
+        } else if code == tonic::Code::PermissionDenied {
+            (
+                format!("permission denied on namespace {namespace} ({said})"),
+                CHECK_ACCESS,
+            )
+        } else {
+            return None;
+        };
         Some(Self {
             address: address.to_owned(),
             cause,
-            check,
+            check: check.to_owned(),
         })
     }
 }

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
 use futures::StreamExt as _;
 use serde::Serialize;
-use temporalio_client::Client;
 
 use super::Context;
 use crate::cli::BenchArgs;
@@ -18,8 +17,7 @@ use crate::domain::{
     Quantity,
 };
 use crate::exit::{Exit, Fail};
-use crate::stack::local::LocalStack;
-use crate::workflow::client;
+use crate::workflow::client::OrderClient;
 use crate::workflow::worker::{self, WorkerSettings};
 
 const PRODUCT: &str = "BENCH-1";
@@ -66,7 +64,7 @@ struct Report {
 
 pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     cx.printer.note("orderflow bench: starting the stack…");
-    let stack = LocalStack::start(&cx.global, None).await?;
+    let stack = cx.local_stack(None).await?;
     sqlx::query(
         "INSERT INTO products (product_id, name, unit_price, stock) VALUES ($1, 'Benchmark item', 1.00, 2000000000)
          ON CONFLICT (product_id) DO UPDATE SET unit_price = 1.00, stock = 2000000000",
@@ -75,7 +73,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     .execute(&stack.pool)
     .await
     .context("adding the benchmark product")?;
-    let client = crate::temporal::connect(&stack.temporal).await?;
+    let client = OrderClient::connect(&stack.temporal).await?;
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     settings.with_baseline = true;
     settings.max_concurrent_workflow_tasks = 500;
@@ -100,7 +98,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
 }
 
 struct Driver<'a> {
-    client: &'a Client,
+    client: &'a OrderClient,
     task_queue: &'a str,
     run_id: String,
     eager: bool,
@@ -132,11 +130,15 @@ impl Driver<'_> {
         let started = Instant::now();
         match kind {
             Kind::Baseline => {
-                client::run_baseline(self.client, self.task_queue, &order, self.eager).await?
+                self.client
+                    .run_baseline(self.task_queue, &order, self.eager)
+                    .await?
             }
             Kind::Orderflow => {
-                let view =
-                    client::run_order(self.client, self.task_queue, &order, self.eager).await?;
+                let view = self
+                    .client
+                    .run_order(self.task_queue, &order, self.eager)
+                    .await?;
                 if view.status != OrderStatus::Completed {
                     anyhow::bail!("benchmark order {} ended {}", order.id(), view.status);
                 }
@@ -254,7 +256,7 @@ impl Run {
 
 async fn measure(
     cx: &Context,
-    client: &Client,
+    client: &OrderClient,
     task_queue: &str,
     args: &BenchArgs,
     server: String,

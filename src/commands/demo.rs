@@ -15,7 +15,7 @@ use crate::domain::{Order, OrderStatus, Step, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{Source, parse_orders};
 use crate::stack::local::{LocalStack, StackInfo};
-use crate::workflow::client;
+use crate::workflow::client::OrderClient;
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::state::StepState;
 use crate::workflow::worker::{self, WorkerSettings};
@@ -71,8 +71,8 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         .collect::<Result<_, _>>()?;
 
     cx.printer.note("orderflow demo: starting the stack…");
-    let stack = LocalStack::start(&cx.global, None).await?;
-    let client = crate::temporal::connect(&stack.temporal).await?;
+    let stack = cx.local_stack(None).await?;
+    let client = OrderClient::connect(&stack.temporal).await?;
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     // Room to cancel the sample whose gateway never answers before retries run out.
     settings.retry = RetryConfig {
@@ -123,29 +123,33 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
 async fn run_samples(
     cx: &Context,
     stack: &LocalStack,
-    client: &temporalio_client::Client,
+    client: &OrderClient,
     orders: &[Order],
     keep: bool,
 ) -> anyhow::Result<Vec<Outcome>> {
     for order in orders {
-        client::start(client, &stack.temporal.task_queue, order).await?;
+        client
+            .start(&stack.temporal.task_queue, order, false)
+            .await?;
     }
     let ids: Vec<WorkflowId> = orders.iter().map(|o| o.id().clone().into()).collect();
-    let cancelled = &orders[3].id();
+    // The sample named "cancelled" is the one to cancel.
+    let cancelled = SAMPLES
+        .iter()
+        .zip(orders)
+        .find(|((name, ..), _)| *name == "cancelled")
+        .map(|(_, order)| order.id())
+        .expect("a sample named cancelled");
     // Cancel the last sample once its payment is retrying: mid-flight.
     let canceller = async {
         loop {
-            if let Ok(Some(view)) =
-                client::live_status(client, cancelled, Duration::from_secs(2)).await
+            if let Ok(Some(view)) = client.live_status(cancelled, Duration::from_secs(2)).await
                 && view.step_view(Step::ProcessPayment).state == StepState::Retrying
             {
-                return client::signal_cancel(
-                    client,
-                    cancelled,
-                    "cancelled by the demo while the payment retried",
-                )
-                .await
-                .map_err(anyhow::Error::from);
+                return client
+                    .signal_cancel(cancelled, "cancelled by the demo while the payment retried")
+                    .await
+                    .map_err(anyhow::Error::from);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -165,7 +169,7 @@ async fn run_samples(
 
     let mut outcomes = Vec::new();
     for (order, (sample, _, expected)) in orders.iter().zip(SAMPLES) {
-        let view = client::outcome(client, &order.id()).await?;
+        let view = client.outcome(order.id()).await?;
         outcomes.push(Outcome {
             sample,
             order_id: order.id().to_string(),

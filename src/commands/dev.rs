@@ -9,7 +9,7 @@ use super::worker::shutdown_signal;
 use crate::cli::DevArgs;
 use crate::db::pool::Connections;
 use crate::exit::Exit;
-use crate::stack::local::{LocalStack, StackInfo, default_data_dir};
+use crate::stack::local::{StackInfo, default_data_dir};
 use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
@@ -17,7 +17,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     let temporal_state = data_dir.join("temporal.db");
     cx.printer
         .note("orderflow dev: starting what is not already running…");
-    let stack = LocalStack::start(&cx.global, Some(&temporal_state)).await?;
+    let stack = cx.local_stack(Some(&temporal_state)).await?;
     if cx.printer.is_json() {
         cx.printer.json_line(&stack.info)?;
     } else {
@@ -25,7 +25,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             .line(instructions(&stack.info, &temporal_state))?;
     }
     let result = async {
-        let client = crate::temporal::connect(&stack.temporal).await?;
+        let client = crate::workflow::client::OrderClient::connect(&stack.temporal).await?;
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
         worker::run(
             client,

@@ -17,8 +17,10 @@ use sqlx::PgPool;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DatabaseConfig, TemporalConfig};
-use crate::exit::Exit;
+use crate::exit::{Exit, Fail};
 use crate::output::Printer;
+use crate::stack::local::LocalStack;
+use crate::workflow::client::OrderCallError;
 
 /// What every command gets: the global options and the printer.
 pub struct Context {
@@ -39,8 +41,14 @@ impl Context {
         Ok(crate::db::connect(&self.database()?, 4).await?)
     }
 
+    /// The local stack of `dev`, `demo` and `bench` (`stack::local`).
+    pub async fn local_stack(&self, state: Option<&std::path::Path>) -> anyhow::Result<LocalStack> {
+        let database_url = self.global.database_url.as_deref();
+        LocalStack::start(&self.global.temporal(), database_url, state).await
+    }
+
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
-        Ok(TemporalConfig::resolve(&self.global)?)
+        Ok(TemporalConfig::resolve(&self.global.temporal())?)
     }
 }
 
@@ -69,6 +77,36 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
     })
 }
 
+/// The exit code for an error: the first cause in its chain that knows one.
+pub fn exit_code(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if let Some(fail) = cause.downcast_ref::<Fail>() {
+            return fail.exit;
+        }
+        if let Some(OrderCallError::NotFound(_)) = cause.downcast_ref() {
+            return Exit::NotFound;
+        }
+        if cause.is::<crate::input::InputError>() {
+            return Exit::Usage;
+        }
+        if cause.is::<crate::db::ConnectError>()
+            || cause.is::<crate::temporal::ConnectError>()
+            || cause.is::<crate::temporal::CredentialError>()
+        {
+            return Exit::Unavailable;
+        }
+        if let Some(db) = cause.downcast_ref::<sqlx::Error>()
+            && matches!(
+                db,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+            )
+        {
+            return Exit::Unavailable;
+        }
+    }
+    Exit::Failure
+}
+
 /// Ends with 130 when Ctrl-C comes first.
 async fn interruptible(
     command: impl Future<Output = anyhow::Result<Exit>>,
@@ -76,5 +114,23 @@ async fn interruptible(
     tokio::select! {
         result = command => result,
         _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use super::*;
+
+    #[test]
+    fn exit_codes_see_through_context() {
+        let err = Err::<(), _>(Fail::new(Exit::NotFound, "no order X"))
+            .context("reading status")
+            .unwrap_err();
+        assert_eq!(exit_code(&err), Exit::NotFound);
+        assert_eq!(exit_code(&anyhow::anyhow!("boom")), Exit::Failure);
+        let io = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("listing products");
+        assert_eq!(exit_code(&io), Exit::Unavailable);
     }
 }

@@ -16,7 +16,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
     // Proven; the services open their own connections, up to the same number.
     let db = Connections::like(&pool);
     pool.close().await;
-    let client = crate::temporal::connect(&temporal).await?;
+    let client = crate::workflow::client::OrderClient::connect(&temporal).await?;
     let settings = WorkerSettings {
         task_queue: temporal.task_queue.clone(),
         retry: RetryConfig {

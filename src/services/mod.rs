@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod notification;
 pub mod orders;
 pub mod payment;
+pub mod transitions;
 
 use crate::domain::FailureCode;
 

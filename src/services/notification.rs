@@ -4,6 +4,7 @@
 //! `ORDERFLOW_NOTIFY_WEBHOOK_SECRET`, an `Orderflow-Signature` header so it
 //! can tell the notice is ours; to the log otherwise.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -173,17 +174,48 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+/// The outbox's second half: a delivery's result and, for a delivered
+/// confirmation (`$3` delivered, `$5` completes the order), the order's
+/// completion.
+static DELIVERED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH noted AS (
+             UPDATE notifications
+                SET attempts = attempts + 1, claimed_until = NULL,
+                    status = CASE WHEN $3 OR status = 'SENT' THEN 'SENT' ELSE 'FAILED' END,
+                    sent_at = CASE WHEN $3 THEN now() ELSE sent_at END,
+                    last_error = CASE WHEN $3 THEN NULL ELSE $4 END
+              WHERE order_id = $1 AND kind = $2
+             RETURNING 1)
+         {} AND $3 AND $5",
+        super::transitions::COMPLETED
+    )
+});
+
+/// A local notice recorded sent (unless it was) and, for the confirmation
+/// (`$4`), the paid order completed, in one statement.
+static SENT_LOCALLY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
+              sent AS (
+                  INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
+                  SELECT $1, $2, $3, 'SENT', 1, now()
+                   WHERE NOT $4 OR (SELECT status FROM current) IN ('PAID', 'COMPLETED')
+                  ON CONFLICT (order_id, kind) DO UPDATE
+                     SET status = 'SENT', attempts = notifications.attempts + 1,
+                         sent_at = now(), last_error = NULL
+                   WHERE notifications.status <> 'SENT'
+                  RETURNING 1),
+              completed AS ({} AND $4 RETURNING 1)
+         SELECT (SELECT status FROM current) AS order_status,
+                (SELECT count(*) FROM sent) AS sent",
+        super::transitions::COMPLETED
+    )
+});
+
 pub struct Notifications {
     db: Connections,
     notifier: Box<dyn Notifier>,
-}
-
-/// What claiming a notice for delivery found.
-enum Claim {
-    /// Claimed: deliver it.
-    Claimed,
-    /// Sent before.
-    Sent,
 }
 
 impl Notifications {
@@ -211,30 +243,18 @@ impl Notifications {
         if self.notifier.is_local() {
             return self.send_local(n, completes_order).await;
         }
-        match self.claim(n, completes_order).await? {
-            Claim::Sent => return Ok(false),
-            Claim::Claimed => {}
+        if !self.claim(n, completes_order).await? {
+            return Ok(false);
         }
         let delivered = self.notifier.deliver(n).await;
-        sqlx::query(
-            "WITH noted AS (
-                 UPDATE notifications
-                    SET attempts = attempts + 1, claimed_until = NULL,
-                        status = CASE WHEN $3 OR status = 'SENT' THEN 'SENT' ELSE 'FAILED' END,
-                        sent_at = CASE WHEN $3 THEN now() ELSE sent_at END,
-                        last_error = CASE WHEN $3 THEN NULL ELSE $4 END
-                  WHERE order_id = $1 AND kind = $2
-                 RETURNING 1)
-             UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
-              WHERE order_id = $1 AND $3 AND $5 AND status = 'PAID'",
-        )
-        .bind(n.order_id.as_str())
-        .bind(n.kind.as_str())
-        .bind(delivered.is_ok())
-        .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
-        .bind(completes_order)
-        .execute(&mut self.db.acquire().await?)
-        .await?;
+        sqlx::query(&DELIVERED)
+            .bind(n.order_id.as_str())
+            .bind(n.kind.as_str())
+            .bind(delivered.is_ok())
+            .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
+            .bind(completes_order)
+            .execute(&mut self.db.acquire().await?)
+            .await?;
         delivered.map(|()| true).map_err(ServiceError::Transient)
     }
 
@@ -242,8 +262,8 @@ impl Notifications {
     /// returns: records the notice unless it exists, and claims it for this
     /// delivery (`SENDING`, with a lease) unless it was sent or another
     /// execution is delivering it. A confirmation is only recorded for a
-    /// paid order.
-    async fn claim(&self, n: &Notification, completes_order: bool) -> Result<Claim, ServiceError> {
+    /// paid order. `false`: it was sent before.
+    async fn claim(&self, n: &Notification, completes_order: bool) -> Result<bool, ServiceError> {
         let row = sqlx::query(
             "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
                   claimed AS (
@@ -267,7 +287,7 @@ impl Notifications {
         .fetch_one(&mut self.db.acquire().await?)
         .await?;
         if row.try_get::<i64, _>("claimed")? == 1 {
-            return Ok(Claim::Claimed);
+            return Ok(true);
         }
         let order_status: Option<String> = row.try_get("order_status")?;
         let status: Option<String> = row.try_get("status")?;
@@ -276,7 +296,7 @@ impl Notifications {
                 "order {} is not recorded",
                 n.order_id
             ))),
-            (_, Some("SENT")) => Ok(Claim::Sent),
+            (_, Some("SENT")) => Ok(false),
             (Some(order), None) if completes_order && !matches!(order, "PAID" | "COMPLETED") => {
                 Err(super::payment::ended(&n.order_id, order))
             }
@@ -299,30 +319,13 @@ impl Notifications {
         n: &Notification,
         completes_order: bool,
     ) -> Result<bool, ServiceError> {
-        let row = sqlx::query(
-            "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
-                  sent AS (
-                      INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
-                      SELECT $1, $2, $3, 'SENT', 1, now()
-                       WHERE NOT $4 OR (SELECT status FROM current) IN ('PAID', 'COMPLETED')
-                      ON CONFLICT (order_id, kind) DO UPDATE
-                         SET status = 'SENT', attempts = notifications.attempts + 1,
-                             sent_at = now(), last_error = NULL
-                       WHERE notifications.status <> 'SENT'
-                      RETURNING 1),
-                  completed AS (
-                      UPDATE orders SET status = 'COMPLETED', step = 'send_notification'
-                       WHERE order_id = $1 AND $4 AND status = 'PAID'
-                      RETURNING 1)
-             SELECT (SELECT status FROM current) AS order_status,
-                    (SELECT count(*) FROM sent) AS sent",
-        )
-        .bind(n.order_id.as_str())
-        .bind(n.kind.as_str())
-        .bind(n.recipient.as_ref().map(|r| r.as_str()))
-        .bind(completes_order)
-        .fetch_one(&mut self.db.acquire().await?)
-        .await?;
+        let row = sqlx::query(&SENT_LOCALLY)
+            .bind(n.order_id.as_str())
+            .bind(n.kind.as_str())
+            .bind(n.recipient.as_ref().map(|r| r.as_str()))
+            .bind(completes_order)
+            .fetch_one(&mut self.db.acquire().await?)
+            .await?;
         let order_status: Option<String> = row.try_get("order_status")?;
         match order_status.as_deref() {
             None => {

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::ServiceError;
 use crate::db::pool::Connections;
-use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
+use crate::domain::{FailureCode, Money, Order, OrderId, OrderStatus, Step};
 
 /// An order's lines as column arrays, for `UNNEST` in one statement.
 pub(crate) struct LineArrays<'a> {
@@ -145,19 +145,15 @@ impl OrderStore {
         failure: Option<(FailureCode, &str)>,
         cancel_reason: Option<&str>,
     ) -> Result<(), ServiceError> {
-        sqlx::query(
-            "UPDATE orders SET status = $2, step = $3, failure_code = $4, failure_message = $5,
-                    cancel_reason = COALESCE($6, cancel_reason)
-              WHERE order_id = $1 AND ($2 <> 'COMPLETED' OR status IN ('PAID', 'COMPLETED'))",
-        )
-        .bind(order_id.as_str())
-        .bind(status.as_str())
-        .bind(step.map(Step::as_str))
-        .bind(failure.map(|(c, _)| c.as_str()))
-        .bind(failure.map(|(_, m)| m))
-        .bind(cancel_reason)
-        .execute(&mut self.db.acquire().await?)
-        .await?;
+        sqlx::query(super::transitions::RECORD)
+            .bind(order_id.as_str())
+            .bind(status.as_str())
+            .bind(step.map(Step::as_str))
+            .bind(failure.map(|(c, _)| c.as_str()))
+            .bind(failure.map(|(_, m)| m))
+            .bind(cancel_reason)
+            .execute(&mut self.db.acquire().await?)
+            .await?;
         Ok(())
     }
 
@@ -168,75 +164,69 @@ impl OrderStore {
     /// An order never recorded is recorded now, ended; another order
     /// recorded under the same ID is not touched.
     pub async fn finish(&self, order: &Order, ending: &Ending) -> Result<Finished, ServiceError> {
+        let mut finished = Finished::default();
         match self.recorded_as(order).await? {
             Some(true) => {}
-            Some(false) => return Ok(Finished::NotThisOrder),
+            Some(false) => {
+                finished.not_this_order = true;
+                return Ok(finished);
+            }
             // Ended before its record was written (a cancel that came
             // first): record it, so it is listed and its notice recorded.
             None => {
                 self.create(order).await?;
             }
         }
-        for _ in 0..2 {
-            let row = sqlx::query(
-                "SELECT outcome, final_status, final_code, final_message, final_reason, released,
-                        refund_payment_id
-                   FROM finish_order($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(order.id().as_str())
-            .bind(ending.status.as_str())
-            .bind(ending.step.map(Step::as_str))
-            .bind(ending.failure.as_ref().map(|(c, _)| c.as_str()))
-            .bind(ending.failure.as_ref().map(|(_, m)| m.as_str()))
-            .bind(ending.cancel_reason.as_deref())
-            .fetch_one(&mut self.db.acquire().await?)
-            .await?;
-            let outcome: String = row.try_get("outcome")?;
-            match outcome.as_str() {
-                "COMPLETED" => return Ok(Finished::Completed),
-                "ENDED" => {
-                    let text = |column: &str| row.try_get::<Option<String>, _>(column);
-                    let parse = |what: &str, value: String| {
-                        ServiceError::Transient(anyhow::anyhow!(
-                            "order {} holds an unknown {what} {value:?}",
-                            order.id()
-                        ))
-                    };
-                    let status_text: String = text("final_status")?.unwrap_or_default();
-                    let status = status_text
-                        .parse::<OrderStatus>()
-                        .map_err(|_| parse("status", status_text.clone()))?;
-                    let failure = match text("final_code")? {
-                        Some(code) => Some((
-                            code.parse::<FailureCode>()
-                                .map_err(|_| parse("failure code", code))?,
-                            text("final_message")?.unwrap_or_default(),
-                        )),
-                        None => None,
-                    };
-                    return Ok(Finished::Ended {
-                        ending: Ending {
-                            status,
-                            step: ending.step,
-                            failure,
-                            cancel_reason: text("final_reason")?,
-                        },
-                        released: row.try_get::<Option<i32>, _>("released")?.unwrap_or(0) as u64,
-                        refund_due: row
-                            .try_get::<Option<i64>, _>("refund_payment_id")?
-                            .is_some(),
-                    });
-                }
-                _ => {
-                    // Gone since (`db reset`): record it again.
-                    self.create(order).await?;
-                }
+        let row = sqlx::query(
+            "SELECT outcome, final_status, final_code, final_message, final_reason, released,
+                    refund_payment_id
+               FROM finish_order($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(order.id().as_str())
+        .bind(ending.status.as_str())
+        .bind(ending.step.map(Step::as_str))
+        .bind(ending.failure.as_ref().map(|(c, _)| c.as_str()))
+        .bind(ending.failure.as_ref().map(|(_, m)| m.as_str()))
+        .bind(ending.cancel_reason.as_deref())
+        .fetch_one(&mut self.db.acquire().await?)
+        .await?;
+        let text = |column: &str| row.try_get::<Option<String>, _>(column);
+        let unknown = |e: crate::domain::RuleError| {
+            ServiceError::Transient(anyhow::anyhow!("order {} holds {e}", order.id()))
+        };
+        match text("outcome")?.as_deref() {
+            Some("COMPLETED") => finished.completed = true,
+            Some("ENDED") => {
+                let failure = match text("final_code")? {
+                    Some(code) => Some((
+                        code.parse::<FailureCode>().map_err(unknown)?,
+                        text("final_message")?.unwrap_or_default(),
+                    )),
+                    None => None,
+                };
+                finished.ending = Some(Ending {
+                    status: text("final_status")?
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(unknown)?,
+                    step: ending.step,
+                    failure,
+                    cancel_reason: text("final_reason")?,
+                });
+                finished.released = row.try_get::<Option<i32>, _>("released")?.unwrap_or(0) as u64;
+                finished.refund_due = row
+                    .try_get::<Option<i64>, _>("refund_payment_id")?
+                    .is_some();
+            }
+            // Gone since it was recorded (`db reset`): the retry records it again.
+            _ => {
+                return Err(ServiceError::Unavailable(anyhow::anyhow!(
+                    "order {} was recorded but is not found",
+                    order.id()
+                )));
             }
         }
-        Err(ServiceError::Unavailable(anyhow::anyhow!(
-            "order {} was recorded but is not found",
-            order.id()
-        )))
+        Ok(finished)
     }
 }
 
@@ -251,20 +241,23 @@ pub struct Ending {
     pub cancel_reason: Option<String>,
 }
 
-/// What [`OrderStore::finish`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finished {
-    /// The order had completed (its confirmation went out): left as it is.
-    Completed,
-    /// Another order is recorded under this order's ID: nothing was touched.
-    NotThisOrder,
-    /// The order has ended, as recorded (which may be an earlier ending
-    /// than the one asked for).
-    Ended {
-        ending: Ending,
-        /// Reservation lines put back now.
-        released: u64,
-        /// A capture is left to refund.
-        refund_due: bool,
-    },
+/// What ending an order did, from what the database holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finished {
+    /// The order had completed (its confirmation went out): nothing changed.
+    pub completed: bool,
+    /// Another order is recorded under this order's ID: nothing was
+    /// touched, and no notice is recorded for it.
+    #[serde(default)]
+    pub not_this_order: bool,
+    /// How the order ended, as recorded (an earlier ending wins).
+    pub ending: Option<Ending>,
+    /// Reservation lines put back now.
+    pub released: u64,
+    /// The amount refunded now (by the caller, when `refund_due`).
+    pub refunded: Option<Money>,
+    /// A capture is left to refund.
+    #[serde(skip)]
+    pub refund_due: bool,
 }

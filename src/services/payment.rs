@@ -2,6 +2,8 @@
 //! PostgreSQL keyed by an idempotency key per order, so that a retried or
 //! re-executed capture never charges twice and a refund happens once.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use sqlx::Row;
 
@@ -191,28 +193,16 @@ impl Payments {
             Ok(gateway_ref) => {
                 // The capture, and the order's new status unless it ended
                 // meanwhile: one statement.
-                let paid: bool = sqlx::query_scalar(
-                    "WITH captured AS (
-                         INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
-                                               status, gateway_ref, attempt)
-                         VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
-                         ON CONFLICT (idempotency_key) DO NOTHING
-                         RETURNING 1),
-                     paid AS (
-                         UPDATE orders SET status = 'PAID', step = 'process_payment'
-                          WHERE order_id = $1 AND status NOT IN ('FAILED', 'CANCELLED', 'COMPLETED')
-                         RETURNING 1)
-                     SELECT EXISTS (SELECT 1 FROM paid)",
-                )
-                .bind(order.id().as_str())
-                .bind(&key)
-                .bind(amount.as_decimal())
-                .bind(order.currency().as_str())
-                .bind(order.payment_method().as_str())
-                .bind(&gateway_ref)
-                .bind(attempt as i32)
-                .fetch_one(&mut self.db.acquire().await?)
-                .await?;
+                let paid: bool = sqlx::query_scalar(&CAPTURE)
+                    .bind(order.id().as_str())
+                    .bind(&key)
+                    .bind(amount.as_decimal())
+                    .bind(order.currency().as_str())
+                    .bind(order.payment_method().as_str())
+                    .bind(&gateway_ref)
+                    .bind(attempt as i32)
+                    .fetch_one(&mut self.db.acquire().await?)
+                    .await?;
                 if !paid {
                     // Ended while the gateway charged: give the money back
                     // now, as the ending could not see this capture.
@@ -279,6 +269,22 @@ impl Payments {
         Ok((refunded == 1).then_some(amount))
     }
 }
+
+/// The capture and the order's new status unless it ended meanwhile: one
+/// statement.
+static CAPTURE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH captured AS (
+             INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
+                                   status, gateway_ref, attempt)
+             VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING 1),
+         paid AS ({} RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM paid)",
+        super::transitions::PAID
+    )
+});
 
 /// FAILED, CANCELLED or COMPLETED: nothing more is done for the order.
 pub(crate) fn is_ended(status: &str) -> bool {

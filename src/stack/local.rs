@@ -10,8 +10,7 @@ use sqlx::PgPool;
 
 use super::postgres::PostgresCluster;
 use super::temporal_server::{DevServerOptions, TemporalDevServer};
-use crate::cli::GlobalArgs;
-use crate::config::{DatabaseConfig, TemporalConfig};
+use crate::config::{DatabaseConfig, TemporalConfig, TemporalSettings};
 
 /// Connections in the local stack's pool (its in-process worker's too).
 const LOCAL_POOL_SIZE: u32 = 8;
@@ -53,33 +52,25 @@ pub fn default_data_dir() -> PathBuf {
         .join("orderflow")
 }
 
-fn temporal_explicitly_configured(global: &GlobalArgs) -> bool {
-    global.address.is_some()
-        || global.profile.is_some()
-        || global.config_file.is_some()
-        || [
-            "TEMPORAL_ADDRESS",
-            "TEMPORAL_HOST_PORT",
-            "TEMPORAL_PROFILE",
-            "TEMPORAL_CONFIG_FILE",
-        ]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
-}
-
 impl LocalStack {
-    /// `temporal_state`: persist the dev server's state in this file (in
-    /// memory when `None`).
-    pub async fn start(global: &GlobalArgs, temporal_state: Option<&Path>) -> anyhow::Result<Self> {
+    /// Uses the Temporal server `settings` name, or the default when it
+    /// answers, else starts one; uses the database `database_url` names,
+    /// else starts one. `temporal_state`: persist the dev server's state in
+    /// this file (in memory when `None`).
+    pub async fn start(
+        settings: &TemporalSettings,
+        database_url: Option<&str>,
+        temporal_state: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut started = Vec::new();
 
         // Temporal: the configured one, or the default when it answers, or our own.
-        let mut temporal = TemporalConfig::resolve(global)?;
+        let mut temporal = TemporalConfig::resolve(settings)?;
         let mut probe = temporal.clone();
         probe.connect_timeout = Duration::from_secs(2);
         let mut temporal_server = None;
         if crate::temporal::connect(&probe).await.is_err() {
-            if temporal_explicitly_configured(global) {
+            if settings.names_a_server() {
                 crate::temporal::connect(&temporal).await?;
             }
             if let Some(file) = temporal_state {
@@ -107,33 +98,31 @@ impl LocalStack {
             temporal_server = Some(server);
             started.push("temporal");
         }
-        crate::stack::wait_until(
+        crate::stack::poll(
             "the Temporal namespace",
             Duration::from_secs(30),
-            || async { crate::temporal::connect(&temporal).await.is_ok() },
+            || async { crate::temporal::connect(&temporal).await.ok().map(drop) },
         )
         .await?;
 
         // PostgreSQL: the configured one (it must answer), or a throwaway cluster.
         let mut postgres = None;
-        let database = match DatabaseConfig::resolve_optional(
-            global.database_url.as_deref(),
-            global.connect_timeout,
-        )? {
-            Some(database) => database,
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("orderflow-dev-pg-")
-                    .tempdir()
-                    .context("creating a directory for PostgreSQL")?
-                    .keep();
-                let cluster = PostgresCluster::start(&dir, true).await?;
-                let url = cluster.create_database("orderflow").await?;
-                postgres = Some(cluster);
-                started.push("postgres");
-                DatabaseConfig::resolve(Some(&url), global.connect_timeout)?
-            }
-        };
+        let database =
+            match DatabaseConfig::resolve_optional(database_url, settings.connect_timeout)? {
+                Some(database) => database,
+                None => {
+                    let dir = tempfile::Builder::new()
+                        .prefix("orderflow-dev-pg-")
+                        .tempdir()
+                        .context("creating a directory for PostgreSQL")?
+                        .keep();
+                    let cluster = PostgresCluster::start(&dir, true).await?;
+                    let url = cluster.create_database("orderflow").await?;
+                    postgres = Some(cluster);
+                    started.push("postgres");
+                    DatabaseConfig::resolve(Some(&url), settings.connect_timeout)?
+                }
+            };
         // PostgreSQL shares this machine with the worker and Temporal: a
         // few connections kept busy cost it less CPU per statement than
         // many waking in turn (measured by `orderflow bench`, DOCS.md).

@@ -22,16 +22,17 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+/// Polls `probe` until it yields a value, or fails once `timeout` has
+/// passed: the one polling helper of the program and of its tests.
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + timeout;
     loop {
-        if check().await {
-            return Ok(());
+        if let Some(value) = probe().await {
+            return Ok(value);
         }
         if Instant::now() >= deadline {
             bail!(
@@ -39,7 +40,7 @@ where
                 humantime::format_duration(timeout)
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -119,13 +120,17 @@ impl Service {
         &mut self,
         what: &str,
         timeout: Duration,
-        check: F,
+        mut check: F,
     ) -> anyhow::Result<()>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
-        if let Err(e) = wait_until(what, timeout, check).await {
+        let ready = poll(what, timeout, || {
+            let checked = check();
+            async move { checked.await.then_some(()) }
+        });
+        if let Err(e) = ready.await {
             let state = if self.is_running() {
                 "running"
             } else {

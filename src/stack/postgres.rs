@@ -80,14 +80,6 @@ impl PostgresCluster {
         Self::start_at(dir, None, throwaway).await
     }
 
-    /// Stops the server and starts it again on the same port and data, as
-    /// after an outage. Only for a cluster that is not a throwaway.
-    pub async fn restart(self) -> anyhow::Result<Self> {
-        let (dir, port) = (self.dir.clone(), self.port);
-        self.stop();
-        Self::start_at(&dir, Some(port), false).await
-    }
-
     /// [`start`](Self::start), on `port` when given.
     pub async fn start_at(dir: &Path, port: Option<u16>, throwaway: bool) -> anyhow::Result<Self> {
         let (initdb, postgres) = find_binaries()?;

@@ -10,11 +10,14 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, activities};
 
 use super::retry::RetryConfig;
-use crate::domain::{FailureCode, Money, Order, OrderId, OrderStatus, Step};
+use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
 use crate::services::ServiceError;
 use crate::services::inventory::{Inventory, Reserved};
 use crate::services::notification::{Notification, Notifications};
 use crate::services::orders::{Ending, Finished, OrderStore};
+
+/// What ending an order did (recorded in the history).
+pub type EndReport = Finished;
 use crate::services::payment::Payments;
 
 /// The application failure type of "a dependency is down": the workflow
@@ -74,24 +77,6 @@ pub struct NotifyInput {
 pub struct EndInput {
     pub order: Order,
     pub ending: Ending,
-}
-
-/// What ending the order did, from what the database holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndReport {
-    /// The order had completed before it could end otherwise: nothing changed.
-    pub completed: bool,
-    /// Another order is recorded under this order's ID: nothing was
-    /// touched, and no notice is recorded for it.
-    #[serde(default)]
-    pub not_this_order: bool,
-    /// How the order ended, as recorded (an earlier ending wins).
-    pub ending: Option<Ending>,
-    /// Reservation lines put back now.
-    pub released: u64,
-    /// The amount refunded now.
-    pub refunded: Option<Money>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,49 +249,19 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: EndInput,
     ) -> Result<EndReport, ActivityError> {
-        let order_id = &input.order.id();
-        let finished = self
+        let order_id = input.order.id();
+        let mut report = self
             .orders
             .finish(&input.order, &input.ending)
             .await
             .map_err(to_activity_error)?;
-        let report = match finished {
-            Finished::Completed => EndReport {
-                completed: true,
-                not_this_order: false,
-                ending: None,
-                released: 0,
-                refunded: None,
-            },
-            Finished::NotThisOrder => EndReport {
-                completed: false,
-                not_this_order: true,
-                ending: None,
-                released: 0,
-                refunded: None,
-            },
-            Finished::Ended {
-                ending,
-                released,
-                refund_due,
-            } => {
-                let refunded = if refund_due {
-                    self.payments
-                        .refund(order_id)
-                        .await
-                        .map_err(to_activity_error)?
-                } else {
-                    None
-                };
-                EndReport {
-                    completed: false,
-                    not_this_order: false,
-                    ending: Some(ending),
-                    released,
-                    refunded,
-                }
-            }
-        };
+        if report.refund_due {
+            report.refunded = self
+                .payments
+                .refund(order_id)
+                .await
+                .map_err(to_activity_error)?;
+        }
         tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status),
                        completed = report.completed, released = report.released,
                        refunded = ?report.refunded.map(|m| m.to_string()), "order ended");

@@ -1,7 +1,10 @@
-//! Client calls on orders: start, query, signal, cancel, await the outcome.
+//! Orders as a Temporal client sees them: start, query, signal, cancel,
+//! await the outcome. [`OrderClient`] is the only way the commands reach
+//! Temporal, so the SDK's client types stay behind this module.
 
 use std::time::Duration;
 
+use serde::Serialize;
 use temporalio_client::errors::{
     WorkflowGetResultError, WorkflowInteractionError, WorkflowQueryError, WorkflowStartError,
 };
@@ -15,16 +18,17 @@ use temporalio_client::{
 use temporalio_common::HasWorkflowDefinition;
 use temporalio_common::error::IncomingError;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
-use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
 use super::OrderWorkflow;
+use super::baseline::BaselineWorkflow;
 use super::input::WorkflowInput;
 use super::order_workflow::CancelRequest;
-use super::state::OrderView;
-use crate::domain::{Order, OrderId, OrderStatus, Step, WorkflowId};
+use super::state::{FailureView, OrderView};
+use crate::config::TemporalConfig;
+use crate::domain::{FailureCode, Order};
 
-/// A workflow ID as the calls below take it: an [`OrderId`], a
-/// [`WorkflowId`], or text.
+/// A workflow ID as the calls below take it: an order's ID, any workflow's
+/// ID, or text.
 pub trait Id: AsRef<str> + std::fmt::Display + Sync {}
 impl<T: AsRef<str> + std::fmt::Display + Sync + ?Sized> Id for T {}
 
@@ -40,44 +44,6 @@ pub enum Submitted {
     },
 }
 
-/// Starts the order's workflow (workflow ID = order ID). An ID that was
-/// ever used is never started again.
-pub async fn start(client: &Client, task_queue: &str, order: &Order) -> anyhow::Result<Submitted> {
-    start_with(client, task_queue, order, false).await
-}
-
-fn start_options(task_queue: &str, id: &OrderId, eager: bool) -> WorkflowStartOptions {
-    WorkflowStartOptions::new(task_queue.to_owned(), id.as_str().to_owned())
-        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-        .enable_eager_workflow_start(eager)
-        .build()
-}
-
-/// [`start`], optionally asking for eager start: when a worker for the
-/// queue runs on this same client, the server hands it the first workflow
-/// task in the start response, saving a round trip.
-pub async fn start_with(
-    client: &Client,
-    task_queue: &str,
-    order: &Order,
-    eager: bool,
-) -> anyhow::Result<Submitted> {
-    let options = start_options(task_queue, order.id(), eager);
-    match client
-        .start_workflow(OrderWorkflow::run, WorkflowInput::from(order), options)
-        .await
-    {
-        Ok(handle) => Ok(Submitted::Started {
-            run_id: handle.run_id().unwrap_or_default().to_owned(),
-        }),
-        Err(WorkflowStartError::AlreadyStarted { run_id, .. }) => Ok(Submitted::Exists {
-            run_id: run_id.unwrap_or_default(),
-        }),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("starting order {}", order.id()))),
-    }
-}
-
 /// Errors of the calls below that a caller tells apart.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderCallError {
@@ -87,88 +53,291 @@ pub enum OrderCallError {
     Other(#[from] anyhow::Error),
 }
 
-/// The order's live state from its workflow (needs a worker).
-pub async fn status(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    handle
-        .query(OrderWorkflow::status, (), WorkflowQueryOptions::default())
-        .await
-        .map_err(|e| match e {
-            WorkflowQueryError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
-            other => OrderCallError::Other(
+/// Where a workflow stands, as Temporal reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    Running,
+    /// Closed: completed, failed or cancelled (the result holds the state).
+    Closed,
+    /// Terminated or timed out from outside orderflow: no final state.
+    Ended(&'static str),
+}
+
+/// Where a shown state came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Asked the running workflow (live).
+    Query,
+    /// The finished workflow's result.
+    Result,
+    /// Read from the workflow's history: no worker answered.
+    History,
+}
+
+/// How long `fetch` waits for a worker to answer a query before reading history.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connected Temporal client, for orders.
+#[derive(Clone)]
+pub struct OrderClient {
+    client: Client,
+}
+
+/// One not-found mapping for every call on a workflow.
+fn not_found_or(
+    id: &impl Id,
+    what: &str,
+) -> impl FnOnce(WorkflowInteractionError) -> OrderCallError {
+    move |e| match e {
+        WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
+        other => {
+            OrderCallError::Other(anyhow::Error::new(other).context(format!("{what} order {id}")))
+        }
+    }
+}
+
+fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOptions {
+    WorkflowStartOptions::new(task_queue.to_owned(), id.as_ref().to_owned())
+        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+        .enable_eager_workflow_start(eager)
+        .build()
+}
+
+impl OrderClient {
+    /// Connects (exit 8 when no server answers or it refuses the credentials).
+    pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Self> {
+        Ok(Self::from(crate::temporal::connect(config).await?))
+    }
+
+    /// The SDK's client: for the worker, and for tests that read histories.
+    pub fn sdk(&self) -> &Client {
+        &self.client
+    }
+
+    fn handle(&self, id: &impl Id) -> WorkflowHandle<Client, OrderWorkflow> {
+        self.client
+            .get_workflow_handle::<OrderWorkflow>(id.as_ref())
+    }
+
+    /// Starts the order's workflow (workflow ID = order ID). An ID that was
+    /// ever used is never started again. With `eager`, when a worker for
+    /// the queue runs on this same client, the server hands it the first
+    /// workflow task in the start reply (`orderflow bench`).
+    pub async fn start(
+        &self,
+        task_queue: &str,
+        order: &Order,
+        eager: bool,
+    ) -> anyhow::Result<Submitted> {
+        let options = start_options(task_queue, order.id(), eager);
+        match self
+            .client
+            .start_workflow(OrderWorkflow::run, WorkflowInput::from(order), options)
+            .await
+        {
+            Ok(handle) => Ok(Submitted::Started {
+                run_id: handle.run_id().unwrap_or_default().to_owned(),
+            }),
+            Err(WorkflowStartError::AlreadyStarted { run_id, .. }) => Ok(Submitted::Exists {
+                run_id: run_id.unwrap_or_default(),
+            }),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("starting order {}", order.id()))),
+        }
+    }
+
+    /// The order's live state from its workflow (needs a worker to answer
+    /// within 10 s).
+    pub async fn status(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
+        self.live_status(id, Duration::from_secs(10))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no worker answered a query on order {id}").into())
+    }
+
+    /// The live state from a running workflow, or `None` when no worker
+    /// answered within `timeout`.
+    pub async fn live_status(
+        &self,
+        id: &impl Id,
+        timeout: Duration,
+    ) -> Result<Option<OrderView>, OrderCallError> {
+        let options = WorkflowQueryOptions::builder()
+            .rpc_options(RpcOptions::builder().timeout(timeout).build())
+            .build();
+        let handle = self.handle(id);
+        let query = handle.query(OrderWorkflow::status, (), options);
+        match tokio::time::timeout(timeout + Duration::from_secs(1), query).await {
+            Err(_) => Ok(None),
+            Ok(Ok(view)) => Ok(Some(view)),
+            Ok(Err(WorkflowQueryError::Rpc(status)))
+                if matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ) =>
+            {
+                Ok(None)
+            }
+            Ok(Err(WorkflowQueryError::NotFound(_))) => {
+                Err(OrderCallError::NotFound(id.to_string()))
+            }
+            Ok(Err(other)) => Err(OrderCallError::Other(
                 anyhow::Error::new(other).context(format!("querying order {id}")),
-            ),
-        })
+            )),
+        }
+    }
+
+    /// Sends the `cancel` signal.
+    pub async fn signal_cancel(&self, id: &impl Id, reason: &str) -> Result<(), OrderCallError> {
+        let request = CancelRequest {
+            reason: reason.to_owned(),
+        };
+        self.handle(id)
+            .signal(
+                OrderWorkflow::cancel,
+                request,
+                WorkflowSignalOptions::default(),
+            )
+            .await
+            .map_err(not_found_or(id, "signalling"))
+    }
+
+    /// Requests cancellation through Temporal itself (as `temporal workflow cancel` does).
+    pub async fn request_cancellation(
+        &self,
+        id: &impl Id,
+        reason: &str,
+    ) -> Result<(), OrderCallError> {
+        let options = WorkflowCancelOptions::builder()
+            .reason(reason.to_owned())
+            .build();
+        self.handle(id)
+            .cancel(options)
+            .await
+            .map_err(not_found_or(id, "cancelling"))
+    }
+
+    /// Waits for the order to end and returns its final state, from the
+    /// workflow's result, failure details or cancellation details.
+    pub async fn outcome(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
+        outcome_of(&self.handle(id), id).await
+    }
+
+    /// `None` when no workflow has this ID.
+    pub async fn describe(&self, id: &impl Id) -> Result<Option<Execution>, OrderCallError> {
+        match self
+            .handle(id)
+            .describe(WorkflowDescribeOptions::default())
+            .await
+        {
+            Ok(d) => Ok(Some(match d.status() {
+                WorkflowExecutionStatus::Running => Execution::Running,
+                WorkflowExecutionStatus::Completed
+                | WorkflowExecutionStatus::Failed
+                | WorkflowExecutionStatus::Canceled => Execution::Closed,
+                WorkflowExecutionStatus::Terminated => Execution::Ended("terminated"),
+                WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
+                _ => Execution::Ended("ended"),
+            })),
+            Err(e) => match not_found_or(id, "looking up")(e) {
+                OrderCallError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The order's state however it can be had: live from its worker,
+    /// final from its result, or what its history recorded when no worker
+    /// answers (or it was terminated from outside).
+    pub async fn fetch(&self, id: &impl Id) -> Result<(OrderView, Source), OrderCallError> {
+        match self.describe(id).await? {
+            None => Err(OrderCallError::NotFound(id.to_string())),
+            Some(Execution::Closed) => Ok((self.outcome(id).await?, Source::Result)),
+            Some(Execution::Ended(how)) => {
+                let mut view = self.recorded_status(id).await?;
+                view.failure = Some(FailureView {
+                    code: FailureCode::Internal,
+                    message: format!("the workflow was {how} outside orderflow"),
+                });
+                Ok((view, Source::History))
+            }
+            Some(Execution::Running) => match self.live_status(id, QUERY_TIMEOUT).await? {
+                Some(view) => Ok((view, Source::Query)),
+                None => Ok((self.recorded_status(id).await?, Source::History)),
+            },
+        }
+    }
+
+    /// The order as it was submitted: the workflow's recorded input.
+    pub async fn recorded_order(&self, id: &impl Id) -> Result<Order, OrderCallError> {
+        let events = self.history(id).await?;
+        super::history::input(&events)
+            .order(id.as_ref())
+            .map_err(|e| {
+                OrderCallError::Other(anyhow::anyhow!(
+                    "workflow {id}'s input is not an orderflow order: {e}"
+                ))
+            })
+    }
+
+    /// What Temporal recorded of a running order, for when no worker
+    /// answers queries: the submitted order and the steps whose results
+    /// are in history.
+    pub async fn recorded_status(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
+        Ok(super::history::rebuild(
+            id.as_ref(),
+            &self.history(id).await?,
+        ))
+    }
+
+    async fn history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
+        self.handle(id)
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+            .map_err(not_found_or(id, "reading the history of"))
+    }
+
+    /// Starts the order and waits for the outcome of the run it started (no
+    /// lookup of the current run by ID): `orderflow bench`.
+    pub async fn run_order(
+        &self,
+        task_queue: &str,
+        order: &Order,
+        eager: bool,
+    ) -> anyhow::Result<OrderView> {
+        let handle = self
+            .client
+            .start_workflow(
+                OrderWorkflow::run,
+                WorkflowInput::from(order),
+                start_options(task_queue, order.id(), eager),
+            )
+            .await?;
+        Ok(outcome_of(&handle, order.id()).await?)
+    }
+
+    /// Starts the no-op baseline workflow for `order` and waits for it to end.
+    pub async fn run_baseline(
+        &self,
+        task_queue: &str,
+        order: &Order,
+        eager: bool,
+    ) -> anyhow::Result<()> {
+        let options = start_options(task_queue, order.id(), eager);
+        self.client
+            .start_workflow(BaselineWorkflow::run, order.clone(), options)
+            .await?
+            .get_result(WorkflowGetResultOptions::default())
+            .await?;
+        Ok(())
+    }
 }
 
-/// Sends the `cancel` signal.
-pub async fn signal_cancel(
-    client: &Client,
-    id: &impl Id,
-    reason: &str,
-) -> Result<(), OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    let request = CancelRequest {
-        reason: reason.to_owned(),
-    };
-    handle
-        .signal(
-            OrderWorkflow::cancel,
-            request,
-            WorkflowSignalOptions::default(),
-        )
-        .await
-        .map_err(|e| match e {
-            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
-            other => OrderCallError::Other(
-                anyhow::Error::new(other).context(format!("signalling order {id}")),
-            ),
-        })
-}
-
-/// Requests cancellation through Temporal itself (as `temporal workflow cancel` does).
-pub async fn request_cancellation(
-    client: &Client,
-    id: &impl Id,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    handle
-        .cancel(
-            WorkflowCancelOptions::builder()
-                .reason(reason.to_owned())
-                .build(),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Waits for the order to end and returns its final state, from the
-/// workflow's result, failure details or cancellation details.
-pub async fn outcome(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
-    outcome_of(
-        &client.get_workflow_handle::<OrderWorkflow>(id.as_ref()),
-        id,
-    )
-    .await
-}
-
-/// Starts the order and waits for the outcome of the run it started (no
-/// lookup of the current run by ID): `orderflow bench`.
-pub async fn run_order(
-    client: &Client,
-    task_queue: &str,
-    order: &Order,
-    eager: bool,
-) -> anyhow::Result<OrderView> {
-    let handle = client
-        .start_workflow(
-            OrderWorkflow::run,
-            WorkflowInput::from(order),
-            start_options(task_queue, order.id(), eager),
-        )
-        .await?;
-    Ok(outcome_of(&handle, order.id()).await?)
+impl From<Client> for OrderClient {
+    fn from(client: Client) -> Self {
+        Self { client }
+    }
 }
 
 async fn outcome_of<W>(
@@ -205,177 +374,4 @@ fn failure_view(error: &IncomingError) -> Option<OrderView> {
         IncomingError::Application(failure) => failure.details::<OrderView>().ok().flatten(),
         other => other.cause().and_then(failure_view),
     }
-}
-
-/// Where a workflow stands, as Temporal reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Execution {
-    Running,
-    /// Closed: completed, failed or cancelled (the result holds the state).
-    Closed,
-    /// Terminated or timed out from outside orderflow: no final state.
-    Ended(&'static str),
-}
-
-/// `None` when no workflow has this order ID.
-pub async fn describe(client: &Client, id: &impl Id) -> anyhow::Result<Option<Execution>> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    match handle.describe(WorkflowDescribeOptions::default()).await {
-        Ok(d) => Ok(Some(match d.status() {
-            WorkflowExecutionStatus::Running => Execution::Running,
-            WorkflowExecutionStatus::Completed
-            | WorkflowExecutionStatus::Failed
-            | WorkflowExecutionStatus::Canceled => Execution::Closed,
-            WorkflowExecutionStatus::Terminated => Execution::Ended("terminated"),
-            WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
-            _ => Execution::Ended("ended"),
-        })),
-        Err(WorkflowInteractionError::NotFound(_)) => Ok(None),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("looking up order {id}"))),
-    }
-}
-
-/// The live state from a running workflow, or `None` when no worker
-/// answered within `timeout`.
-pub async fn live_status(
-    client: &Client,
-    id: &impl Id,
-    timeout: Duration,
-) -> Result<Option<OrderView>, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    let options = WorkflowQueryOptions::builder()
-        .rpc_options(RpcOptions::builder().timeout(timeout).build())
-        .build();
-    match tokio::time::timeout(
-        timeout + Duration::from_secs(1),
-        handle.query(OrderWorkflow::status, (), options),
-    )
-    .await
-    {
-        Err(_) => Ok(None),
-        Ok(Ok(view)) => Ok(Some(view)),
-        Ok(Err(WorkflowQueryError::NotFound(_))) => Err(OrderCallError::NotFound(id.to_string())),
-        Ok(Err(WorkflowQueryError::Rpc(status)))
-            if matches!(
-                status.code(),
-                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            ) =>
-        {
-            Ok(None)
-        }
-        Ok(Err(other)) => Err(OrderCallError::Other(
-            anyhow::Error::new(other).context(format!("querying order {id}")),
-        )),
-    }
-}
-
-async fn history(client: &Client, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
-    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_ref());
-    handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .map_err(|e| match e {
-            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
-            other => OrderCallError::Other(
-                anyhow::Error::new(other).context(format!("reading order {id}'s history")),
-            ),
-        })
-}
-
-/// The workflow's recorded input, as it was sent.
-fn recorded_input(events: &[HistoryEvent]) -> WorkflowInput {
-    events
-        .iter()
-        .find_map(|e| match &e.attributes {
-            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
-            _ => None,
-        })
-        .map(|p| WorkflowInput::from(p.payloads.clone()))
-        .unwrap_or_default()
-}
-
-/// The order as it was submitted: the workflow's recorded input.
-pub async fn recorded_order(client: &Client, id: &impl Id) -> Result<Order, OrderCallError> {
-    let events = history(client, id).await?;
-    recorded_input(&events).order(id.as_ref()).map_err(|e| {
-        OrderCallError::Other(anyhow::anyhow!(
-            "workflow {id}'s input is not an orderflow order: {e}"
-        ))
-    })
-}
-
-/// What Temporal recorded of a running order, for when no worker answers
-/// queries: the submitted order and the steps whose results are in history.
-pub async fn recorded_status(client: &Client, id: &impl Id) -> Result<OrderView, OrderCallError> {
-    let events = history(client, id).await?;
-    let order = match recorded_input(&events).order(id.as_ref()) {
-        Ok(order) => order,
-        Err(message) => return Ok(OrderView::rejected(WorkflowId::lossy(id.as_ref()), message)),
-    };
-    let mut view = OrderView::new(&order);
-    let first_time = events
-        .first()
-        .and_then(|e| e.event_time)
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
-    let last_time = events
-        .last()
-        .and_then(|e| e.event_time)
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
-    view.created_at = first_time;
-    view.updated_at = last_time;
-    for event in &events {
-        let Some(Attributes::MarkerRecordedEventAttributes(marker)) = &event.attributes else {
-            continue;
-        };
-        let activity = marker
-            .details
-            .get("data")
-            .and_then(|p| p.payloads.first())
-            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p.data).ok())
-            .and_then(|v| {
-                v.get("activity_type")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_owned)
-            });
-        let Some(step) = activity.and_then(|a| a.parse::<Step>().ok()) else {
-            continue;
-        };
-        let done = marker.failure.is_none();
-        let reached = match step {
-            Step::CreateOrder => OrderStatus::Created,
-            Step::ReserveInventory => OrderStatus::InventoryReserved,
-            Step::ProcessPayment => OrderStatus::Paid,
-            Step::SendNotification => OrderStatus::Paid,
-        };
-        view.step = Some(step);
-        let s = view.step_mut(step);
-        s.attempts += 1;
-        if done {
-            s.state = super::state::StepState::Done;
-            view.status = reached;
-        } else {
-            s.state = super::state::StepState::Retrying;
-            s.last_error = marker.failure.as_ref().map(|f| f.message.clone());
-        }
-    }
-    Ok(view)
-}
-
-/// Starts the no-op baseline workflow for `order` and waits for it to end.
-pub async fn run_baseline(
-    client: &Client,
-    task_queue: &str,
-    order: &Order,
-    eager: bool,
-) -> anyhow::Result<()> {
-    use super::baseline::BaselineWorkflow;
-    let options = start_options(task_queue, order.id(), eager);
-    let handle = client
-        .start_workflow(BaselineWorkflow::run, order.clone(), options)
-        .await?;
-    handle
-        .get_result(WorkflowGetResultOptions::default())
-        .await?;
-    Ok(())
 }

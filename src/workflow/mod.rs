@@ -1,9 +1,16 @@
 //! The order workflow, its activities, the worker that hosts them and the
-//! client calls that drive them. SDK types stay inside this module.
+//! client that drives them. SDK types stay inside this module: the rest of
+//! the program reaches Temporal through [`client::OrderClient`] and
+//! [`worker::run`].
+//!
+//! The names other tools see — the workflow type `OrderWorkflow`, the
+//! signal `cancel` (`{"reason": "…"}`) and the query `status` — are the
+//! workflow's own (`order_workflow.rs`, tested there).
 
 pub mod activities;
 pub mod baseline;
 pub mod client;
+mod history;
 pub mod input;
 mod order_workflow;
 pub mod retry;
@@ -11,10 +18,3 @@ pub mod state;
 pub mod worker;
 
 pub use order_workflow::OrderWorkflow;
-
-/// The workflow type name other tools (the Temporal CLI, the UI) see.
-pub const WORKFLOW_TYPE: &str = "OrderWorkflow";
-/// The signal that asks an order to cancel: payload `{"reason": "…"}`.
-pub const CANCEL_SIGNAL: &str = "cancel";
-/// The query that returns an order's live [`state::OrderView`].
-pub const STATUS_QUERY: &str = "status";

@@ -162,6 +162,13 @@ fn classify(error: &ActivityExecutionError) -> AttemptError {
     AttemptError::Transient(error.to_string())
 }
 
+/// After a failed attempt: wait and try again (in this state, for this
+/// reason), or stop with this outcome (and message).
+enum Retry {
+    Wait(Duration, StepState, String),
+    Stop(StepOutcome, String),
+}
+
 /// The backoff of a dependency outage: the retry policy's waits, counted
 /// per wait rather than per attempt.
 struct Outage {
@@ -212,79 +219,9 @@ impl OrderWorkflow {
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
         let mut compensations = Vec::new();
-
-        for (step, reached) in [
-            (Step::CreateOrder, OrderStatus::Created),
-            (Step::ReserveInventory, OrderStatus::InventoryReserved),
-            (Step::ProcessPayment, OrderStatus::Paid),
-        ] {
-            if let Some(reason) = Self::cancel_requested(ctx) {
-                return Self::end(
-                    ctx,
-                    order,
-                    &compensations,
-                    &settings,
-                    Intent::Cancel(reason),
-                )
-                .await;
-            }
-            match step {
-                Step::ReserveInventory => compensations.push(Compensation::ReleaseInventory),
-                Step::ProcessPayment => compensations.push(Compensation::RefundPayment),
-                _ => {}
-            }
-            match Self::run_step(ctx, order, step, &settings).await {
-                StepOutcome::Done => Self::update(ctx, |v| v.status = reached),
-                StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message) => {
-                    let intent = Intent::Fail(code, message);
-                    return Self::end(ctx, order, &compensations, &settings, intent).await;
-                }
-                StepOutcome::Cancelled => {
-                    let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                    return Self::end(
-                        ctx,
-                        order,
-                        &compensations,
-                        &settings,
-                        Intent::Cancel(reason),
-                    )
-                    .await;
-                }
-            }
-        }
-        if let Some(reason) = Self::cancel_requested(ctx) {
-            return Self::end(
-                ctx,
-                order,
-                &compensations,
-                &settings,
-                Intent::Cancel(reason),
-            )
-            .await;
-        }
-
-        // A confirmation that cannot be delivered never undoes a paid order.
-        let notified = match Self::run_step(ctx, order, Step::SendNotification, &settings).await {
-            StepOutcome::Done => true,
-            StepOutcome::Failed(..) => false,
-            // Not confirmed because the order has already ended otherwise
-            // (recorded by an execution whose result this one never saw):
-            // report that ending.
-            StepOutcome::Refused(code, message) => {
-                let intent = Intent::Fail(code, message);
-                return Self::end(ctx, order, &compensations, &settings, intent).await;
-            }
-            StepOutcome::Cancelled => {
-                let reason = Self::cancel_requested(ctx).unwrap_or_default();
-                return Self::end(
-                    ctx,
-                    order,
-                    &compensations,
-                    &settings,
-                    Intent::Cancel(reason),
-                )
-                .await;
-            }
+        let notified = match Self::steps(ctx, order, &settings, &mut compensations).await {
+            Ok(notified) => notified,
+            Err(intent) => return Self::end(ctx, order, &compensations, &settings, intent).await,
         };
         Self::update(ctx, |v| {
             v.status = OrderStatus::Completed;
@@ -339,7 +276,100 @@ enum Intent {
     Cancel(String),
 }
 
+impl Intent {
+    /// The ending asked for, at the step the order had reached.
+    fn ending(&self, step: Option<Step>) -> Ending {
+        let (status, failure, cancel_reason) = match self {
+            Self::Fail(code, message) => {
+                (OrderStatus::Failed, Some((*code, message.clone())), None)
+            }
+            Self::Cancel(reason) => (OrderStatus::Cancelled, None, Some(reason.clone())),
+        };
+        Ending {
+            status,
+            step,
+            failure,
+            cancel_reason,
+        }
+    }
+}
+
+/// Shows an ending in the order's state.
+fn show_ending(v: &mut OrderView, ending: &Ending) {
+    v.status = ending.status;
+    v.failure = ending.failure.as_ref().map(|(code, message)| FailureView {
+        code: *code,
+        message: message.clone(),
+    });
+    if let (OrderStatus::Cancelled, Some(reason)) = (ending.status, &ending.cancel_reason) {
+        v.cancellation = Some(CancellationView {
+            reason: reason.clone(),
+            outcome: "cancelled".into(),
+        });
+    }
+}
+
+/// What to tell the customer of an ending.
+fn notice_of(ending: &Ending) -> (NotificationKind, String) {
+    match (&ending.failure, &ending.cancel_reason) {
+        (Some((_, message)), _) => (
+            NotificationKind::Failure,
+            format!("Your order could not be completed: {message}"),
+        ),
+        (None, reason) => (
+            NotificationKind::Cancellation,
+            format!(
+                "Your order was cancelled: {}",
+                reason.as_deref().unwrap_or("cancel requested")
+            ),
+        ),
+    }
+}
+
 impl OrderWorkflow {
+    /// The four steps, each after a look for a cancellation. `Ok`: the
+    /// order is paid and its confirmation went out (`true`) or could not
+    /// (`false`, which never undoes a paid order). `Err`: why it ends early.
+    async fn steps(
+        ctx: &WorkflowContext<Self>,
+        order: &Order,
+        settings: &WorkflowSettings,
+        compensations: &mut Vec<Compensation>,
+    ) -> Result<bool, Intent> {
+        for &step in Step::ALL {
+            if let Some(reason) = Self::cancel_requested(ctx) {
+                return Err(Intent::Cancel(reason));
+            }
+            match step {
+                Step::ReserveInventory => compensations.push(Compensation::ReleaseInventory),
+                Step::ProcessPayment => compensations.push(Compensation::RefundPayment),
+                _ => {}
+            }
+            let reached = match step {
+                Step::CreateOrder => OrderStatus::Created,
+                Step::ReserveInventory => OrderStatus::InventoryReserved,
+                Step::ProcessPayment => OrderStatus::Paid,
+                Step::SendNotification => OrderStatus::Paid,
+            };
+            match (step, Self::run_step(ctx, order, step, settings).await) {
+                (Step::SendNotification, StepOutcome::Done) => return Ok(true),
+                (Step::SendNotification, StepOutcome::Failed(..)) => return Ok(false),
+                (_, StepOutcome::Done) => Self::update(ctx, |v| v.status = reached),
+                // A refused confirmation: the order has already ended otherwise
+                // (recorded by an execution whose result this one never saw).
+                (_, StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message)) => {
+                    return Err(Intent::Fail(code, message));
+                }
+                (_, StepOutcome::Cancelled) => {
+                    return Err(Intent::Cancel(
+                        Self::cancel_requested(ctx).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        Ok(false)
+    }
+
     fn update(ctx: &WorkflowContext<Self>, change: impl FnOnce(&mut OrderView)) {
         let at = now(ctx);
         ctx.state_mut(|s| {
@@ -410,7 +440,6 @@ impl OrderWorkflow {
         step: Step,
         settings: &WorkflowSettings,
     ) -> StepOutcome {
-        let retry = &settings.retry;
         let mut attempt = 1;
         let mut outage: Option<Outage> = None;
         loop {
@@ -428,46 +457,23 @@ impl OrderWorkflow {
                 }
                 Err(error) => error,
             };
-            let (wait, state, message) = match classify(&error) {
-                AttemptError::Business(code, message) => {
-                    Self::step_failed(ctx, step, &message);
-                    return StepOutcome::Refused(code, message);
-                }
-                AttemptError::Unavailable(message) => {
-                    let at = now(ctx).unwrap_or_default();
-                    let outage = outage.get_or_insert(Outage {
-                        since: at,
-                        waits: 0,
+            let (wait, state, message) = match Self::after_failure(
+                ctx,
+                Some(step),
+                &error,
+                &mut attempt,
+                &mut outage,
+                settings,
+            ) {
+                Retry::Wait(wait, state, message) => (wait, state, message),
+                Retry::Stop(stop, message) => {
+                    Self::update(ctx, |v| {
+                        let s = v.step_mut(step);
+                        s.state = StepState::Failed;
+                        s.last_error = Some(message.clone());
+                        s.next_attempt_at = None;
                     });
-                    let down = (at - outage.since).to_std().unwrap_or_default();
-                    if down >= settings.outage_timeout {
-                        Self::step_failed(ctx, step, &message);
-                        return StepOutcome::Failed(
-                            FailureCode::Internal,
-                            format!(
-                                "{message} (the database did not answer for {})",
-                                humantime::format_duration(settings.outage_timeout)
-                            ),
-                        );
-                    }
-                    outage.waits += 1;
-                    (retry.backoff(outage.waits), StepState::Waiting, message)
-                }
-                AttemptError::Transient(message) => {
-                    outage = None;
-                    if attempt >= retry.max_attempts {
-                        Self::step_failed(ctx, step, &message);
-                        let code = match step {
-                            Step::ProcessPayment => FailureCode::PaymentUnavailable,
-                            _ => FailureCode::Internal,
-                        };
-                        return StepOutcome::Failed(
-                            code,
-                            format!("{message} (gave up after {attempt} attempts)"),
-                        );
-                    }
-                    attempt += 1;
-                    (retry.backoff(attempt - 1), StepState::Retrying, message)
+                    return stop;
                 }
             };
             let next = ctx.workflow_time().map(|t| DateTime::<Utc>::from(t + wait));
@@ -493,13 +499,56 @@ impl OrderWorkflow {
         }
     }
 
-    fn step_failed(ctx: &WorkflowContext<Self>, step: Step, message: &str) {
-        Self::update(ctx, |v| {
-            let s = v.step_mut(step);
-            s.state = StepState::Failed;
-            s.last_error = Some(message.to_owned());
-            s.next_attempt_at = None;
-        });
+    /// What follows a failed attempt of `step` (or of a notice, `None`): a
+    /// business failure stops at once; an outage waits, not as an attempt,
+    /// until the outage timeout; another failure counts an attempt and
+    /// waits, until the attempts run out.
+    fn after_failure(
+        ctx: &WorkflowContext<Self>,
+        step: Option<Step>,
+        error: &ActivityExecutionError,
+        attempt: &mut u32,
+        outage: &mut Option<Outage>,
+        settings: &WorkflowSettings,
+    ) -> Retry {
+        let retry = &settings.retry;
+        match classify(error) {
+            AttemptError::Business(code, message) => {
+                Retry::Stop(StepOutcome::Refused(code, message.clone()), message)
+            }
+            AttemptError::Unavailable(message) => {
+                let at = now(ctx).unwrap_or_default();
+                let outage = outage.get_or_insert(Outage {
+                    since: at,
+                    waits: 0,
+                });
+                if (at - outage.since).to_std().unwrap_or_default() >= settings.outage_timeout {
+                    let message = format!(
+                        "{message} (the database did not answer for {})",
+                        humantime::format_duration(settings.outage_timeout)
+                    );
+                    return Retry::Stop(
+                        StepOutcome::Failed(FailureCode::Internal, message.clone()),
+                        message,
+                    );
+                }
+                outage.waits += 1;
+                Retry::Wait(retry.backoff(outage.waits), StepState::Waiting, message)
+            }
+            AttemptError::Transient(message) => {
+                *outage = None;
+                if *attempt >= retry.max_attempts {
+                    let code = match step {
+                        Some(Step::ProcessPayment) => FailureCode::PaymentUnavailable,
+                        _ => FailureCode::Internal,
+                    };
+                    let message = format!("{message} (gave up after {attempt} attempts)");
+                    return Retry::Stop(StepOutcome::Failed(code, message.clone()), message);
+                }
+                *attempt += 1;
+                Retry::Wait(retry.backoff(*attempt - 1), StepState::Retrying, message)
+            }
+        }
     }
 
     /// Ends the order early, `FAILED` or `CANCELLED`.
@@ -511,32 +560,9 @@ impl OrderWorkflow {
         intent: Intent,
     ) -> WorkflowResult<OrderView> {
         if !ctx.patched(END_FROM_DATABASE) {
-            return match intent {
-                Intent::Fail(code, message) => {
-                    let retry = &settings.retry;
-                    Self::end_failed_v1(ctx, order, compensations, retry, code, message).await
-                }
-                Intent::Cancel(reason) => {
-                    let retry = &settings.retry;
-                    Self::end_cancelled_v1(ctx, order, compensations, retry, reason).await
-                }
-            };
+            return Self::end_v1(ctx, order, compensations, &settings.retry, intent).await;
         }
-        let step = ctx.state(|s| s.view.step);
-        let asked = match &intent {
-            Intent::Fail(code, message) => Ending {
-                status: OrderStatus::Failed,
-                step,
-                failure: Some((*code, message.clone())),
-                cancel_reason: None,
-            },
-            Intent::Cancel(reason) => Ending {
-                status: OrderStatus::Cancelled,
-                step,
-                failure: None,
-                cancel_reason: Some(reason.clone()),
-            },
-        };
+        let asked = intent.ending(ctx.state(|s| s.view.step));
         let report: EndReport = ctx
             .execute_local_activity(
                 OrderActivities::end_order,
@@ -584,35 +610,11 @@ impl OrderWorkflow {
                     s.state = StepState::Skipped;
                 }
             }
-            v.status = ending.status;
-            v.failure = ending.failure.as_ref().map(|(code, message)| FailureView {
-                code: *code,
-                message: message.clone(),
-            });
-            match (&ending.cancel_reason, ending.status) {
-                (Some(reason), OrderStatus::Cancelled) => {
-                    v.cancellation = Some(CancellationView {
-                        reason: reason.clone(),
-                        outcome: "cancelled".into(),
-                    });
-                }
-                // It had ended otherwise before the cancel took effect.
-                _ => refused(v),
-            }
+            // A cancel that came after the order had ended otherwise is refused.
+            refused(v);
+            show_ending(v, &ending);
         });
-        let (kind, message) = match (&ending.failure, &ending.cancel_reason) {
-            (Some((_, message)), _) => (
-                NotificationKind::Failure,
-                format!("Your order could not be completed: {message}"),
-            ),
-            (None, reason) => (
-                NotificationKind::Cancellation,
-                format!(
-                    "Your order was cancelled: {}",
-                    reason.as_deref().unwrap_or("cancel requested")
-                ),
-            ),
-        };
+        let (kind, message) = notice_of(&ending);
         if !report.not_this_order {
             Self::deliver_notice(ctx, order, settings, kind, message).await;
         }
@@ -633,7 +635,6 @@ impl OrderWorkflow {
             notification: notification(order, kind, &message),
             completes_order: false,
         };
-        let retry = &settings.retry;
         let mut attempt = 1;
         let mut outage: Option<Outage> = None;
         loop {
@@ -648,29 +649,11 @@ impl OrderWorkflow {
                 Ok(_) => return,
                 Err(error) => error,
             };
-            let wait = match classify(&error) {
-                AttemptError::Business(..) => return,
-                AttemptError::Unavailable(_) => {
-                    let at = now(ctx).unwrap_or_default();
-                    let outage = outage.get_or_insert(Outage {
-                        since: at,
-                        waits: 0,
-                    });
-                    if (at - outage.since).to_std().unwrap_or_default() >= settings.outage_timeout {
-                        return;
-                    }
-                    outage.waits += 1;
-                    retry.backoff(outage.waits)
-                }
-                AttemptError::Transient(_) => {
-                    outage = None;
-                    if attempt >= retry.max_attempts {
-                        return;
-                    }
-                    attempt += 1;
-                    retry.backoff(attempt - 1)
-                }
-            };
+            let wait =
+                match Self::after_failure(ctx, None, &error, &mut attempt, &mut outage, settings) {
+                    Retry::Wait(wait, ..) => wait,
+                    Retry::Stop(..) => return,
+                };
             let detached = TimerOptions::builder(wait)
                 .cancellation_token(WorkflowCancellationToken::new())
                 .build();
@@ -792,73 +775,27 @@ impl OrderWorkflow {
             .await;
     }
 
-    async fn end_failed_v1(
+    /// An early ending in a history from before [`END_FROM_DATABASE`]:
+    /// undo what was registered, record the ending, tell the customer.
+    async fn end_v1(
         ctx: &WorkflowContext<Self>,
         order: &Order,
         compensations: &[Compensation],
         retry: &RetryConfig,
-        code: FailureCode,
-        message: String,
+        intent: Intent,
     ) -> WorkflowResult<OrderView> {
         Self::compensate_v1(ctx, order, compensations).await?;
-        Self::update(ctx, |v| {
-            v.status = OrderStatus::Failed;
-            v.failure = Some(FailureView {
-                code,
-                message: message.clone(),
-            });
-        });
-        Self::record_outcome(
-            ctx,
-            order,
-            OrderStatus::Failed,
-            Some((code, message.clone())),
-            None,
-        )
-        .await?;
-        Self::notify_best_effort_v1(
-            ctx,
-            order,
-            retry,
-            NotificationKind::Failure,
-            format!("Your order could not be completed: {message}"),
-        )
-        .await;
-        Self::ended(ctx, OrderStatus::Failed, Some((code, message)))
-    }
-
-    async fn end_cancelled_v1(
-        ctx: &WorkflowContext<Self>,
-        order: &Order,
-        compensations: &[Compensation],
-        retry: &RetryConfig,
-        reason: String,
-    ) -> WorkflowResult<OrderView> {
-        Self::compensate_v1(ctx, order, compensations).await?;
-        Self::update(ctx, |v| {
-            v.status = OrderStatus::Cancelled;
-            v.cancellation = Some(CancellationView {
-                reason: reason.clone(),
-                outcome: "cancelled".into(),
-            });
-        });
-        Self::record_outcome(
-            ctx,
-            order,
-            OrderStatus::Cancelled,
-            None,
-            Some(reason.clone()),
-        )
-        .await?;
-        Self::notify_best_effort_v1(
-            ctx,
-            order,
-            retry,
-            NotificationKind::Cancellation,
-            format!("Your order was cancelled: {reason}"),
-        )
-        .await;
-        Self::ended(ctx, OrderStatus::Cancelled, None)
+        let ending = intent.ending(None);
+        let (status, failure, reason) = (
+            ending.status,
+            ending.failure.clone(),
+            ending.cancel_reason.clone(),
+        );
+        Self::update(ctx, |v| show_ending(v, &ending));
+        let (kind, message) = notice_of(&ending);
+        Self::record_outcome(ctx, order, status, failure.clone(), reason).await?;
+        Self::notify_best_effort_v1(ctx, order, retry, kind, message).await;
+        Self::ended(ctx, status, failure)
     }
 }
 
@@ -870,5 +807,19 @@ fn notification(order: &Order, kind: NotificationKind, message: &str) -> Notific
         total_amount: order.total_amount(),
         currency: order.currency(),
         message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use temporalio_common::{QueryDefinition, SignalDefinition, WorkflowDefinition};
+
+    use super::*;
+
+    #[test]
+    fn the_names_other_tools_use_are_the_specs() {
+        assert_eq!(OrderWorkflow::run.name(), "OrderWorkflow");
+        assert_eq!(OrderWorkflow::cancel.name(), "cancel");
+        assert_eq!(OrderWorkflow::status.name(), "status");
     }
 }

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use temporalio_client::Client;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 use super::OrderWorkflow;
 use super::activities::{OrderActivities, WorkflowSettings};
 use super::baseline::{BaselineActivities, BaselineWorkflow};
+use super::client::OrderClient;
 use super::retry::RetryConfig;
 use crate::db::pool::Connections;
 use crate::services::inventory::PgInventory;
@@ -87,7 +87,7 @@ pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<
 /// The returned future is not `Send` (the SDK runs workflows on a local
 /// set): await it on the main task.
 pub async fn run(
-    client: Client,
+    client: OrderClient,
     db: Connections,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -119,7 +119,8 @@ pub async fn run(
             .context("registering the baseline workflow")?;
         options.register_activities(BaselineActivities);
     }
-    let mut worker = Worker::new(&runtime, client, options).context("creating the worker")?;
+    let mut worker =
+        Worker::new(&runtime, client.sdk().clone(), options).context("creating the worker")?;
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown.await;
@@ -136,7 +137,7 @@ pub async fn run(
 /// returns `body`'s output. For commands and tests that drive orders through
 /// a worker in their own process.
 pub async fn alongside<T>(
-    client: Client,
+    client: OrderClient,
     db: Connections,
     settings: WorkerSettings,
     body: impl Future<Output = T>,

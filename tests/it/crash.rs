@@ -5,7 +5,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use orderflow::domain::{OrderStatus, PaymentMethod};
-use orderflow::workflow::client;
 
 use crate::support::stack::{Harness, eventually, order};
 
@@ -62,13 +61,10 @@ async fn a_worker_killed_mid_run_and_restarted_finishes_every_order_exactly_once
 
     let _second = h.spawn_worker(&["--retry-initial-interval", "200ms"]);
     for o in &orders {
-        let view = tokio::time::timeout(
-            Duration::from_secs(120),
-            client::outcome(&h.client, &o.id()),
-        )
-        .await
-        .expect("order finished after the restart")
-        .unwrap();
+        let view = tokio::time::timeout(Duration::from_secs(120), h.client.outcome(&o.id()))
+            .await
+            .expect("order finished after the restart")
+            .unwrap();
         assert_eq!(view.status, OrderStatus::Completed, "{}", o.id());
         assert_eq!(
             h.payments(o.id()).await,
@@ -100,7 +96,7 @@ async fn sigterm_drains_and_exits_0() {
     let mut worker = h.spawn_worker(&[]);
     let o = order("ORD-TERM", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
     h.submit(&o).await;
-    let view = tokio::time::timeout(Duration::from_secs(60), client::outcome(&h.client, &o.id()))
+    let view = tokio::time::timeout(Duration::from_secs(60), h.client.outcome(&o.id()))
         .await
         .unwrap()
         .unwrap();

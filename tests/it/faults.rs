@@ -7,7 +7,6 @@ use std::time::Duration;
 use orderflow::domain::{Order, OrderId, OrderStatus, PaymentMethod, Step};
 use orderflow::stack::postgres::PostgresCluster;
 use orderflow::stack::temporal_server::{DevServerOptions, TemporalDevServer};
-use orderflow::workflow::client;
 use orderflow::workflow::state::{OrderView, StepState};
 
 use crate::support::invariants::{Expectation, assert_kept};
@@ -18,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(180);
 
 async fn outcomes(h: &Harness, orders: &[Order]) -> Vec<OrderView> {
     futures::future::join_all(orders.iter().map(|o| async {
-        tokio::time::timeout(WAIT, client::outcome(&h.client, &o.id()))
+        tokio::time::timeout(WAIT, h.client.outcome(&o.id()))
             .await
             .unwrap_or_else(|_| panic!("{} did not end in time", o.id()))
             .unwrap_or_else(|e| panic!("{}: {e:#}", o.id()))
@@ -83,7 +82,7 @@ async fn a_cancel_right_after_create_never_keeps_money_or_stock() {
     // The tightest race: the signal right behind the start, from a client.
     for o in &all[..20] {
         h.submit(o).await;
-        let _ = client::signal_cancel(&h.client, &o.id(), "changed my mind").await;
+        let _ = h.client.signal_cancel(&o.id(), "changed my mind").await;
     }
     // The real binary, as a user would: `order create`, then `order cancel`.
     for o in &all[20..28] {
@@ -175,7 +174,7 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
     }
     let waiting = eventually("a step waiting for the database", WAIT, || async {
         for o in &during {
-            if let Ok(view) = client::status(&h.client, &o.id()).await
+            if let Ok(view) = h.client.status(&o.id()).await
                 && view.steps.iter().any(|s| s.state == StepState::Waiting)
             {
                 return Some(o.id().clone());

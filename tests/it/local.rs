@@ -99,9 +99,7 @@ async fn demo_runs_the_samples_and_leaves_nothing_behind() {
 async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
     let _one = ONE_STACK_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let mut dev = Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let mut dev = crate::support::command()
         .env("HOME", data.path())
         .args(["dev", "-o", "json", "--data-dir"])
         .arg(data.path())

@@ -8,6 +8,7 @@ mod db;
 mod docs;
 mod faults;
 mod generated;
+mod layers;
 mod local;
 mod orders;
 mod pool;

@@ -31,7 +31,8 @@ fn order_json(id: &str, method: &str, lines: &[(&str, u32, &str)], total: &str) 
 }
 
 async fn exists(h: &Harness, id: &str) -> bool {
-    orderflow::workflow::client::describe(&h.client, &OrderId::parse(id).unwrap())
+    h.client
+        .describe(&OrderId::parse(id).unwrap())
         .await
         .unwrap()
         .is_some()
@@ -557,9 +558,7 @@ async fn ctrl_c_stops_watching_with_130_and_leaves_the_order_alone() {
         .arg(&file)
         .assert()
         .success();
-    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let mut watch = crate::support::command()
         .env("TEMPORAL_ADDRESS", crate::support::temporal_address())
         .args(["order", "watch", "ORD-INT"])
         .stdout(std::process::Stdio::piped())

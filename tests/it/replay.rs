@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use orderflow::domain::{OrderStatus, PaymentMethod};
 use orderflow::workflow::OrderWorkflow;
-use orderflow::workflow::client;
 use orderflow::workflow::state::StepState;
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
@@ -134,23 +133,23 @@ async fn record_histories() {
             h.submit(o).await;
         }
         eventually("the payment to retry", Duration::from_secs(60), || async {
-            client::status(&h.client, &orders[1].id())
+            h.client
+                .status(&orders[1].id())
                 .await
                 .ok()
                 .filter(|v| v.steps.iter().any(|s| s.state == StepState::Retrying))
         })
         .await;
-        client::signal_cancel(&h.client, &orders[1].id(), "recorded for replay")
+        h.client
+            .signal_cancel(&orders[1].id(), "recorded for replay")
             .await
             .unwrap();
         let expected = [OrderStatus::Failed, OrderStatus::Cancelled];
         for ((o, name), status) in orders.iter().zip(RECORDED).zip(expected) {
-            assert_eq!(
-                client::outcome(&h.client, &o.id()).await.unwrap().status,
-                status
-            );
+            assert_eq!(h.client.outcome(&o.id()).await.unwrap().status, status);
             let handle = h
                 .client
+                .sdk()
                 .get_workflow_handle::<OrderWorkflow>(o.id().as_str());
             let json = handle
                 .fetch_history(WorkflowFetchHistoryOptions::default())

@@ -10,7 +10,8 @@ use orderflow::services::notification::{Notification, NotificationKind, Notifica
 use orderflow::services::orders::OrderStore;
 use orderflow::services::payment::{Payments, SimulatedGateway};
 
-use crate::support::stack::{Harness, order};
+use crate::support::migrated_database;
+use crate::support::stack::order;
 
 fn business_code(result: Result<impl std::fmt::Debug, ServiceError>) -> FailureCode {
     match result {
@@ -21,13 +22,13 @@ fn business_code(result: Result<impl std::fmt::Debug, ServiceError>) -> FailureC
 
 #[tokio::test]
 async fn creating_an_order_twice_records_it_once() {
-    let h = Harness::new().await;
-    let store = OrderStore::new(h.db.connections());
+    let h = migrated_database().await;
+    let store = OrderStore::new(h.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 2, "5.00")]);
     assert!(store.create(&o).await.unwrap());
     assert!(!store.create(&o).await.unwrap());
     let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
-        .fetch_one(&h.db.pool)
+        .fetch_one(&h.pool)
         .await
         .unwrap();
     assert_eq!(lines, 1);
@@ -40,10 +41,10 @@ async fn creating_an_order_twice_records_it_once() {
 
 #[tokio::test]
 async fn reserving_and_releasing_twice_moves_stock_once() {
-    let h = Harness::new().await;
+    let h = migrated_database().await;
     h.add_product("P-1", "5.00", 10).await;
-    let store = OrderStore::new(h.db.connections());
-    let inventory = PgInventory::new(h.db.connections());
+    let store = OrderStore::new(h.connections());
+    let inventory = PgInventory::new(h.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 4, "5.00")]);
     store.create(&o).await.unwrap();
 
@@ -69,9 +70,9 @@ async fn reserving_and_releasing_twice_moves_stock_once() {
 
 #[tokio::test]
 async fn capturing_and_refunding_twice_moves_money_once() {
-    let h = Harness::new().await;
-    let store = OrderStore::new(h.db.connections());
-    let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
+    let h = migrated_database().await;
+    let store = OrderStore::new(h.connections());
+    let payments = Payments::new(h.connections(), Box::new(SimulatedGateway));
     h.add_product("P-1", "0.10", 10).await;
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 3, "0.10")]);
     store.create(&o).await.unwrap();
@@ -81,10 +82,7 @@ async fn capturing_and_refunding_twice_moves_money_once() {
         FailureCode::Internal
     );
     assert!(h.payments(o.id()).await.is_empty());
-    PgInventory::new(h.db.connections())
-        .reserve(&o)
-        .await
-        .unwrap();
+    PgInventory::new(h.connections()).reserve(&o).await.unwrap();
 
     let first = payments.capture(&o, 1).await.unwrap();
     let again = payments.capture(&o, 2).await.unwrap();
@@ -115,16 +113,13 @@ async fn capturing_and_refunding_twice_moves_money_once() {
 
 #[tokio::test]
 async fn a_declined_card_is_recorded_and_never_captured() {
-    let h = Harness::new().await;
-    let store = OrderStore::new(h.db.connections());
-    let payments = Payments::new(h.db.connections(), Box::new(SimulatedGateway));
+    let h = migrated_database().await;
+    let store = OrderStore::new(h.connections());
+    let payments = Payments::new(h.connections(), Box::new(SimulatedGateway));
     h.add_product("P-1", "9.99", 10).await;
     let o = order("ORD-1", PaymentMethod::CardDeclined, &[("P-1", 1, "9.99")]);
     store.create(&o).await.unwrap();
-    PgInventory::new(h.db.connections())
-        .reserve(&o)
-        .await
-        .unwrap();
+    PgInventory::new(h.connections()).reserve(&o).await.unwrap();
     assert_eq!(
         business_code(payments.capture(&o, 1).await),
         FailureCode::PaymentDeclined
@@ -140,124 +135,91 @@ async fn a_declined_card_is_recorded_and_never_captured() {
     assert_eq!(payments.refund(o.id()).await.unwrap(), None);
 }
 
-struct Counting(Arc<AtomicUsize>);
+/// Counts deliveries; `local` says whether it stays in the process (like
+/// the log) or leaves it (like a webhook: the outbox path).
+struct Counting {
+    delivered: Arc<AtomicUsize>,
+    local: bool,
+}
 
 #[async_trait::async_trait]
 impl Notifier for Counting {
     async fn deliver(&self, _: &Notification) -> anyhow::Result<()> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn notifying_twice_delivers_once() {
-    let h = Harness::new().await;
-    let store = OrderStore::new(h.db.connections());
-    let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
-    store.create(&o).await.unwrap();
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let notifications =
-        Notifications::new(h.db.connections(), Box::new(Counting(delivered.clone())));
-    let n = Notification {
-        order_id: o.id().clone(),
-        kind: NotificationKind::Confirmation,
-        recipient: o.customer_email().cloned(),
-        total_amount: o.total_amount(),
-        currency: o.currency(),
-        message: "confirmed".into(),
-    };
-    // Two executions at once: one delivers; the other finds the notice
-    // sent, or claimed by the first (and would try again later).
-    let (a, b) = tokio::join!(notifications.send(&n, false), notifications.send(&n, false));
-    let outcomes: Vec<_> = [a, b]
-        .into_iter()
-        .map(|r| match r {
-            Ok(sent) => sent,
-            Err(ServiceError::Transient(e)) => {
-                assert!(e.to_string().contains("being delivered"), "{e:#}");
-                false
-            }
-            Err(e) => panic!("{e:#}"),
-        })
-        .collect();
-    assert_eq!(outcomes.iter().filter(|sent| **sent).count(), 1);
-    assert!(!notifications.send(&n, false).await.unwrap());
-    assert_eq!(delivered.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        h.notifications(o.id()).await,
-        [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
-    );
-}
-
-/// Like the log: delivery stays in the process, so the notice is marked
-/// sent in one statement before it is delivered.
-struct CountingLocal(Arc<AtomicUsize>);
-
-#[async_trait::async_trait]
-impl Notifier for CountingLocal {
-    async fn deliver(&self, _: &Notification) -> anyhow::Result<()> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.delivered.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     fn is_local(&self) -> bool {
-        true
+        self.local
     }
 }
 
 #[tokio::test]
-async fn a_local_notice_is_delivered_once_and_completes_the_order() {
-    let h = Harness::new().await;
-    let store = OrderStore::new(h.db.connections());
-    let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
-    store.create(&o).await.unwrap();
-    // A confirmation completes a paid order.
-    sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
-        .bind(o.id().as_str())
-        .execute(&h.db.pool)
-        .await
-        .unwrap();
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let notifications = Notifications::new(
-        h.db.connections(),
-        Box::new(CountingLocal(delivered.clone())),
-    );
-    let n = Notification {
-        order_id: o.id().clone(),
-        kind: NotificationKind::Confirmation,
-        recipient: o.customer_email().cloned(),
-        total_amount: o.total_amount(),
-        currency: o.currency(),
-        message: "confirmed".into(),
-    };
-    let (a, b) = tokio::join!(notifications.send(&n, true), notifications.send(&n, true));
-    assert_eq!(
-        [a.unwrap(), b.unwrap()]
-            .iter()
-            .filter(|sent| **sent)
-            .count(),
-        1
-    );
-    assert!(!notifications.send(&n, true).await.unwrap());
-    assert_eq!(delivered.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        h.notifications(o.id()).await,
-        [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)]
-    );
-    assert_eq!(
-        h.recorded_status(o.id()).await,
-        ("COMPLETED".to_owned(), None)
-    );
+async fn a_confirmation_sent_twice_at_once_is_delivered_once_and_completes_the_order() {
+    for local in [false, true] {
+        let h = migrated_database().await;
+        let store = OrderStore::new(h.connections());
+        let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 1, "1.00")]);
+        store.create(&o).await.unwrap();
+        // A confirmation completes a paid order.
+        sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
+            .bind(o.id().as_str())
+            .execute(&h.pool)
+            .await
+            .unwrap();
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let notifications = Notifications::new(
+            h.connections(),
+            Box::new(Counting {
+                delivered: delivered.clone(),
+                local,
+            }),
+        );
+        let n = Notification {
+            order_id: o.id().clone(),
+            kind: NotificationKind::Confirmation,
+            recipient: o.customer_email().cloned(),
+            total_amount: o.total_amount(),
+            currency: o.currency(),
+            message: "confirmed".into(),
+        };
+        // Two executions at once: one delivers; the other finds the notice
+        // sent, or claimed by the first (and would try again later).
+        let (a, b) = tokio::join!(notifications.send(&n, true), notifications.send(&n, true));
+        let sent: Vec<bool> = [a, b]
+            .into_iter()
+            .map(|r| match r {
+                Ok(sent) => sent,
+                Err(ServiceError::Transient(e)) => {
+                    assert!(e.to_string().contains("being delivered"), "{e:#}");
+                    false
+                }
+                Err(e) => panic!("local {local}: {e:#}"),
+            })
+            .collect();
+        assert_eq!(sent.iter().filter(|s| **s).count(), 1, "local {local}");
+        assert!(!notifications.send(&n, true).await.unwrap());
+        assert_eq!(delivered.load(Ordering::SeqCst), 1, "local {local}");
+        assert_eq!(
+            h.notifications(o.id()).await,
+            [("CONFIRMATION".to_owned(), "SENT".to_owned(), 1)],
+            "local {local}"
+        );
+        assert_eq!(
+            h.recorded_status(o.id()).await,
+            ("COMPLETED".to_owned(), None),
+            "local {local}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn reserving_says_which_line_fails_and_takes_nothing() {
-    let h = Harness::new().await;
+    let h = migrated_database().await;
     h.add_product("P-1", "5.00", 10).await;
     h.add_product("P-2", "2.50", 1).await;
-    let store = OrderStore::new(h.db.connections());
-    let inventory = PgInventory::new(h.db.connections());
+    let store = OrderStore::new(h.connections());
+    let inventory = PgInventory::new(h.connections());
 
     let not_recorded = order("ORD-0", PaymentMethod::Card, &[("P-1", 1, "5.00")]);
     assert!(matches!(
@@ -299,7 +261,7 @@ async fn reserving_says_which_line_fails_and_takes_nothing() {
     }
     assert_eq!((h.stock("P-1").await, h.stock("P-2").await), (10, 1));
     let reservations: i64 = sqlx::query_scalar("SELECT count(*) FROM inventory_reservations")
-        .fetch_one(&h.db.pool)
+        .fetch_one(&h.pool)
         .await
         .unwrap();
     assert_eq!(reservations, 0);

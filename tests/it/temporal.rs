@@ -7,13 +7,8 @@ use crate::support::{closed_port, migrated_database, orderflow, temporal_address
 
 #[tokio::test]
 async fn connects_to_a_real_dev_server() {
-    let address = temporal_address();
-    let args = orderflow::cli::GlobalArgs {
-        address: Some(address.clone()),
-        ..parse_globals()
-    };
-    let config = orderflow::config::TemporalConfig::resolve(&args).unwrap();
-    orderflow::temporal::connect(&config)
+    let config = orderflow::config::TemporalConfig::plain(temporal_address(), "orderflow");
+    orderflow::workflow::client::OrderClient::connect(&config)
         .await
         .expect("connects to the dev server");
 }
@@ -51,9 +46,4 @@ async fn the_seed_temporal_host_port_variable_is_honoured() {
             contains(format!("cannot reach Temporal at {other}"))
                 .and(contains(address.as_str()).not()),
         );
-}
-
-fn parse_globals() -> orderflow::cli::GlobalArgs {
-    use clap::Parser;
-    orderflow::cli::Cli::parse_from(["orderflow", "db", "status"]).global
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use orderflow::domain::{FailureCode, OrderStatus, PaymentMethod, WorkflowId};
-use orderflow::workflow::client;
 use orderflow::workflow::state::OrderView;
 use serde_json::json;
 use temporalio_client::WorkflowFetchHistoryOptions;
@@ -40,7 +39,7 @@ fn laptops(id: &str, quantity: i64, total: &str) -> serde_json::Value {
 }
 
 async fn outcome(h: &Harness, id: &WorkflowId) -> OrderView {
-    tokio::time::timeout(WAIT, client::outcome(&h.client, id))
+    tokio::time::timeout(WAIT, h.client.outcome(id))
         .await
         .unwrap_or_else(|_| panic!("{id} did not end"))
         .unwrap_or_else(|e| panic!("{id}: {e:#}"))
@@ -50,6 +49,7 @@ async fn outcome(h: &Harness, id: &WorkflowId) -> OrderView {
 async fn workflow_tasks(h: &Harness, id: &WorkflowId) -> (usize, usize) {
     let events = h
         .client
+        .sdk()
         .get_workflow_handle::<orderflow::workflow::OrderWorkflow>(id.as_str())
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .into_events()
@@ -243,7 +243,8 @@ async fn an_order_whose_id_is_taken_by_another_recorded_order_touches_nothing_of
         String::from_utf8_lossy(&delete.stderr)
     );
     crate::support::stack::eventually("the history to be gone", WAIT, || async {
-        client::describe(&h.client, other.id())
+        h.client
+            .describe(other.id())
             .await
             .unwrap()
             .is_none()
@@ -358,7 +359,7 @@ async fn webhook_deliveries_are_signed_and_the_secret_is_never_logged() {
         outcome(&h, &o.id().clone().into()).await.status,
         OrderStatus::Completed
     );
-    let received = hook.received();
+    let received = hook.received().await;
     assert_eq!(received.len(), 1);
     let header = received[0]
         .header("orderflow-signature")

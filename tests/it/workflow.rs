@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use orderflow::domain::{FailureCode, OrderStatus, PaymentMethod, Step};
-use orderflow::workflow::client;
 use orderflow::workflow::state::{OrderView, StepState};
 
 use crate::support::stack::{Harness, eventually, fast_retry, order};
@@ -13,7 +12,7 @@ use crate::support::webhook::Webhook;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn outcome(h: &Harness, id: &orderflow::domain::OrderId) -> OrderView {
-    tokio::time::timeout(WAIT, client::outcome(&h.client, id))
+    tokio::time::timeout(WAIT, h.client.outcome(id))
         .await
         .expect("order ended in time")
         .unwrap()
@@ -27,7 +26,7 @@ async fn status_until(
     pred: impl Fn(&OrderView) -> bool,
 ) -> OrderView {
     eventually(what, WAIT, || async {
-        client::status(&h.client, id).await.ok().filter(|v| pred(v))
+        h.client.status(id).await.ok().filter(|v| pred(v))
     })
     .await
 }
@@ -237,7 +236,8 @@ async fn cancel_signal_while_payment_retries_compensates() {
             .await;
             assert_eq!(live.status, OrderStatus::InventoryReserved);
             assert_eq!(h.stock("PROD-A").await, 3, "reserved while payment retries");
-            client::signal_cancel(&h.client, &o.id(), "customer changed their mind")
+            h.client
+                .signal_cancel(&o.id(), "customer changed their mind")
                 .await
                 .unwrap();
             outcome(&h, o.id()).await
@@ -280,8 +280,9 @@ async fn temporal_cancellation_after_capture_refunds_and_releases() {
                 h.payments(o.id()).await,
                 [("CAPTURED".to_owned(), "10.00".to_owned())]
             );
-            hook.set_status(200);
-            client::request_cancellation(&h.client, &o.id(), "ops cancelled it in the UI")
+            hook.set_status(200).await;
+            h.client
+                .request_cancellation(&o.id(), "ops cancelled it in the UI")
                 .await
                 .unwrap();
             outcome(&h, o.id()).await
@@ -303,6 +304,7 @@ async fn temporal_cancellation_after_capture_refunds_and_releases() {
     assert_eq!(h.stock("PROD-A").await, 5);
     let kinds: Vec<String> = hook
         .received()
+        .await
         .iter()
         .map(|r| r.body["kind"].as_str().unwrap().to_owned())
         .collect();
@@ -318,13 +320,9 @@ async fn cancel_after_completion_changes_nothing() {
         h.submit(&o).await;
         assert_eq!(outcome(&h, o.id()).await.status, OrderStatus::Completed);
         // The workflow is closed: Temporal refuses both kinds of cancel.
-        assert!(
-            client::signal_cancel(&h.client, &o.id(), "too late")
-                .await
-                .is_err()
-        );
-        let _ = client::request_cancellation(&h.client, &o.id(), "too late").await;
-        let after = client::status(&h.client, &o.id()).await.unwrap();
+        assert!(h.client.signal_cancel(&o.id(), "too late").await.is_err());
+        let _ = h.client.request_cancellation(&o.id(), "too late").await;
+        let after = h.client.status(&o.id()).await.unwrap();
         assert_eq!(after.status, OrderStatus::Completed);
         assert!(after.cancellation.is_none());
     })
@@ -405,7 +403,7 @@ async fn an_undeliverable_confirmation_never_undoes_a_paid_order() {
         h.notifications(o.id()).await,
         [("CONFIRMATION".to_owned(), "FAILED".to_owned(), 3)]
     );
-    let received = hook.received();
+    let received = hook.received().await;
     assert_eq!(received.len(), 3);
     assert!(
         received

@@ -8,7 +8,7 @@ use crate::cli::CancelArgs;
 use crate::commands::Context;
 use crate::domain::OrderStatus;
 use crate::exit::{Exit, Fail};
-use crate::workflow::client::{self, Execution, OrderCallError};
+use crate::workflow::client::{Execution, OrderCallError};
 use crate::workflow::state::OrderView;
 
 #[derive(Debug, Serialize)]
@@ -26,14 +26,12 @@ struct CancelDoc<'a> {
 pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let (_, client) = super::connect(cx).await?;
     let id = &args.id;
-    let running = match client::describe(&client, id).await? {
+    let running = match client.describe(id).await? {
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
-        Some(Execution::Running) => match client::signal_cancel(&client, id, &args.reason).await {
+        Some(Execution::Running) => match client.signal_cancel(id, &args.reason).await {
             Ok(()) => true,
             // It ended between the look and the signal.
-            Err(OrderCallError::NotFound(_)) if client::describe(&client, id).await?.is_some() => {
-                false
-            }
+            Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
             Err(e) => return Err(e.into()),
         },
         Some(_) => false,
@@ -52,7 +50,7 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let view = if running {
-        let outcome = client::outcome(&client, id);
+        let outcome = client.outcome(id);
         match args.timeout {
             None => outcome.await?,
             Some(limit) => tokio::time::timeout(limit, outcome).await.map_err(|_| {
@@ -66,7 +64,7 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
             })??,
         }
     } else {
-        super::status::fetch(&client, id).await?.0
+        client.fetch(id).await?.0
     };
     let outcome = match (running, view.status) {
         (true, OrderStatus::Cancelled) => "cancelled",

@@ -4,7 +4,6 @@
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use temporalio_client::Client;
 
 use crate::cli::CreateArgs;
 use crate::commands::Context;
@@ -12,7 +11,7 @@ use crate::config::TemporalConfig;
 use crate::domain::{Order, OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{ParsedOrder, Source, parse_orders};
-use crate::workflow::client::{self, Submitted};
+use crate::workflow::client::{OrderClient, Submitted};
 
 /// Orders submitted at once.
 const CONCURRENCY: usize = 32;
@@ -152,7 +151,7 @@ fn describe(o: &ParsedOrder) -> String {
 
 /// Starts one order; an existing ID is compared with what it was started with.
 async fn submit(
-    client: &Client,
+    client: &OrderClient,
     config: &TemporalConfig,
     order: &Order,
 ) -> anyhow::Result<Submission> {
@@ -166,15 +165,14 @@ async fn submit(
         conflict: None,
         ui_url: config.ui_link(&id),
     };
-    match client::start(client, &config.task_queue, order).await? {
+    match client.start(&config.task_queue, order, false).await? {
         Submitted::Started { run_id } => submission.run_id = run_id,
         Submitted::Exists { run_id } => {
             submission.run_id = run_id;
             submission.existing = true;
-            let recorded = client::recorded_order(client, &order.id()).await?;
+            let recorded = client.recorded_order(order.id()).await?;
             if recorded == *order {
-                let id = WorkflowId::from(order.id().clone());
-                submission.status = super::status::fetch(client, &id).await?.0.status;
+                submission.status = client.fetch(order.id()).await?.0.status;
             } else {
                 submission.conflict = Some(format!("order {id} exists with different content"));
             }

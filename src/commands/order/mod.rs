@@ -7,13 +7,13 @@ mod render;
 mod status;
 mod watch;
 
-use temporalio_client::Client;
 pub(crate) use watch::follow;
 
 use super::Context;
 use crate::cli::OrderCommand;
 use crate::config::TemporalConfig;
 use crate::exit::Exit;
+use crate::workflow::client::OrderClient;
 
 pub async fn run(cx: &Context, command: OrderCommand) -> anyhow::Result<Exit> {
     match command {
@@ -26,8 +26,8 @@ pub async fn run(cx: &Context, command: OrderCommand) -> anyhow::Result<Exit> {
 }
 
 /// The Temporal settings and a connected client (exit 8 when unreachable).
-async fn connect(cx: &Context) -> anyhow::Result<(TemporalConfig, Client)> {
+async fn connect(cx: &Context) -> anyhow::Result<(TemporalConfig, OrderClient)> {
     let config = cx.temporal()?;
-    let client = crate::temporal::connect(&config).await?;
+    let client = OrderClient::connect(&config).await?;
     Ok((config, client))
 }

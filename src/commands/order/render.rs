@@ -8,19 +8,8 @@ use serde::Serialize;
 
 use crate::domain::{OrderStatus, Step};
 use crate::output::Printer;
+use crate::workflow::client::Source;
 use crate::workflow::state::{OrderView, StepState};
-
-/// Where a shown state came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// Asked the running workflow (live).
-    Query,
-    /// The finished workflow's result.
-    Result,
-    /// Read from the workflow's history: no worker answered.
-    History,
-}
 
 /// `order status -o json`: the order's state, its Web UI link and where the
 /// state came from.

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use temporalio_client::Client;
 
 use super::render::{WatchRecord, change_key, change_line, state_word};
 use crate::cli::WatchArgs;
@@ -15,7 +14,7 @@ use crate::commands::Context;
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
-use crate::workflow::client;
+use crate::workflow::client::{OrderCallError, OrderClient};
 use crate::workflow::state::{OrderView, StepState};
 
 /// How often a running order is asked for its state.
@@ -24,8 +23,8 @@ const POLL: Duration = Duration::from_millis(250);
 pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
     let (_, client) = super::connect(cx).await?;
     for id in &args.ids {
-        if client::describe(&client, id).await?.is_none() {
-            return Err(client::OrderCallError::NotFound(id.to_string()).into());
+        if client.describe(id).await?.is_none() {
+            return Err(OrderCallError::NotFound(id.to_string()).into());
         }
     }
     follow(&cx.printer, &client, &args.ids, args.timeout, true).await
@@ -36,7 +35,7 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
 /// report changes (bars, lines or JSON Lines as the printer says).
 pub(crate) async fn follow(
     printer: &Printer,
-    client: &Client,
+    client: &OrderClient,
     ids: &[WorkflowId],
     timeout: Option<Duration>,
     show: bool,
@@ -82,11 +81,11 @@ pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
 
 /// Follows one order: its live state while it runs, its result at the end.
 async fn track(
-    client: &Client,
+    client: &OrderClient,
     id: &WorkflowId,
     reporter: &Reporter<'_>,
 ) -> anyhow::Result<OrderView> {
-    let outcome = client::outcome(client, id);
+    let outcome = client.outcome(id);
     tokio::pin!(outcome);
     let mut last = None;
     let mut wait = Duration::ZERO;
@@ -96,14 +95,14 @@ async fn track(
                 let view = match result {
                     Ok(view) => view,
                     // Terminated from outside: show what was recorded.
-                    Err(_) => super::status::fetch(client, id).await?.0,
+                    Err(_) => client.fetch(id).await?.0,
                 };
                 reporter.update(&view)?;
                 return Ok(view);
             }
             _ = tokio::time::sleep(wait) => {
                 wait = POLL;
-                if let Ok(Some(view)) = client::live_status(client, id, Duration::from_secs(2)).await
+                if let Ok(Some(view)) = client.live_status(id, Duration::from_secs(2)).await
                     && !view.status.is_terminal()
                     && last != Some(change_key(&view))
                 {

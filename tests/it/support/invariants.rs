@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use orderflow::domain::OrderId;
-use orderflow::workflow::client;
+use orderflow::workflow::client::OrderClient;
 use sqlx::{PgPool, Row};
-use temporalio_client::Client;
 
 /// Every order the scenario submitted, the catalog's stock before it, and
 /// the Temporal client that can read each order's outcome.
@@ -27,7 +26,7 @@ pub struct Expectation<'a> {
 ///   order that did not complete was sent a confirmation.
 pub async fn violations(
     pool: &PgPool,
-    temporal: &Client,
+    temporal: &OrderClient,
     expected: &Expectation<'_>,
 ) -> Vec<String> {
     let mut broken = Vec::new();
@@ -111,7 +110,7 @@ pub async fn violations(
                 count("notices")
             ));
         }
-        match client::outcome(temporal, id).await {
+        match temporal.outcome(id).await {
             Ok(view) if view.status.as_str() == status => {}
             Ok(view) => broken.push(format!(
                 "{id}: the workflow ended {} but the database says {status}",
@@ -148,7 +147,7 @@ pub async fn violations(
 }
 
 /// Panics with every broken promise.
-pub async fn assert_kept(pool: &PgPool, temporal: &Client, expected: &Expectation<'_>) {
+pub async fn assert_kept(pool: &PgPool, temporal: &OrderClient, expected: &Expectation<'_>) {
     let broken = violations(pool, temporal, expected).await;
     assert!(
         broken.is_empty(),

@@ -7,6 +7,9 @@ pub mod tls;
 pub mod webhook;
 
 use std::path::PathBuf;
+
+use orderflow::domain::OrderId;
+use sqlx::Row;
 use std::sync::OnceLock;
 
 use orderflow::stack::postgres::PostgresCluster;
@@ -85,6 +88,70 @@ impl TestDb {
     pub fn connections(&self) -> orderflow::db::pool::Connections {
         orderflow::db::pool::Connections::like(&self.pool)
     }
+
+    pub async fn add_product(&self, id: &str, price: &str, stock: i32) {
+        sqlx::query("INSERT INTO products (product_id, name, unit_price, stock) VALUES ($1, $1, $2::numeric, $3)")
+            .bind(id)
+            .bind(price)
+            .bind(stock)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    pub async fn stock(&self, id: &str) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE product_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Payments of an order by status, e.g. [("CAPTURED", "25.00")].
+    pub async fn payments(&self, order_id: &OrderId) -> Vec<(String, String)> {
+        sqlx::query("SELECT status, amount::text AS amount FROM payments WHERE order_id = $1 ORDER BY payment_id")
+            .bind(order_id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("status"), r.get("amount")))
+            .collect()
+    }
+
+    /// Reservations of an order: (line, status).
+    pub async fn reservations(&self, order_id: &OrderId) -> Vec<(i16, String)> {
+        sqlx::query("SELECT line_no, status FROM inventory_reservations WHERE order_id = $1 ORDER BY line_no")
+            .bind(order_id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("line_no"), r.get("status")))
+            .collect()
+    }
+
+    /// Notifications of an order: (kind, status, attempts).
+    pub async fn notifications(&self, order_id: &OrderId) -> Vec<(String, String, i32)> {
+        sqlx::query("SELECT kind, status, attempts FROM notifications WHERE order_id = $1 ORDER BY notification_id")
+            .bind(order_id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("kind"), r.get("status"), r.get("attempts")))
+            .collect()
+    }
+
+    /// The order row's status and failure code.
+    pub async fn recorded_status(&self, order_id: &OrderId) -> (String, Option<String>) {
+        let row = sqlx::query("SELECT status, failure_code FROM orders WHERE order_id = $1")
+            .bind(order_id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        (row.get("status"), row.get("failure_code"))
+    }
 }
 
 /// A fresh database with the schema applied by the real binary.
@@ -108,15 +175,21 @@ fn uuid_like() -> String {
 }
 
 /// The real binary with a scrubbed environment, so the caller's
-/// DATABASE_URL, TEMPORAL_* or NO_COLOR cannot leak in.
-pub fn orderflow() -> assert_cmd::Command {
-    let mut cmd =
-        assert_cmd::Command::cargo_bin("orderflow").expect("the orderflow binary is built");
+/// DATABASE_URL, TEMPORAL_* or NO_COLOR cannot leak in: for a process the
+/// test runs in the background (spawn, signal, read as it goes).
+pub fn command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orderflow"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", scratch_home())
-        // A hang is a failure, not a stuck CI job.
-        .timeout(std::time::Duration::from_secs(120));
+        .env("HOME", scratch_home());
+    cmd
+}
+
+/// [`command`], to run to its end and assert on (a hang is a failure,
+/// not a stuck CI job).
+pub fn orderflow() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::from_std(command());
+    cmd.timeout(std::time::Duration::from_secs(120));
     cmd
 }
 

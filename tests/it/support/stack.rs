@@ -2,15 +2,14 @@
 //! shared dev server, a task queue of its own, and an in-process worker.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orderflow::domain::{
     Currency, CustomerId, Money, Order, OrderId, OrderLine, PaymentMethod, ProductId, Quantity,
 };
+use orderflow::workflow::client::{OrderClient, Submitted};
 use orderflow::workflow::retry::RetryConfig;
 use orderflow::workflow::worker::{self, WorkerSettings};
-use sqlx::Row;
-use temporalio_client::Client;
 
 use super::{TestDb, migrated_database, temporal_address};
 
@@ -18,8 +17,17 @@ pub struct Harness {
     pub db: TestDb,
     /// The Temporal server's address, and a client on it.
     pub address: String,
-    pub client: Client,
+    pub client: OrderClient,
     pub settings: WorkerSettings,
+}
+
+/// The harness's database helpers (`h.stock(…)`) are its [`TestDb`]'s.
+impl std::ops::Deref for Harness {
+    type Target = TestDb;
+
+    fn deref(&self) -> &TestDb {
+        &self.db
+    }
 }
 
 /// Retries fast enough for tests, same shape as the default.
@@ -32,12 +40,9 @@ pub fn fast_retry(max_attempts: u32) -> RetryConfig {
     }
 }
 
-pub async fn temporal_client(address: &str) -> Client {
-    use clap::Parser;
-    let global =
-        orderflow::cli::Cli::parse_from(["orderflow", "--address", address, "db", "status"]).global;
-    let config = orderflow::config::TemporalConfig::resolve(&global).unwrap();
-    orderflow::temporal::connect(&config)
+pub async fn temporal_client(address: &str) -> OrderClient {
+    let config = orderflow::config::TemporalConfig::plain(address, "orderflow");
+    OrderClient::connect(&config)
         .await
         .expect("connecting to the test dev server")
 }
@@ -75,70 +80,6 @@ impl Harness {
         .expect("the worker ran and stopped cleanly")
     }
 
-    pub async fn add_product(&self, id: &str, price: &str, stock: i32) {
-        sqlx::query("INSERT INTO products (product_id, name, unit_price, stock) VALUES ($1, $1, $2::numeric, $3)")
-            .bind(id)
-            .bind(price)
-            .bind(stock)
-            .execute(&self.db.pool)
-            .await
-            .unwrap();
-    }
-
-    pub async fn stock(&self, id: &str) -> i32 {
-        sqlx::query_scalar("SELECT stock FROM products WHERE product_id = $1")
-            .bind(id)
-            .fetch_one(&self.db.pool)
-            .await
-            .unwrap()
-    }
-
-    /// Payments of an order by status, e.g. [("CAPTURED", "25.00")].
-    pub async fn payments(&self, order_id: &OrderId) -> Vec<(String, String)> {
-        sqlx::query("SELECT status, amount::text AS amount FROM payments WHERE order_id = $1 ORDER BY payment_id")
-            .bind(order_id.as_str())
-            .fetch_all(&self.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("status"), r.get("amount")))
-            .collect()
-    }
-
-    /// Reservations of an order: (line, status).
-    pub async fn reservations(&self, order_id: &OrderId) -> Vec<(i16, String)> {
-        sqlx::query("SELECT line_no, status FROM inventory_reservations WHERE order_id = $1 ORDER BY line_no")
-            .bind(order_id.as_str())
-            .fetch_all(&self.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("line_no"), r.get("status")))
-            .collect()
-    }
-
-    /// Notifications of an order: (kind, status, attempts).
-    pub async fn notifications(&self, order_id: &OrderId) -> Vec<(String, String, i32)> {
-        sqlx::query("SELECT kind, status, attempts FROM notifications WHERE order_id = $1 ORDER BY notification_id")
-            .bind(order_id.as_str())
-            .fetch_all(&self.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("kind"), r.get("status"), r.get("attempts")))
-            .collect()
-    }
-
-    /// The order row's status and failure code.
-    pub async fn recorded_status(&self, order_id: &OrderId) -> (String, Option<String>) {
-        let row = sqlx::query("SELECT status, failure_code FROM orders WHERE order_id = $1")
-            .bind(order_id.as_str())
-            .fetch_one(&self.db.pool)
-            .await
-            .unwrap();
-        (row.get("status"), row.get("failure_code"))
-    }
-
     /// The real binary, pointed at this harness's Temporal, database and queue.
     pub fn cli(&self) -> assert_cmd::Command {
         let mut cmd = super::orderflow();
@@ -151,9 +92,7 @@ impl Harness {
     /// `orderflow worker` for this harness, stopped on drop.
     pub fn spawn_worker(&self, extra: &[&str]) -> WorkerProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("orderflow"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let child = super::command()
             .args([
                 "worker",
                 "--database-url",
@@ -177,15 +116,13 @@ impl Harness {
     }
 
     pub async fn submit(&self, order: &Order) {
-        let submitted =
-            orderflow::workflow::client::start(&self.client, &self.settings.task_queue, order)
-                .await
-                .unwrap();
+        let submitted = self
+            .client
+            .start(&self.settings.task_queue, order, false)
+            .await
+            .unwrap();
         assert!(
-            matches!(
-                submitted,
-                orderflow::workflow::client::Submitted::Started { .. }
-            ),
+            matches!(submitted, Submitted::Started { .. }),
             "{submitted:?}"
         );
     }
@@ -218,20 +155,16 @@ pub fn order(id: &str, method: PaymentMethod, lines: &[(&str, i64, &str)]) -> Or
     .unwrap()
 }
 
-/// Polls `probe` until it yields a value or `timeout` passes.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+/// The program's polling helper ([`orderflow::stack::poll`]), failing
+/// the test when `timeout` passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    orderflow::stack::poll(what, timeout, probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A worker binary that is killed when dropped.

@@ -1,11 +1,8 @@
-//! A tiny HTTP server that records the requests a webhook receives and
-//! answers each with a status chosen by the test.
+//! A webhook receiver for tests: wiremock's server, answering every POST
+//! with a status the test chooses, and keeping what it received.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -24,89 +21,48 @@ impl Received {
     }
 }
 
-#[derive(Clone)]
 pub struct Webhook {
     pub url: url::Url,
-    received: Arc<Mutex<Vec<Received>>>,
-    status: Arc<AtomicU16>,
+    server: MockServer,
 }
 
 impl Webhook {
-    /// Starts answering every request with `status`.
+    /// Starts answering every POST with `status`.
     pub async fn start(status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url =
-            url::Url::parse(&format!("http://{}/notify", listener.local_addr().unwrap())).unwrap();
-        let hook = Self {
-            url,
-            received: Arc::default(),
-            status: Arc::new(AtomicU16::new(status)),
-        };
-        let (received, status) = (hook.received.clone(), hook.status.clone());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (received, status) = (received.clone(), status.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // Read headers, then Content-Length bytes of body.
-                    let (head_end, length) = loop {
-                        let n = socket.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                            let length = head
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                                })
-                                .unwrap_or(0);
-                            break (i + 4, length);
-                        }
-                    };
-                    while buf.len() < head_end + length {
-                        let n = socket.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let headers = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| {
-                            l.split_once(':')
-                                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        })
-                        .collect();
-                    let raw = buf[head_end..].to_vec();
-                    let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
-                    received
-                        .lock()
-                        .unwrap()
-                        .push(Received { headers, body, raw });
-                    let code = status.load(Ordering::SeqCst);
-                    let reply = format!(
-                        "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        hook
+        let server = MockServer::start().await;
+        let url = url::Url::parse(&format!("{}/notify", server.uri())).unwrap();
+        answer(&server, status).await;
+        Self { url, server }
     }
 
-    pub fn set_status(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
+    /// Answers with `status` from now on (and forgets what it received).
+    pub async fn set_status(&self, status: u16) {
+        self.server.reset().await;
+        answer(&self.server, status).await;
     }
 
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+    pub async fn received(&self) -> Vec<Received> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| Received {
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                body: serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+                raw: r.body,
+            })
+            .collect()
     }
+}
+
+async fn answer(server: &MockServer, status: u16) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(server)
+        .await;
 }
