@@ -92,9 +92,10 @@ pub fn is_stale_schema(error: &sqlx::Error) -> bool {
         return false;
     };
     match e.code().as_deref() {
-        // undefined table, column, function, object (type); prepared
-        // statement gone.
-        Some("42P01" | "42703" | "42883" | "42704" | "26000") => true,
+        // undefined table, column, object (type); prepared statement gone.
+        Some("42P01" | "42703" | "42704" | "26000") => true,
+        // undefined function (not an operator: that is a bug in the SQL).
+        Some("42883") => e.message().contains("function"),
         // feature_not_supported: "cached plan must not change result type".
         Some("0A000") => e.message().contains("cached plan"),
         _ => false,

@@ -124,6 +124,12 @@ pub fn signature(secret: &SecretString, at_unix: i64, body: &[u8]) -> String {
 }
 
 impl WebhookNotifier {
+    /// The URL as messages show it: scheme, host and port, without a path
+    /// or query that may carry a token.
+    fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
     pub fn new(
         url: reqwest::Url,
         timeout: Duration,
@@ -159,12 +165,12 @@ impl Notifier for WebhookNotifier {
             .body(body)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("webhook {}: {e}", self.url))?;
+            .map_err(|e| anyhow::anyhow!("webhook {}: {}", self.origin(), e.without_url()))?;
         let status = response.status();
         anyhow::ensure!(
             status.is_success(),
             "webhook {} answered {status}",
-            self.url
+            self.origin()
         );
         Ok(())
     }
@@ -176,7 +182,7 @@ impl Notifier for WebhookNotifier {
 
 /// The outbox's second half: a delivery's result and, for a delivered
 /// confirmation (`$3` delivered, `$5` completes the order), the order's
-/// completion.
+/// completion; says whether the order is completed.
 static DELIVERED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH noted AS (
@@ -186,8 +192,10 @@ static DELIVERED: LazyLock<String> = LazyLock::new(|| {
                     sent_at = CASE WHEN $3 THEN now() ELSE sent_at END,
                     last_error = CASE WHEN $3 THEN NULL ELSE $4 END
               WHERE order_id = $1 AND kind = $2
-             RETURNING 1)
-         {} AND $3 AND $5",
+             RETURNING 1),
+         completed AS ({} AND $3 AND $5 RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM completed)
+             OR (SELECT status FROM orders WHERE order_id = $1) = 'COMPLETED' AS completed",
         super::transitions::COMPLETED
     )
 });
@@ -196,7 +204,7 @@ static DELIVERED: LazyLock<String> = LazyLock::new(|| {
 /// (`$4`), the paid order completed, in one statement.
 static SENT_LOCALLY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
+        "WITH current AS (SELECT status FROM orders WHERE order_id = $1 FOR SHARE),
               sent AS (
                   INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
                   SELECT $1, $2, $3, 'SENT', 1, now()
@@ -208,7 +216,9 @@ static SENT_LOCALLY: LazyLock<String> = LazyLock::new(|| {
                   RETURNING 1),
               completed AS ({} AND $4 RETURNING 1)
          SELECT (SELECT status FROM current) AS order_status,
-                (SELECT count(*) FROM sent) AS sent",
+                (SELECT count(*) FROM sent) AS sent,
+                EXISTS (SELECT 1 FROM completed) OR (SELECT status FROM current) = 'COMPLETED'
+                    AS completed",
         super::transitions::COMPLETED
     )
 });
@@ -247,15 +257,20 @@ impl Notifications {
             return Ok(false);
         }
         let delivered = self.notifier.deliver(n).await;
-        sqlx::query(&DELIVERED)
+        let completed: bool = sqlx::query_scalar(&DELIVERED)
             .bind(n.order_id.as_str())
             .bind(n.kind.as_str())
             .bind(delivered.is_ok())
             .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
             .bind(completes_order)
-            .execute(&mut self.db.acquire().await?)
+            .fetch_one(&mut self.db.acquire().await?)
             .await?;
-        delivered.map(|()| true).map_err(ServiceError::Transient)
+        delivered.map_err(ServiceError::Transient)?;
+        if completes_order && !completed {
+            // Ended otherwise meanwhile (only a concurrent execution can).
+            return Err(super::payment::ended(&n.order_id, "ended"));
+        }
+        Ok(true)
     }
 
     /// The outbox's first half, in one statement that holds no lock once it
@@ -265,7 +280,7 @@ impl Notifications {
     /// paid order. `false`: it was sent before.
     async fn claim(&self, n: &Notification, completes_order: bool) -> Result<bool, ServiceError> {
         let row = sqlx::query(
-            "WITH current AS (SELECT status FROM orders WHERE order_id = $1),
+            "WITH current AS (SELECT status FROM orders WHERE order_id = $1 FOR SHARE),
                   claimed AS (
                       INSERT INTO notifications (order_id, kind, recipient, status, claimed_until)
                       SELECT $1, $2, $3, 'SENDING', now() + make_interval(secs => $5)
@@ -277,7 +292,9 @@ impl Notifications {
                       RETURNING 1)
              SELECT (SELECT status FROM current) AS order_status,
                     (SELECT count(*) FROM claimed) AS claimed,
-                    (SELECT status FROM notifications WHERE order_id = $1 AND kind = $2) AS status",
+                    (SELECT status FROM notifications WHERE order_id = $1 AND kind = $2) AS status,
+                    (SELECT to_char(claimed_until, 'HH24:MI:SS') FROM notifications
+                      WHERE order_id = $1 AND kind = $2) AS claimed_until",
         )
         .bind(n.order_id.as_str())
         .bind(n.kind.as_str())
@@ -296,15 +313,22 @@ impl Notifications {
                 "order {} is not recorded",
                 n.order_id
             ))),
-            (_, Some("SENT")) => Ok(false),
-            (Some(order), None) if completes_order && !matches!(order, "PAID" | "COMPLETED") => {
+            (Some(order @ ("FAILED" | "CANCELLED")), _) if completes_order => {
                 Err(super::payment::ended(&n.order_id, order))
             }
-            _ => Err(ServiceError::Transient(anyhow::anyhow!(
-                "the {} notice of order {} is being delivered by another execution",
-                n.kind.as_str().to_ascii_lowercase(),
-                n.order_id
-            ))),
+            (_, Some("SENT")) => Ok(false),
+            // Claimed by another execution: wait for its lease, not as an
+            // attempt (it may be one whose result was lost).
+            _ => {
+                let until: Option<String> = row.try_get("claimed_until")?;
+                Err(ServiceError::Unavailable(anyhow::anyhow!(
+                    "the {} notice of order {} is being delivered by another execution \
+                     (claimed until {} UTC)",
+                    n.kind.as_str().to_ascii_lowercase(),
+                    n.order_id,
+                    until.as_deref().unwrap_or("now")
+                )))
+            }
         }
     }
 
@@ -334,7 +358,7 @@ impl Notifications {
                     n.order_id
                 )));
             }
-            Some(status @ ("FAILED" | "CANCELLED")) if completes_order => {
+            Some(status) if completes_order && !row.try_get::<bool, _>("completed")? => {
                 return Err(super::payment::ended(&n.order_id, status));
             }
             Some(_) => {}

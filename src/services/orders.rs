@@ -136,7 +136,8 @@ impl OrderStore {
 
     /// Sets the order's status and step; for `FAILED` with its failure, for
     /// `CANCELLED` with the reason. Repeating it is harmless. `COMPLETED`
-    /// is only recorded for a paid order: one that ended otherwise stays so.
+    /// is only recorded for a paid order: one that ended otherwise stays so,
+    /// and the result is `false`.
     pub async fn set_status(
         &self,
         order_id: &OrderId,
@@ -144,8 +145,8 @@ impl OrderStore {
         step: Option<Step>,
         failure: Option<(FailureCode, &str)>,
         cancel_reason: Option<&str>,
-    ) -> Result<(), ServiceError> {
-        sqlx::query(super::transitions::RECORD)
+    ) -> Result<bool, ServiceError> {
+        let changed = sqlx::query(super::transitions::RECORD)
             .bind(order_id.as_str())
             .bind(status.as_str())
             .bind(step.map(Step::as_str))
@@ -154,7 +155,7 @@ impl OrderStore {
             .bind(cancel_reason)
             .execute(&mut self.db.acquire().await?)
             .await?;
-        Ok(())
+        Ok(changed.rows_affected() == 1)
     }
 
     /// Ends the order `FAILED` or `CANCELLED` from what the database holds

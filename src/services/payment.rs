@@ -44,6 +44,11 @@ pub trait PaymentGateway: Send + Sync {
         gateway_ref: &str,
         idempotency_key: &str,
     ) -> Result<String, GatewayError>;
+    /// Cancels the payment under a capture's idempotency key, whose result
+    /// was never recorded: refunds it if it was charged (the refund's
+    /// reference), and makes sure it is not charged later (a real gateway
+    /// cancels the payment intent).
+    async fn void(&self, idempotency_key: &str) -> Result<Option<String>, GatewayError>;
 }
 
 /// The Stripe-like test tokens of SPEC §5. References derive from the
@@ -87,6 +92,11 @@ impl PaymentGateway for SimulatedGateway {
     ) -> Result<String, GatewayError> {
         Ok(format!("sim_re_{gateway_ref}"))
     }
+
+    /// The simulation keeps no payments: there is nothing to cancel.
+    async fn void(&self, _idempotency_key: &str) -> Result<Option<String>, GatewayError> {
+        Ok(None)
+    }
 }
 
 /// The outcome of a capture call.
@@ -113,136 +123,120 @@ impl Payments {
 
     /// Charges the order once: what the catalog says its reserved items
     /// cost (Σ quantity × the price each was reserved at), which must be
-    /// the order's total. An order that holds no stock, or has already
-    /// ended, is not charged; one that ends while the gateway answers is
-    /// refunded at once.
+    /// the order's total. The ledger records the capture (`PENDING`) under
+    /// the order's lock before the gateway is asked, so that an ending that
+    /// comes meanwhile knows to resolve it; an order that holds no stock,
+    /// or has ended, is not charged.
     pub async fn capture(&self, order: &Order, attempt: u32) -> Result<Captured, ServiceError> {
         let key = capture_key(order.id());
-        // The ledger, whether the order is still open, and what its
-        // reservations cost, in one look.
-        let Some(row) = sqlx::query(
-            "SELECT o.status AS order_status, p.status, p.gateway_ref,
-                    (SELECT sum(r.quantity * r.unit_price) FROM inventory_reservations r
-                      WHERE r.order_id = o.order_id AND r.status = 'RESERVED') AS reserved_total
-               FROM orders o LEFT JOIN payments p ON p.idempotency_key = $2
-              WHERE o.order_id = $1",
-        )
-        .bind(order.id().as_str())
-        .bind(&key)
-        .fetch_optional(&mut self.db.acquire().await?)
-        .await?
+        let Some(row) = sqlx::query(INTENT)
+            .bind(order.id().as_str())
+            .bind(&key)
+            .bind(attempt as i32)
+            .fetch_optional(&mut self.db.acquire().await?)
+            .await?
         else {
             return Err(ServiceError::Transient(anyhow::anyhow!(
                 "order {} is not recorded yet",
                 order.id()
             )));
         };
+        let order_status: String = row.try_get("order_status")?;
+        let refused = |why: String| {
+            ServiceError::business(FailureCode::Internal, format!("order {} {why}", order.id()))
+        };
         match row.try_get::<Option<String>, _>("status")?.as_deref() {
-            Some("REFUNDED") => {
-                return Err(ServiceError::business(
-                    FailureCode::Internal,
-                    format!(
-                        "order {}'s payment was already refunded; it is not charged again",
-                        order.id()
-                    ),
-                ));
-            }
             Some("CAPTURED") => {
                 return Ok(Captured {
                     gateway_ref: row.try_get("gateway_ref")?,
                     already: true,
                 });
             }
-            _ => {}
-        }
-        let order_status: String = row.try_get("order_status")?;
-        if is_ended(&order_status) {
-            return Err(ended(order.id(), &order_status));
-        }
-        let amount = match row.try_get::<Option<rust_decimal::Decimal>, _>("reserved_total")? {
-            None => {
+            Some("PENDING") if !is_ended(&order_status) => {}
+            Some("DECLINED") => {
+                let reason: Option<String> = row.try_get("decline_reason")?;
                 return Err(ServiceError::business(
-                    FailureCode::Internal,
-                    format!(
-                        "order {} holds no reserved stock; nothing is charged",
-                        order.id()
-                    ),
+                    FailureCode::PaymentDeclined,
+                    reason.unwrap_or_else(|| "card was declined".into()),
                 ));
             }
-            Some(total) if total == order.total_amount().as_decimal() => order.total_amount(),
-            Some(total) => {
-                return Err(ServiceError::business(
-                    FailureCode::Internal,
-                    format!(
-                        "order {}'s reserved items cost {total} at catalog prices, not its total \
-                         {}; nothing is charged",
-                        order.id(),
+            Some(other @ ("REFUNDED" | "VOIDED")) => {
+                let other = other.to_ascii_lowercase();
+                return Err(refused(format!(
+                    "had its payment {other}; it is not charged again"
+                )));
+            }
+            _ if is_ended(&order_status) => return Err(ended(order.id(), &order_status)),
+            _ => {
+                let reserved: Option<rust_decimal::Decimal> = row.try_get("reserved_total")?;
+                return Err(refused(match reserved {
+                    None => "holds no reserved stock; nothing is charged".into(),
+                    Some(total) => format!(
+                        "'s reserved items cost {total} at catalog prices, not its total {}; \
+                         nothing is charged",
                         order.total_amount()
                     ),
-                ));
+                }));
             }
-        };
+        }
         let request = CaptureRequest {
             idempotency_key: key.clone(),
-            amount,
+            amount: order.total_amount(),
             currency: order.currency(),
             method: order.payment_method(),
             attempt,
         };
-        match self.gateway.capture(&request).await {
-            Ok(gateway_ref) => {
-                // The capture, and the order's new status unless it ended
-                // meanwhile: one statement.
-                let paid: bool = sqlx::query_scalar(&CAPTURE)
-                    .bind(order.id().as_str())
-                    .bind(&key)
-                    .bind(amount.as_decimal())
-                    .bind(order.currency().as_str())
-                    .bind(order.payment_method().as_str())
-                    .bind(&gateway_ref)
-                    .bind(attempt as i32)
-                    .fetch_one(&mut self.db.acquire().await?)
-                    .await?;
-                if !paid {
-                    // Ended while the gateway charged: give the money back
-                    // now, as the ending could not see this capture.
-                    self.refund(order.id()).await?;
-                    return Err(ended(order.id(), "ended"));
-                }
-                Ok(Captured {
-                    gateway_ref,
-                    already: false,
-                })
-            }
+        let gateway_ref = match self.gateway.capture(&request).await {
+            Ok(gateway_ref) => gateway_ref,
             Err(GatewayError::Declined(reason)) => {
                 sqlx::query(
-                    "INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
-                                           status, decline_reason, attempt)
-                     VALUES ($1, $2, $3, $4, $5, 'DECLINED', $6, $7)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    "UPDATE payments SET status = 'DECLINED', decline_reason = $2, attempt = $3
+                      WHERE idempotency_key = $1 AND status = 'PENDING'",
                 )
-                .bind(order.id().as_str())
-                .bind(format!("{}/decline/{attempt}", order.id()))
-                .bind(order.total_amount().as_decimal())
-                .bind(order.currency().as_str())
-                .bind(order.payment_method().as_str())
+                .bind(&key)
                 .bind(&reason)
                 .bind(attempt as i32)
                 .execute(&mut self.db.acquire().await?)
                 .await?;
-                Err(ServiceError::business(FailureCode::PaymentDeclined, reason))
+                return Err(ServiceError::business(FailureCode::PaymentDeclined, reason));
             }
             Err(GatewayError::Unavailable(reason)) => {
-                Err(ServiceError::Transient(anyhow::anyhow!(reason)))
+                return Err(ServiceError::Transient(anyhow::anyhow!(reason)));
             }
+        };
+        let row = sqlx::query(&CAPTURED)
+            .bind(order.id().as_str())
+            .bind(&key)
+            .bind(&gateway_ref)
+            .bind(attempt as i32)
+            .fetch_one(&mut self.db.acquire().await?)
+            .await?;
+        if !row.try_get::<bool, _>("captured")? {
+            // Voided by an ending while the gateway charged: give it back.
+            self.gateway
+                .refund(&gateway_ref, &format!("{}/refund", order.id()))
+                .await
+                .map_err(|e| ServiceError::Transient(anyhow::anyhow!("refund: {e}")))?;
+            return Err(ended(order.id(), "ended"));
         }
+        if !row.try_get::<bool, _>("paid")? {
+            // Ended while the gateway charged: the ending refunds it.
+            return Err(ended(order.id(), "ended"));
+        }
+        Ok(Captured {
+            gateway_ref,
+            already: false,
+        })
     }
 
-    /// Refunds the order's capture, if it has one that is not yet refunded.
-    /// Returns the amount refunded now (`None`: nothing to refund).
+    /// Gives back what the order's payment holds: refunds a capture, or
+    /// voids one whose result was never recorded (`PENDING`). Returns the
+    /// amount refunded now (`None`: nothing was charged, or it was already
+    /// given back).
     pub async fn refund(&self, order_id: &OrderId) -> Result<Option<Money>, ServiceError> {
         let Some(row) = sqlx::query(
-            "SELECT payment_id, gateway_ref, amount FROM payments WHERE order_id = $1 AND status = 'CAPTURED'",
+            "SELECT payment_id, status, gateway_ref, amount, idempotency_key FROM payments
+              WHERE order_id = $1 AND status IN ('CAPTURED', 'PENDING')",
         )
         .bind(order_id.as_str())
         .fetch_optional(&mut self.db.acquire().await?)
@@ -251,37 +245,77 @@ impl Payments {
             return Ok(None);
         };
         let payment_id: i64 = row.try_get("payment_id")?;
-        let gateway_ref: String = row.try_get("gateway_ref")?;
-        self.gateway
-            .refund(&gateway_ref, &format!("{order_id}/refund"))
-            .await
-            .map_err(|e| ServiceError::Transient(anyhow::anyhow!("refund: {e}")))?;
-        let refunded = sqlx::query(
-            "UPDATE payments SET status = 'REFUNDED', refunded_at = now()
-              WHERE payment_id = $1 AND status = 'CAPTURED'",
+        let unavailable = |e: GatewayError| ServiceError::Transient(anyhow::anyhow!("refund: {e}"));
+        let refunded = match row.try_get::<String, _>("status")?.as_str() {
+            "CAPTURED" => {
+                let gateway_ref: String = row.try_get("gateway_ref")?;
+                self.gateway
+                    .refund(&gateway_ref, &format!("{order_id}/refund"))
+                    .await
+                    .map_err(unavailable)?;
+                true
+            }
+            _ => {
+                let key: String = row.try_get("idempotency_key")?;
+                self.gateway
+                    .void(&key)
+                    .await
+                    .map_err(unavailable)?
+                    .is_some()
+            }
+        };
+        let changed = sqlx::query(
+            "UPDATE payments
+                SET status = CASE WHEN $2 THEN 'REFUNDED' ELSE 'VOIDED' END,
+                    refunded_at = CASE WHEN $2 THEN now() END
+              WHERE payment_id = $1 AND status IN ('CAPTURED', 'PENDING')",
         )
         .bind(payment_id)
+        .bind(refunded)
         .execute(&mut self.db.acquire().await?)
         .await?
         .rows_affected();
         let amount = Money::try_from(row.try_get::<rust_decimal::Decimal, _>("amount")?)
             .map_err(|e| ServiceError::Transient(anyhow::anyhow!("stored amount: {e}")))?;
-        Ok((refunded == 1).then_some(amount))
+        Ok((changed == 1 && refunded).then_some(amount))
     }
 }
 
-/// The capture and the order's new status unless it ended meanwhile: one
-/// statement.
-static CAPTURE: LazyLock<String> = LazyLock::new(|| {
+/// The capture's intent, recorded under the order's lock with a look at the
+/// ledger, whether the order is still open and what its reservations cost:
+/// a `PENDING` payment of the reserved total, when the order is open and
+/// that total is the order's (`$1` order, `$2` idempotency key, `$3` attempt).
+const INTENT: &str = "WITH o AS (
+         SELECT x.order_id, x.status, x.currency, x.payment_method, x.total_amount,
+                (SELECT sum(r.quantity * r.unit_price) FROM inventory_reservations r
+                  WHERE r.order_id = x.order_id AND r.status = 'RESERVED') AS reserved_total
+           FROM orders x WHERE x.order_id = $1 FOR UPDATE),
+     pending AS (
+         INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
+                               status, attempt)
+         SELECT o.order_id, $2, o.reserved_total, o.currency, o.payment_method, 'PENDING', $3
+           FROM o
+          WHERE o.status NOT IN ('FAILED', 'CANCELLED', 'COMPLETED')
+            AND o.reserved_total = o.total_amount
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING status)
+     SELECT o.status AS order_status, o.reserved_total,
+            COALESCE((SELECT status FROM pending), p.status) AS status,
+            p.gateway_ref, p.decline_reason
+       FROM o LEFT JOIN payments p ON p.idempotency_key = $2";
+
+/// The gateway's answer recorded, and the order's new status unless it
+/// ended meanwhile, in one statement (`$1` order, `$2` key, `$3` the
+/// gateway's reference, `$4` attempt). `captured`: the intent was still
+/// pending (not voided by an ending); `paid`: the order was still open.
+static CAPTURED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH captured AS (
-             INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
-                                   status, gateway_ref, attempt)
-             VALUES ($1, $2, $3, $4, $5, 'CAPTURED', $6, $7)
-             ON CONFLICT (idempotency_key) DO NOTHING
+             UPDATE payments SET status = 'CAPTURED', gateway_ref = $3, attempt = $4
+              WHERE idempotency_key = $2 AND status = 'PENDING'
              RETURNING 1),
-         paid AS ({} RETURNING 1)
-         SELECT EXISTS (SELECT 1 FROM paid)",
+         paid AS ({} AND EXISTS (SELECT 1 FROM captured) RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM captured) AS captured, EXISTS (SELECT 1 FROM paid) AS paid",
         super::transitions::PAID
     )
 });

@@ -274,7 +274,8 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: OutcomeInput,
     ) -> Result<StepReport, ActivityError> {
-        self.orders
+        let recorded = self
+            .orders
             .set_status(
                 &input.order_id,
                 input.status,
@@ -284,6 +285,14 @@ impl OrderActivities {
             )
             .await
             .map_err(to_activity_error)?;
+        if !recorded {
+            // Only COMPLETED can be refused: the order ended otherwise.
+            tracing::warn!(order_id = %input.order_id, status = %input.status, "order not completed: it ended otherwise");
+            return Ok(report(
+                format!("order not {}: it ended otherwise", input.status),
+                true,
+            ));
+        }
         tracing::info!(order_id = %input.order_id, status = %input.status, "order finished");
         Ok(report(format!("order {}", input.status), false))
     }

@@ -228,9 +228,15 @@ impl OrderWorkflow {
             v.notified = Some(notified);
         });
         // A delivered confirmation recorded COMPLETED itself, in its own
-        // transaction; otherwise record it now.
+        // transaction; otherwise record it now, unless the order ended
+        // otherwise meanwhile (then that ending is the order's).
         if !notified {
-            Self::record_outcome(ctx, order, OrderStatus::Completed, None, None).await?;
+            let report =
+                Self::record_outcome(ctx, order, OrderStatus::Completed, None, None).await?;
+            if report.already {
+                let intent = Intent::Fail(FailureCode::Internal, report.detail);
+                return Self::end(ctx, order, &compensations, &settings, intent).await;
+            }
         }
         Ok(ctx.state(|s| s.view.clone()))
     }
@@ -294,8 +300,10 @@ impl Intent {
     }
 }
 
-/// Shows an ending in the order's state.
+/// Shows an ending in the order's state; a cancel still pending did not
+/// take effect, so it was refused.
 fn show_ending(v: &mut OrderView, ending: &Ending) {
+    refuse_pending_cancel(v);
     v.status = ending.status;
     v.failure = ending.failure.as_ref().map(|(code, message)| FailureView {
         code: *code,
@@ -306,6 +314,13 @@ fn show_ending(v: &mut OrderView, ending: &Ending) {
             reason: reason.clone(),
             outcome: "cancelled".into(),
         });
+    }
+}
+
+/// A cancel that was requested but did not take effect: refused.
+fn refuse_pending_cancel(v: &mut OrderView) {
+    if let Some(c) = v.cancellation.as_mut().filter(|c| c.outcome == "requested") {
+        c.outcome = "refused".into();
     }
 }
 
@@ -593,6 +608,7 @@ impl OrderWorkflow {
                     s.attempts = s.attempts.max(1);
                     s.next_attempt_at = None;
                 }
+                refuse_pending_cancel(v);
                 refused(v);
             });
             return Ok(ctx.state(|s| s.view.clone()));
@@ -735,7 +751,7 @@ impl OrderWorkflow {
         status: OrderStatus,
         failure: Option<(FailureCode, String)>,
         cancel_reason: Option<String>,
-    ) -> WorkflowResult<()> {
+    ) -> WorkflowResult<StepReport> {
         let (order_id, step) = (order.id().clone(), ctx.state(|s| s.view.step));
         let input = OutcomeInput {
             order_id,
@@ -744,13 +760,13 @@ impl OrderWorkflow {
             failure,
             cancel_reason,
         };
-        ctx.execute_local_activity(
-            OrderActivities::record_outcome,
-            input,
-            must_complete_options(),
-        )
-        .await?;
-        Ok(())
+        Ok(ctx
+            .execute_local_activity(
+                OrderActivities::record_outcome,
+                input,
+                must_complete_options(),
+            )
+            .await?)
     }
 
     /// Tells the customer; a notice that cannot be delivered stays recorded

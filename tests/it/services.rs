@@ -3,12 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use orderflow::domain::OrderStatus;
 use orderflow::domain::{FailureCode, Money, PaymentMethod};
 use orderflow::services::ServiceError;
 use orderflow::services::inventory::{Inventory, PgInventory, Reserved};
 use orderflow::services::notification::{Notification, NotificationKind, Notifications, Notifier};
+use orderflow::services::orders::Ending;
 use orderflow::services::orders::OrderStore;
-use orderflow::services::payment::{Payments, SimulatedGateway};
+use orderflow::services::payment::{
+    CaptureRequest, GatewayError, PaymentGateway, Payments, SimulatedGateway,
+};
 
 use crate::support::migrated_database;
 use crate::support::stack::order;
@@ -111,6 +115,83 @@ async fn capturing_and_refunding_twice_moves_money_once() {
     assert_eq!(h.payments(o.id()).await.len(), 1);
 }
 
+/// A gateway whose capture waits until the test lets it answer, and that
+/// counts refunds.
+#[derive(Default)]
+struct Slow {
+    answer: tokio::sync::Notify,
+    asked: tokio::sync::Notify,
+    refunds: AtomicUsize,
+}
+
+struct SlowGateway(Arc<Slow>);
+
+#[async_trait::async_trait]
+impl PaymentGateway for SlowGateway {
+    async fn capture(&self, request: &CaptureRequest) -> Result<String, GatewayError> {
+        self.0.asked.notify_one();
+        self.0.answer.notified().await;
+        Ok(format!("slow_{}", request.idempotency_key))
+    }
+
+    async fn refund(&self, _: &str, _: &str) -> Result<String, GatewayError> {
+        self.0.refunds.fetch_add(1, Ordering::SeqCst);
+        Ok("refunded".into())
+    }
+
+    async fn void(&self, _: &str) -> Result<Option<String>, GatewayError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn an_order_that_ends_while_the_gateway_charges_gets_its_money_back() {
+    let h = migrated_database().await;
+    h.add_product("P-1", "5.00", 10).await;
+    let store = OrderStore::new(h.connections());
+    let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 2, "5.00")]);
+    store.create(&o).await.unwrap();
+    PgInventory::new(h.connections()).reserve(&o).await.unwrap();
+    let gateway = Arc::new(Slow::default());
+    let payments = Payments::new(h.connections(), Box::new(SlowGateway(gateway.clone())));
+
+    // The capture is recorded before the gateway answers…
+    let capture = payments.capture(&o, 1);
+    let end = async {
+        gateway.asked.notified().await;
+        assert_eq!(
+            h.payments(o.id()).await,
+            [("PENDING".to_owned(), "10.00".to_owned())]
+        );
+        // …so the order's ending sees it, and voids it.
+        let ending = Ending {
+            status: OrderStatus::Cancelled,
+            step: None,
+            failure: None,
+            cancel_reason: Some("changed my mind".into()),
+        };
+        let finished = store.finish(&o, &ending).await.unwrap();
+        assert!(finished.refund_due);
+        assert_eq!(payments.refund(o.id()).await.unwrap(), None);
+        gateway.answer.notify_one();
+    };
+    let (captured, ()) = tokio::join!(capture, end);
+    // The gateway charged after all: that charge is given back at once.
+    assert_eq!(business_code(captured), FailureCode::Internal);
+    assert_eq!(gateway.refunds.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        h.payments(o.id()).await,
+        [("VOIDED".to_owned(), "10.00".to_owned())]
+    );
+    assert_eq!(h.recorded_status(o.id()).await.0, "CANCELLED");
+    assert_eq!(h.stock("P-1").await, 10);
+    // And it is never charged again.
+    assert_eq!(
+        business_code(payments.capture(&o, 2).await),
+        FailureCode::Internal
+    );
+}
+
 #[tokio::test]
 async fn a_declined_card_is_recorded_and_never_captured() {
     let h = migrated_database().await;
@@ -184,13 +265,13 @@ async fn a_confirmation_sent_twice_at_once_is_delivered_once_and_completes_the_o
             message: "confirmed".into(),
         };
         // Two executions at once: one delivers; the other finds the notice
-        // sent, or claimed by the first (and would try again later).
+        // sent, or claimed by the first (and waits, not as an attempt).
         let (a, b) = tokio::join!(notifications.send(&n, true), notifications.send(&n, true));
         let sent: Vec<bool> = [a, b]
             .into_iter()
             .map(|r| match r {
                 Ok(sent) => sent,
-                Err(ServiceError::Transient(e)) => {
+                Err(ServiceError::Unavailable(e)) => {
                     assert!(e.to_string().contains("being delivered"), "{e:#}");
                     false
                 }

@@ -250,7 +250,11 @@ async fn cancel_signal_while_payment_retries_compensates() {
         ("customer changed their mind", "cancelled")
     );
     assert_eq!(h.stock("PROD-A").await, 5);
-    assert!(h.payments(o.id()).await.is_empty());
+    // The capture was asked for (PENDING) and never answered: voided.
+    assert_eq!(
+        h.payments(o.id()).await,
+        [("VOIDED".to_owned(), "20.00".to_owned())]
+    );
     assert_eq!(h.reservations(o.id()).await, [(0, "RELEASED".to_owned())]);
     assert_eq!(h.recorded_status(o.id()).await.0, "CANCELLED");
     assert_eq!(h.notifications(o.id()).await[0].0, "CANCELLATION");

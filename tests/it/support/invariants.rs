@@ -19,8 +19,8 @@ pub struct Expectation<'a> {
 /// - every order is recorded and terminal, and its workflow ended the same way;
 /// - a `COMPLETED` order has exactly one capture, of its total, and holds
 ///   the stock of each of its lines;
-/// - a `FAILED` or `CANCELLED` order has no capture left (refunded or none)
-///   and holds no stock;
+/// - a `FAILED` or `CANCELLED` order has no capture left (refunded, voided
+///   or none) and holds no stock; no order has a capture still pending;
 /// - each product's stock moved by exactly the quantities of `COMPLETED` orders;
 /// - each ended order has exactly one notice of its ending's kind, and no
 ///   order that did not complete was sent a confirmation.
@@ -36,6 +36,8 @@ pub async fn violations(
                 (SELECT count(*) FROM order_items i WHERE i.order_id = o.order_id) AS lines,
                 (SELECT count(*) FROM payments p
                   WHERE p.order_id = o.order_id AND p.status = 'CAPTURED') AS captures,
+                (SELECT count(*) FROM payments p
+                  WHERE p.order_id = o.order_id AND p.status = 'PENDING') AS pending,
                 (SELECT string_agg(p.amount::text, ',') FROM payments p
                   WHERE p.order_id = o.order_id AND p.status = 'CAPTURED') AS captured,
                 (SELECT count(*) FROM inventory_reservations r
@@ -70,6 +72,11 @@ pub async fn violations(
         };
         let status: String = row.get("status");
         let count = |c: &str| row.get::<i64, _>(c);
+        if count("pending") != 0 {
+            broken.push(format!(
+                "{id}: {status} with a capture still pending at the gateway"
+            ));
+        }
         match status.as_str() {
             "COMPLETED" => {
                 let total: String = row.get("total");
