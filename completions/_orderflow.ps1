@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('dev', 'dev', [CompletionResultType]::ParameterValue, 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the sample orders on a local stack and show how each one ends')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput, latency and memory against an orchestration-only baseline')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the setup end to end and say how to fix what fails')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -70,6 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--db-max-connections', '--db-max-connections', [CompletionResultType]::ParameterName, 'Largest PostgreSQL connection pool the worker opens')
             [CompletionResult]::new('--notify-webhook', '--notify-webhook', [CompletionResultType]::ParameterName, 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged')
             [CompletionResult]::new('--notify-webhook-secret', '--notify-webhook-secret', [CompletionResultType]::ParameterName, 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged')
+            [CompletionResult]::new('--metrics-address', '--metrics-address', [CompletionResultType]::ParameterName, 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)')
             [CompletionResult]::new('--notify-timeout', '--notify-timeout', [CompletionResultType]::ParameterName, 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt')
             [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'How long to let in-flight tasks finish after SIGINT/SIGTERM')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
@@ -266,6 +268,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status')
             [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many orders')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'List from Temporal''s visibility instead of the database, with a visibility query on the orders'' search attributes (OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="FAILED"''')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
             [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
@@ -652,6 +655,36 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
             [CompletionResult]::new('--no-eager', '--no-eager', [CompletionResultType]::ParameterName, 'Start workflows without eager start (one more round trip each)')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Record the worker''s metrics as `worker --metrics-address` does (to measure what they cost)')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orderflow;doctor' {
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: derived from the address, port 8233]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR is honoured under auto)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
             [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS [env: TEMPORAL_TLS]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
@@ -730,6 +763,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('dev', 'dev', [CompletionResultType]::ParameterValue, 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the sample orders on a local stack and show how each one ends')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure throughput, latency and memory against an orchestration-only baseline')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the setup end to end and say how to fix what fails')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -794,6 +828,9 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;help;bench' {
+            break
+        }
+        'orderflow;help;doctor' {
             break
         }
         'orderflow;help;completions' {

@@ -31,6 +31,9 @@ _orderflow() {
             orderflow,dev)
                 cmd="orderflow__subcmd__dev"
                 ;;
+            orderflow,doctor)
+                cmd="orderflow__subcmd__doctor"
+                ;;
             orderflow,help)
                 cmd="orderflow__subcmd__help"
                 ;;
@@ -84,6 +87,9 @@ _orderflow() {
                 ;;
             orderflow__subcmd__help,dev)
                 cmd="orderflow__subcmd__help__subcmd__dev"
+                ;;
+            orderflow__subcmd__help,doctor)
+                cmd="orderflow__subcmd__help__subcmd__doctor"
                 ;;
             orderflow__subcmd__help,help)
                 cmd="orderflow__subcmd__help__subcmd__help"
@@ -191,7 +197,7 @@ _orderflow() {
 
     case "${cmd}" in
         orderflow)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version worker order db product dev demo bench completions man help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version worker order db product dev demo bench doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,7 +279,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__bench)
-            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --no-eager --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --no-eager --metrics --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1022,8 +1028,90 @@ _orderflow() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        orderflow__subcmd__doctor)
+            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         orderflow__subcmd__help)
-            opts="worker order db product dev demo bench completions man help"
+            opts="worker order db product dev demo bench doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1135,6 +1223,20 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__help__subcmd__dev)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orderflow__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1771,7 +1873,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__list)
-            opts="-o -v -q -h -V --status --customer --limit --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --status --customer --limit --query --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1786,6 +1888,10 @@ _orderflow() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --query)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2343,7 +2449,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__worker)
-            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2386,6 +2492,10 @@ _orderflow() {
                     return 0
                     ;;
                 --notify-webhook-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

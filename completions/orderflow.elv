@@ -51,6 +51,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand dev 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
             cand demo 'Run the sample orders on a local stack and show how each one ends'
             cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
+            cand doctor 'Check the setup end to end and say how to fix what fails'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -66,6 +67,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --db-max-connections 'Largest PostgreSQL connection pool the worker opens'
             cand --notify-webhook 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged'
             cand --notify-webhook-secret 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged'
+            cand --metrics-address 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)'
             cand --notify-timeout 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt'
             cand --shutdown-timeout 'How long to let in-flight tasks finish after SIGINT/SIGTERM'
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
@@ -256,6 +258,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --status 'Only orders in this status'
             cand --customer 'Only this customer''s orders'
             cand --limit 'At most this many orders'
+            cand --query 'List from Temporal''s visibility instead of the database, with a visibility query on the orders'' search attributes (OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="FAILED"'''
             cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]'
             cand --task-queue 'Task queue the worker polls and orders are sent to'
@@ -616,6 +619,35 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --color 'When to use colour (NO_COLOR is honoured under auto)'
             cand --log-format 'Log line format on stderr'
             cand --no-eager 'Start workflows without eager start (one more round trip each)'
+            cand --metrics 'Record the worker''s metrics as `worker --metrics-address` does (to measure what they cost)'
+            cand --tls 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orderflow;doctor'= {
+            cand --address 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed''s TEMPORAL_HOST_PORT; default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]'
+            cand --tls-cert-path 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]'
+            cand --tls-key-path 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]'
+            cand --tls-ca-path 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]'
+            cand --tls-server-name 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file [env: TEMPORAL_PROFILE]'
+            cand --config-file 'The Temporal CLI''s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]'
+            cand --ui-url 'Web UI base for order links [default: derived from the address, port 8233]'
+            cand --database-url 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed''s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand -o 'Output format for data on stdout'
+            cand --output 'Output format for data on stdout'
+            cand --color 'When to use colour (NO_COLOR is honoured under auto)'
+            cand --log-format 'Log line format on stderr'
             cand --tls 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
             cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
             cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -691,6 +723,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand dev 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
             cand demo 'Run the sample orders on a local stack and show how each one ends'
             cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
+            cand doctor 'Check the setup end to end and say how to fix what fails'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -738,6 +771,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;demo'= {
         }
         &'orderflow;help;bench'= {
+        }
+        &'orderflow;help;doctor'= {
         }
         &'orderflow;help;completions'= {
         }

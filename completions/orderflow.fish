@@ -56,6 +56,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "product" -d 'Ma
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -69,6 +70,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concu
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l db-max-connections -d 'Largest PostgreSQL connection pool the worker opens' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook-secret -d 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l metrics-address -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-timeout -d 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l shutdown-timeout -d 'How long to let in-flight tasks finish after SIGINT/SIGTERM' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
@@ -239,6 +241,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l customer -d 'Only this customer\'s orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l limit -d 'At most this many orders' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l query -d 'List from Temporal\'s visibility instead of the database, with a visibility query on the orders\' search attributes (OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. \'OrderStatus="FAILED"\'' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
@@ -539,11 +542,37 @@ never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start workflows without eager start (one more round trip each)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
@@ -595,16 +624,17 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s v -l verbose
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

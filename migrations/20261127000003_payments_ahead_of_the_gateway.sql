@@ -9,12 +9,14 @@ ALTER DOMAIN payment_status DROP CONSTRAINT payment_status_known;
 ALTER DOMAIN payment_status ADD CONSTRAINT payment_status_known
     CHECK (VALUE IN ('PENDING', 'CAPTURED', 'DECLINED', 'REFUNDED', 'VOIDED'));
 
--- As before, with two changes:
+-- As before, with three changes:
 -- * a PENDING capture is named for the ending to resolve, like a CAPTURED one;
+-- * `ended_now` says whether this call recorded the ending (for metrics);
 -- * a paid order whose confirmation went out, or may have (SENDING: the
 --   result of its delivery was lost), is completed rather than ended, so a
 --   customer told "confirmed" is never then cancelled.
-CREATE OR REPLACE FUNCTION finish_order(
+DROP FUNCTION finish_order(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT);
+CREATE FUNCTION finish_order(
     p_order_id        TEXT,
     p_status          TEXT,
     p_step            TEXT,
@@ -31,7 +33,8 @@ RETURNS TABLE (
     released           INTEGER,  -- reservation lines put back now
     refund_payment_id  BIGINT,   -- a capture still to refund, if any
     refund_gateway_ref TEXT,
-    refund_amount      NUMERIC(12, 2)
+    refund_amount      NUMERIC(12, 2),
+    ended_now          BOOLEAN   -- this call recorded the ending
 )
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -70,7 +73,8 @@ BEGIN
         RETURN;
     END IF;
 
-    IF o.status NOT IN ('FAILED', 'CANCELLED') THEN
+    ended_now := o.status NOT IN ('FAILED', 'CANCELLED');
+    IF ended_now THEN
         UPDATE orders x
            SET status = p_status, step = COALESCE(p_step, x.step),
                failure_code = p_failure_code, failure_message = p_failure_message,

@@ -204,6 +204,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure throughput, latency and memory against an orchestration-only baseline
     Bench(BenchArgs),
+    /// Check the setup end to end and say how to fix what fails
+    #[command(after_help = "\
+Checks the configuration in effect (without secrets), that Temporal answers
+(its version), the namespace, the orders' search attributes, a worker polling
+the task queue, that PostgreSQL answers (its version), pending migrations and
+the catalog.
+
+Examples:
+  orderflow doctor
+  orderflow doctor -o json | jq '.checks[] | select(.ok | not)'
+
+Exit codes: 0 every check passed, 8 Temporal or PostgreSQL is unreachable,
+1 another check failed.")]
+    Doctor,
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print or write man pages
@@ -270,6 +284,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK_SECRET", value_name = "SECRET",
           hide_env_values = true, requires = "notify_webhook", value_parser = parse_secret)]
     pub notify_webhook_secret: Option<secrecy::SecretString>,
+
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address
+    /// (off by default)
+    #[arg(long, env = "ORDERFLOW_METRICS_ADDRESS", value_name = "HOST:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
 
     /// Time limit of one webhook delivery; a delivery that takes longer
     /// counts as a failed attempt
@@ -382,6 +401,12 @@ pub struct ListArgs {
     /// At most this many orders
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
+
+    /// List from Temporal's visibility instead of the database, with a
+    /// visibility query on the orders' search attributes (OrderStatus,
+    /// CustomerId, FailureCode, OrderTotal), e.g. 'OrderStatus="FAILED"'
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["status", "customer"])]
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -475,6 +500,11 @@ pub struct BenchArgs {
     /// Start workflows without eager start (one more round trip each)
     #[arg(long)]
     pub no_eager: bool,
+
+    /// Record the worker's metrics as `worker --metrics-address` does (to
+    /// measure what they cost)
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

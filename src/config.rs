@@ -219,6 +219,8 @@ impl TemporalSettings {
 /// Which credentials a connection uses, to name the likely cause of a refusal.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Credentials<'a> {
+    /// TLS is on (explicitly, or because of an API key).
+    pub tls: bool,
     pub api_key: bool,
     pub client_cert: bool,
     pub server_name: Option<&'a str>,
@@ -360,6 +362,10 @@ impl TemporalConfig {
     /// Which credentials are in use, to name the likely cause of a refusal.
     pub fn credentials(&self) -> Credentials<'_> {
         Credentials {
+            tls: match &self.tls {
+                Some(t) => t.disabled != Some(true),
+                None => self.api_key.is_some(),
+            },
             api_key: self.api_key.is_some(),
             client_cert: self
                 .tls

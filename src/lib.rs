@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod exit;
 pub mod input;
+pub mod ops;
 pub mod output;
 pub mod services;
 pub mod stack;

@@ -53,6 +53,7 @@ struct Report {
     machine: String,
     server: String,
     eager_start: bool,
+    metrics: bool,
     rounds: u32,
     throughput: Vec<Run>,
     throughput_ratio: f64,
@@ -76,6 +77,11 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     let client = OrderClient::connect(&stack.temporal).await?;
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     settings.with_baseline = true;
+    if args.metrics {
+        settings.metrics = std::sync::Arc::new(
+            crate::workflow::metrics::Metrics::start().context("starting the metrics registry")?,
+        );
+    }
     settings.max_concurrent_workflow_tasks = 500;
     settings.max_concurrent_activities = 500;
     let server = if stack.info.started.contains(&"temporal") {
@@ -326,6 +332,7 @@ async fn measure(
         machine: machine(),
         server,
         eager_start: driver.eager,
+        metrics: args.metrics,
         rounds: args.rounds,
         throughput_ratio: throughput[1].orders_per_second / throughput[0].orders_per_second,
         throughput,
@@ -405,13 +412,14 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         ]);
     }
     p.line(format!(
-        "orderflow bench — {}; {}; eager start {}; {} alternating round(s)\n\n{table}\n\
+        "orderflow bench — {}; {}; eager start {}; metrics {}; {} alternating round(s)\n\n{table}\n\
          orders/s: the steady part of each run, without its start and drain (see --help); latencies: every order\n\n\
          throughput ratio orderflow / baseline: {:.2}\n\
          peak RSS (worker and driver, one process) with {} orders in flight: {:.0} MiB",
         report.machine,
         report.server,
         if report.eager_start { "on" } else { "off" },
+        if report.metrics { "on" } else { "off" },
         report.rounds,
         report.throughput_ratio,
         report.in_flight,

@@ -5,6 +5,7 @@ mod completions;
 mod db;
 mod demo;
 mod dev;
+mod doctor;
 mod man;
 pub(crate) mod order;
 mod product;
@@ -67,6 +68,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Order(cmd) => interruptible(order::run(&cx, cmd)).await,
         Command::Db(cmd) => interruptible(db::run(&cx, cmd)).await,
         Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
+        Command::Doctor => interruptible(doctor::run(&cx)).await,
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),
     };

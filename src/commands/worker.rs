@@ -1,10 +1,16 @@
 //! `orderflow worker`: hosts the order workflow and its activities until
 //! SIGINT or SIGTERM, then stops polling and drains what is in flight.
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
 use super::Context;
 use crate::cli::WorkerArgs;
 use crate::db::pool::Connections;
-use crate::exit::Exit;
+use crate::exit::{Exit, Fail};
+use crate::ops::Ops;
+use crate::workflow::metrics::Metrics;
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::worker::{self, WorkerSettings};
 
@@ -33,7 +39,33 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         notify_timeout: args.notify_timeout,
         notify_webhook_secret: args.notify_webhook_secret,
         with_baseline: false,
+        metrics: Arc::new(match args.metrics_address {
+            Some(_) => Metrics::start().context("starting the metrics registry")?,
+            None => Metrics::off(),
+        }),
+        running: Arc::default(),
     };
+    if let Some(address) = args.metrics_address {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            Fail::usage(format!(
+                "cannot listen on --metrics-address {address}: {e}; choose a free port"
+            ))
+        })?;
+        let ops = Ops {
+            metrics: settings.metrics.clone(),
+            db: db.clone(),
+            client: client.clone(),
+            running: settings.running.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = crate::ops::serve(listener, ops).await {
+                tracing::error!("the metrics endpoint stopped: {e}");
+            }
+        });
+        cx.printer.note(format!(
+            "metrics on http://{address}/metrics, health on /healthz and /readyz"
+        ));
+    }
     cx.printer.note(format!(
         "orderflow worker: task queue {} on {} (namespace {}), database {}. Ctrl-C to stop.",
         settings.task_queue,

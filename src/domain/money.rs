@@ -45,6 +45,11 @@ impl Money {
         Self::try_from(value)
     }
 
+    /// The amount as a float, for display and search only (never for money).
+    pub fn as_f64(self) -> f64 {
+        rust_decimal::prelude::ToPrimitive::to_f64(&self.0).unwrap_or(0.0)
+    }
+
     pub fn as_decimal(self) -> Decimal {
         self.0
     }

@@ -180,7 +180,7 @@ impl OrderStore {
         }
         let row = sqlx::query(
             "SELECT outcome, final_status, final_code, final_message, final_reason, released,
-                    refund_payment_id
+                    refund_payment_id, ended_now
                FROM finish_order($1, $2, $3, $4, $5, $6)",
         )
         .bind(order.id().as_str())
@@ -218,6 +218,7 @@ impl OrderStore {
                 finished.refund_due = row
                     .try_get::<Option<i64>, _>("refund_payment_id")?
                     .is_some();
+                finished.ended_now = row.try_get::<Option<bool>, _>("ended_now")? == Some(true);
             }
             // Gone since it was recorded (`db reset`): the retry records it again.
             _ => {
@@ -261,4 +262,7 @@ pub struct Finished {
     /// A capture is left to refund.
     #[serde(skip)]
     pub refund_due: bool,
+    /// This call recorded the ending (an earlier one had not).
+    #[serde(skip)]
+    pub ended_now: bool,
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError, activities};
 
+use super::metrics::Metrics;
 use super::retry::RetryConfig;
 use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
 use crate::services::ServiceError;
@@ -36,6 +37,10 @@ pub struct WorkflowSettings {
     /// Each step's time limit per attempt. (Absent before it was recorded.)
     #[serde(default = "default_step_timeout", with = "super::retry::millis")]
     pub step_timeout: std::time::Duration,
+    /// The namespace has orderflow's search attributes: set them. (Absent,
+    /// so false, in histories from before.)
+    #[serde(default)]
+    pub search_attributes: bool,
 }
 
 pub fn default_outage_timeout() -> std::time::Duration {
@@ -91,6 +96,7 @@ pub struct OutcomeInput {
 
 /// The services an activity may call; shared by every activity execution.
 pub struct OrderActivities {
+    pub metrics: Arc<Metrics>,
     pub settings: WorkflowSettings,
     pub orders: OrderStore,
     pub inventory: Box<dyn Inventory>,
@@ -112,6 +118,31 @@ fn to_activity_error(error: ServiceError) -> ActivityError {
                 .type_name(UNAVAILABLE.to_owned())
                 .build(),
         ),
+    }
+}
+
+/// How an attempt ended, for the metrics.
+fn result_of<T>(result: &Result<T, ServiceError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ServiceError::Business { .. }) => "business",
+        Err(ServiceError::Transient(_)) => "transient",
+        Err(ServiceError::Unavailable(_)) => "unavailable",
+    }
+}
+
+impl OrderActivities {
+    /// Runs one attempt of a step, counting it and timing it.
+    async fn attempt<T>(
+        &self,
+        step: Step,
+        call: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.metrics
+            .attempt(step, result_of(&result), started.elapsed());
+        result
     }
 }
 
@@ -139,8 +170,7 @@ impl OrderActivities {
         order: Order,
     ) -> Result<StepReport, ActivityError> {
         let created = self
-            .orders
-            .create(&order)
+            .attempt(Step::CreateOrder, self.orders.create(&order))
             .await
             .map_err(to_activity_error)?;
         tracing::info!(order_id = %order.id(), step = "create_order", new = created, "order recorded");
@@ -153,7 +183,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         order: Order,
     ) -> Result<StepReport, ActivityError> {
-        let reserved = self.inventory.reserve(&order).await.map_err(|e| {
+        let reserved = self
+            .attempt(Step::ReserveInventory, self.inventory.reserve(&order))
+            .await
+            .map_err(|e| {
             tracing::info!(order_id = %order.id(), step = "reserve_inventory", "not reserved: {e}");
             to_activity_error(e)
         })?;
@@ -171,10 +204,17 @@ impl OrderActivities {
         input: PaymentInput,
     ) -> Result<StepReport, ActivityError> {
         let order = &input.order;
-        let captured = self.payments.capture(order, input.attempt).await.map_err(|e| {
-            tracing::info!(order_id = %order.id(), step = "process_payment", attempt = input.attempt, "not captured: {e}");
-            to_activity_error(e)
-        })?;
+        let captured = self
+            .attempt(Step::ProcessPayment, self.payments.capture(order, input.attempt))
+            .await
+            .map_err(|e| {
+                tracing::info!(order_id = %order.id(), step = "process_payment", attempt = input.attempt, "not captured: {e}");
+                to_activity_error(e)
+            })?;
+        if !captured.already {
+            self.metrics
+                .captured(order.total_amount(), order.currency());
+        }
         tracing::info!(order_id = %order.id(), step = "process_payment", attempt = input.attempt,
                        amount = %order.total_amount(), already = captured.already, "payment captured");
         Ok(report(
@@ -195,10 +235,25 @@ impl OrderActivities {
         input: NotifyInput,
     ) -> Result<StepReport, ActivityError> {
         let n = &input.notification;
-        let sent = self.notifications.send(n, input.completes_order).await.map_err(|e| {
+        let kind = n.kind.as_str().to_ascii_lowercase();
+        let sending = self.notifications.send(n, input.completes_order);
+        let sent = match input.completes_order {
+            true => self.attempt(Step::SendNotification, sending).await,
+            false => sending.await,
+        };
+        if let Err(ServiceError::Transient(_)) = &sent {
+            self.metrics.notification(&kind, false);
+        }
+        let sent = sent.map_err(|e| {
             tracing::warn!(order_id = %n.order_id, step = "send_notification", kind = n.kind.as_str(), "not delivered: {e}");
             to_activity_error(e)
         })?;
+        if sent {
+            self.metrics.notification(&kind, true);
+            if input.completes_order {
+                self.metrics.order_ended(OrderStatus::Completed, None);
+            }
+        }
         tracing::info!(order_id = %n.order_id, step = "send_notification", kind = n.kind.as_str(), "notification sent");
         Ok(report(
             format!("{} notification sent", n.kind.as_str().to_ascii_lowercase()),
@@ -262,6 +317,13 @@ impl OrderActivities {
                 .await
                 .map_err(to_activity_error)?;
         }
+        if let Some(amount) = report.refunded {
+            self.metrics.refunded(amount, input.order.currency());
+        }
+        if let Some(ending) = report.ending.as_ref().filter(|_| report.ended_now) {
+            let code = ending.failure.as_ref().map(|(code, _)| *code);
+            self.metrics.order_ended(ending.status, code);
+        }
         tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status),
                        completed = report.completed, released = report.released,
                        refunded = ?report.refunded.map(|m| m.to_string()), "order ended");
@@ -294,6 +356,8 @@ impl OrderActivities {
             ));
         }
         tracing::info!(order_id = %input.order_id, status = %input.status, "order finished");
+        let code = input.failure.as_ref().map(|(code, _)| *code);
+        self.metrics.order_ended(input.status, code);
         Ok(report(format!("order {}", input.status), false))
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use temporalio_client::errors::{
     WorkflowGetResultError, WorkflowInteractionError, WorkflowQueryError, WorkflowStartError,
@@ -23,6 +24,7 @@ use super::OrderWorkflow;
 use super::baseline::BaselineWorkflow;
 use super::input::WorkflowInput;
 use super::order_workflow::CancelRequest;
+use super::search;
 use super::state::{FailureView, OrderView};
 use crate::config::TemporalConfig;
 use crate::domain::{FailureCode, Order};
@@ -75,6 +77,21 @@ pub enum Source {
     History,
 }
 
+/// An order as Temporal's visibility shows it (`order list --query`): its
+/// search attributes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedOrder {
+    pub order_id: String,
+    /// `OrderStatus`, or the workflow's own status when it carries none.
+    pub status: String,
+    #[serde(rename = "customerID")]
+    pub customer_id: Option<String>,
+    pub total_amount: Option<String>,
+    pub failure_code: Option<String>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// How long `fetch` waits for a worker to answer a query before reading history.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -109,6 +126,84 @@ impl OrderClient {
     /// Connects (exit 8 when no server answers or it refuses the credentials).
     pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Self> {
         Ok(Self::from(crate::temporal::connect(config).await?))
+    }
+
+    /// The server's version (`GetSystemInfo`): proves it answers.
+    pub async fn server_version(&self) -> Result<String, tonic::Status> {
+        use temporalio_client::tonic::IntoRequest as _;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
+        let info = self
+            .client
+            .connection()
+            .workflow_service()
+            .get_system_info(GetSystemInfoRequest::default().into_request())
+            .await?;
+        Ok(info.into_inner().server_version)
+    }
+
+    /// Whether the namespace exists (`DescribeNamespace`).
+    pub async fn namespace_exists(&self) -> Result<bool, tonic::Status> {
+        use temporalio_client::tonic::IntoRequest as _;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+        let request = DescribeNamespaceRequest {
+            namespace: self.namespace().to_owned(),
+            ..Default::default()
+        };
+        match self
+            .client
+            .connection()
+            .workflow_service()
+            .describe_namespace(request.into_request())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(status),
+        }
+    }
+
+    /// The workers polling `task_queue` for workflow tasks: each one's
+    /// identity and when it last polled.
+    pub async fn pollers(
+        &self,
+        task_queue: &str,
+    ) -> Result<Vec<(String, Option<chrono::DateTime<chrono::Utc>>)>, tonic::Status> {
+        use temporalio_client::tonic::IntoRequest as _;
+        use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
+        use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
+        let request = DescribeTaskQueueRequest {
+            namespace: self.namespace().to_owned(),
+            task_queue: Some(TaskQueue {
+                name: task_queue.to_owned(),
+                kind: TaskQueueKind::Normal as i32,
+                ..Default::default()
+            }),
+            task_queue_type: TaskQueueType::Workflow as i32,
+            ..Default::default()
+        };
+        let described = self
+            .client
+            .connection()
+            .workflow_service()
+            .describe_task_queue(request.into_request())
+            .await?
+            .into_inner();
+        Ok(described
+            .pollers
+            .into_iter()
+            .map(|p| {
+                let at = p
+                    .last_access_time
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
+                (p.identity, at)
+            })
+            .collect())
+    }
+
+    /// The namespace this client is bound to.
+    pub fn namespace(&self) -> &str {
+        &self.client.options().namespace
     }
 
     /// The SDK's client: for the worker, and for tests that read histories.
@@ -266,6 +361,37 @@ impl OrderClient {
                 None => Ok((self.recorded_status(id).await?, Source::History)),
             },
         }
+    }
+
+    /// Orders matching a visibility query, at most `limit`, as the server
+    /// lists them (newest first).
+    pub async fn list(&self, query: &str, limit: u32) -> anyhow::Result<Vec<ListedOrder>> {
+        use futures::TryStreamExt as _;
+        use temporalio_client::WorkflowListOptions;
+        let query = format!("WorkflowType = 'OrderWorkflow' AND ({query})");
+        let options = WorkflowListOptions::builder().limit(limit as usize).build();
+        let found: Vec<_> = self
+            .client
+            .list_workflows(query.clone(), options)
+            .try_collect()
+            .await
+            .with_context(|| format!("listing orders where {query}"))?;
+        Ok(found
+            .into_iter()
+            .map(|w| {
+                let attrs = w.search_attributes();
+                ListedOrder {
+                    order_id: w.id().to_owned(),
+                    status: attrs
+                        .get(&search::ORDER_STATUS)
+                        .unwrap_or_else(|| format!("{:?}", w.status()).to_ascii_uppercase()),
+                    customer_id: attrs.get(&search::CUSTOMER_ID),
+                    total_amount: attrs.get(&search::ORDER_TOTAL).map(|t| format!("{t:.2}")),
+                    failure_code: attrs.get(&search::FAILURE_CODE),
+                    started_at: w.start_time().map(chrono::DateTime::from),
+                }
+            })
+            .collect())
     }
 
     /// The order as it was submitted: the workflow's recorded input.

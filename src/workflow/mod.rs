@@ -12,8 +12,10 @@ pub mod baseline;
 pub mod client;
 mod history;
 pub mod input;
+pub mod metrics;
 mod order_workflow;
 pub mod retry;
+pub mod search;
 pub mod state;
 pub mod worker;
 

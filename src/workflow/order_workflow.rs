@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+use temporalio_common::search_attributes::SearchAttributeUpdate;
 use temporalio_sdk::workflows::{select, workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
@@ -38,10 +39,14 @@ use super::activities::{
 };
 use super::input::WorkflowInput;
 use super::retry::RetryConfig;
+use super::search;
 use super::state::{CancellationView, FailureView, OrderView, StepState};
 use crate::domain::{FailureCode, Order, OrderStatus, Step, WorkflowId};
 use crate::services::notification::{Notification, NotificationKind};
 use crate::services::orders::Ending;
+
+/// The patch under which orders carry search attributes (`search.rs`).
+pub const SEARCH_ATTRIBUTES: &str = "search-attributes";
 
 /// The patch under which an early ending is decided by the database
 /// (`end_order`) rather than by the compensations the workflow registered.
@@ -82,6 +87,8 @@ pub struct OrderWorkflow {
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.
     cancel_reason: Option<String>,
+    /// Whether this order sets its search attributes.
+    indexed: bool,
 }
 
 fn now(ctx: &WorkflowContext<OrderWorkflow>) -> Option<DateTime<Utc>> {
@@ -193,6 +200,7 @@ impl OrderWorkflow {
             order,
             view,
             cancel_reason: None,
+            indexed: false,
         }
     }
 
@@ -218,6 +226,18 @@ impl OrderWorkflow {
         let settings: WorkflowSettings = ctx
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
+        // Histories from before have neither the setting nor the patch.
+        let indexed = settings.search_attributes && ctx.patched(SEARCH_ATTRIBUTES);
+        ctx.state_mut(|s| s.indexed = indexed);
+        Self::index(
+            ctx,
+            OrderStatus::Pending,
+            None,
+            [
+                search::CUSTOMER_ID.value_set(order.customer_id().to_string()),
+                search::ORDER_TOTAL.value_set(order.total_amount().as_f64()),
+            ],
+        );
         let mut compensations = Vec::new();
         let notified = match Self::steps(ctx, order, &settings, &mut compensations).await {
             Ok(notified) => notified,
@@ -227,6 +247,7 @@ impl OrderWorkflow {
             v.status = OrderStatus::Completed;
             v.notified = Some(notified);
         });
+        Self::index(ctx, OrderStatus::Completed, None, []);
         // A delivered confirmation recorded COMPLETED itself, in its own
         // transaction; otherwise record it now, unless the order ended
         // otherwise meanwhile (then that ending is the order's).
@@ -369,7 +390,10 @@ impl OrderWorkflow {
             match (step, Self::run_step(ctx, order, step, settings).await) {
                 (Step::SendNotification, StepOutcome::Done) => return Ok(true),
                 (Step::SendNotification, StepOutcome::Failed(..)) => return Ok(false),
-                (_, StepOutcome::Done) => Self::update(ctx, |v| v.status = reached),
+                (_, StepOutcome::Done) => {
+                    Self::update(ctx, |v| v.status = reached);
+                    Self::index(ctx, reached, None, []);
+                }
                 // A refused confirmation: the order has already ended otherwise
                 // (recorded by an execution whose result this one never saw).
                 (_, StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message)) => {
@@ -383,6 +407,23 @@ impl OrderWorkflow {
             }
         }
         Ok(false)
+    }
+
+    /// Sets the order's search attributes — its status, its failure code,
+    /// and `more` — when it carries them.
+    fn index(
+        ctx: &WorkflowContext<Self>,
+        status: OrderStatus,
+        code: Option<FailureCode>,
+        more: impl IntoIterator<Item = SearchAttributeUpdate>,
+    ) {
+        if !ctx.state(|s| s.indexed) {
+            return;
+        }
+        let mut updates = vec![search::ORDER_STATUS.value_set(status.as_str().to_owned())];
+        updates.extend(code.map(|c| search::FAILURE_CODE.value_set(c.as_str().to_owned())));
+        updates.extend(more);
+        ctx.upsert_search_attributes(updates);
     }
 
     fn update(ctx: &WorkflowContext<Self>, change: impl FnOnce(&mut OrderView)) {
@@ -611,6 +652,7 @@ impl OrderWorkflow {
                 refuse_pending_cancel(v);
                 refused(v);
             });
+            Self::index(ctx, OrderStatus::Completed, None, []);
             return Ok(ctx.state(|s| s.view.clone()));
         }
         let ending = report.ending.unwrap_or(asked);
@@ -630,6 +672,8 @@ impl OrderWorkflow {
             refused(v);
             show_ending(v, &ending);
         });
+        let code = ending.failure.as_ref().map(|(code, _)| *code);
+        Self::index(ctx, ending.status, code, []);
         let (kind, message) = notice_of(&ending);
         if !report.not_this_order {
             Self::deliver_notice(ctx, order, settings, kind, message).await;

@@ -2,9 +2,13 @@
 //! the activities wired to the PostgreSQL services.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use temporalio_common::telemetry::TelemetryOptions;
+use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
@@ -12,7 +16,9 @@ use super::OrderWorkflow;
 use super::activities::{OrderActivities, WorkflowSettings};
 use super::baseline::{BaselineActivities, BaselineWorkflow};
 use super::client::OrderClient;
+use super::metrics::Metrics;
 use super::retry::RetryConfig;
+use super::search;
 use crate::db::pool::Connections;
 use crate::services::inventory::PgInventory;
 use crate::services::notification::{LogNotifier, Notifications, Notifier, WebhookNotifier};
@@ -37,6 +43,10 @@ pub struct WorkerSettings {
     pub notify_webhook_secret: Option<secrecy::SecretString>,
     /// Also host the no-op baseline workflow (`orderflow bench`).
     pub with_baseline: bool,
+    /// Where the worker's and orderflow's metrics are recorded.
+    pub metrics: Arc<Metrics>,
+    /// Set while the worker's loop runs (for `/healthz` and `/readyz`).
+    pub running: Arc<AtomicBool>,
 }
 
 impl WorkerSettings {
@@ -52,12 +62,19 @@ impl WorkerSettings {
             notify_timeout: Duration::from_secs(10),
             notify_webhook_secret: None,
             with_baseline: false,
+            metrics: Arc::new(Metrics::off()),
+            running: Arc::default(),
         }
     }
 }
 
-/// The activities with their services.
-pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<OrderActivities> {
+/// The activities with their services. `indexed`: the namespace has the
+/// orders' search attributes.
+pub fn activities(
+    db: Connections,
+    settings: &WorkerSettings,
+    indexed: bool,
+) -> anyhow::Result<OrderActivities> {
     let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
         Some(url) => Box::new(WebhookNotifier::new(
             url.clone(),
@@ -67,12 +84,14 @@ pub fn activities(db: Connections, settings: &WorkerSettings) -> anyhow::Result<
         None => Box::new(LogNotifier),
     };
     Ok(OrderActivities {
+        metrics: settings.metrics.clone(),
         settings: WorkflowSettings {
             retry: settings.retry,
             outage_timeout: settings.outage_timeout,
             // Room for a webhook's whole time limit within a step's.
             step_timeout: super::activities::default_step_timeout()
                 .max(settings.notify_timeout + Duration::from_secs(10)),
+            search_attributes: indexed,
         },
         orders: OrderStore::new(db.clone()),
         inventory: Box::new(PgInventory::new(db.clone())),
@@ -92,8 +111,17 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let indexed = search::ensure(&client, client.namespace()).await;
+    let telemetry = match settings.metrics.core_meter() {
+        Some(meter) => TelemetryOptions::builder().metrics(meter).build(),
+        None => TelemetryOptions::builder().build(),
+    };
+    let runtime_options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(|e| anyhow::anyhow!("runtime options: {e}"))?;
     let runtime =
-        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+        Runtime::from_current_tokio(runtime_options).context("starting the Temporal runtime")?;
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
             settings.max_concurrent_workflow_tasks,
@@ -109,7 +137,7 @@ pub async fn run(
     let mut options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<OrderWorkflow>()
         .context("registering the order workflow")?
-        .register_activities(activities(db, &settings)?)
+        .register_activities(activities(db, &settings, indexed)?)
         .tuner(tuner)
         .graceful_shutdown_period(settings.shutdown_timeout)
         .build();
@@ -128,7 +156,10 @@ pub async fn run(
         stop();
     });
     tracing::info!(task_queue = %settings.task_queue, "worker polling");
-    worker.run().await.context("running the worker")?;
+    settings.running.store(true, Ordering::Relaxed);
+    let ran = worker.run().await;
+    settings.running.store(false, Ordering::Relaxed);
+    ran.context("running the worker")?;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -76,7 +76,13 @@ fn the_compose_file_is_valid_and_starts_in_order() {
         ]
     );
 
-    for long_running in ["postgres", "temporal-postgresql", "temporal", "temporal-ui"] {
+    for long_running in [
+        "postgres",
+        "temporal-postgresql",
+        "temporal",
+        "temporal-ui",
+        "worker",
+    ] {
         assert!(
             services[long_running]["healthcheck"]["test"].is_array(),
             "{long_running} has a health check"
@@ -109,7 +115,14 @@ fn the_compose_file_is_valid_and_starts_in_order() {
     );
 
     assert_eq!(services["postgres"]["image"], "postgres:15");
-    assert_eq!(services["worker"]["command"], serde_json::json!(["worker"]));
+    assert_eq!(
+        services["worker"]["command"],
+        serde_json::json!(["worker", "--metrics-address", "0.0.0.0:9464"])
+    );
+    assert_eq!(
+        services["worker"]["healthcheck"]["test"],
+        serde_json::json!(["CMD", "curl", "-fsS", "http://127.0.0.1:9464/readyz"])
+    );
     assert_eq!(
         services["migrate"]["command"],
         serde_json::json!(["db", "migrate"])

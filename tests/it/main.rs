@@ -10,6 +10,7 @@ mod faults;
 mod generated;
 mod layers;
 mod local;
+mod operations;
 mod orders;
 mod pool;
 mod product;

@@ -1,4 +1,5 @@
-//! `orderflow order list`: newest first, from the orders table.
+//! `orderflow order list`: newest first, from the orders table, or with
+//! `--query`, from Temporal's visibility.
 
 use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
@@ -9,6 +10,9 @@ use crate::db::orders;
 use crate::exit::Exit;
 
 pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
+    if let Some(query) = &args.query {
+        return visible(cx, query, args.limit).await;
+    }
     let pool = cx.pool().await?;
     let rows = orders::list(&pool, args.status, args.customer.as_ref(), args.limit)
         .await
@@ -36,6 +40,40 @@ pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
                 .set_alignment(CellAlignment::Right),
             Cell::new(r.failure_code.as_deref().unwrap_or("")),
             Cell::new(r.created_at.format("%Y-%m-%d %H:%M:%S")),
+        ]);
+    }
+    p.line(table)?;
+    Ok(Exit::Success)
+}
+
+/// `--query`: the orders Temporal's visibility finds, by their search attributes.
+async fn visible(cx: &Context, query: &str, limit: u32) -> anyhow::Result<Exit> {
+    let (_, client) = super::connect(cx).await?;
+    let rows = client.list(query, limit).await?;
+    let p = &cx.printer;
+    if p.is_json() {
+        p.json(&rows)?;
+        return Ok(Exit::Success);
+    }
+    p.note("from Temporal's visibility (--query); without it, orders are listed from the database");
+    if rows.is_empty() {
+        p.note("No orders match.");
+        return Ok(Exit::Success);
+    }
+    let mut table = p.table();
+    table.set_header(["ORDER", "STATUS", "CUSTOMER", "TOTAL", "FAILURE", "STARTED"]);
+    for r in &rows {
+        table.add_row(vec![
+            Cell::new(&r.order_id),
+            Cell::new(&r.status),
+            Cell::new(r.customer_id.as_deref().unwrap_or("-")),
+            Cell::new(r.total_amount.as_deref().unwrap_or("-")).set_alignment(CellAlignment::Right),
+            Cell::new(r.failure_code.as_deref().unwrap_or("")),
+            Cell::new(
+                r.started_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+            ),
         ]);
     }
     p.line(table)?;
