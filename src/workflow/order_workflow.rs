@@ -45,8 +45,17 @@ use crate::domain::{FailureCode, Order, OrderStatus, Step, WorkflowId};
 use crate::services::notification::{Notification, NotificationKind};
 use crate::services::orders::Ending;
 
-/// The patch under which orders carry search attributes (`search.rs`).
+/// The patch under which orders carry search attributes (`search.rs`),
+/// upserted at each status change.
 pub const SEARCH_ATTRIBUTES: &str = "search-attributes";
+
+/// The patch of today's workflow. It implies every earlier one
+/// ([`END_FROM_DATABASE`], [`SEARCH_ATTRIBUTES`]) and sends the search
+/// attributes once per workflow task rather than once per status change.
+/// One patch for all: each costs every order a marker and an upsert of
+/// `TemporalChangeVersion`, a visibility write on the server. The next
+/// change adds `order-workflow-4`, checked first.
+pub const ORDER_WORKFLOW_3: &str = "order-workflow-3";
 
 /// The patch under which an early ending is decided by the database
 /// (`end_order`) rather than by the compensations the workflow registered.
@@ -87,8 +96,13 @@ pub struct OrderWorkflow {
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.
     cancel_reason: Option<String>,
+    /// Whether this order runs today's code ([`ORDER_WORKFLOW_3`]).
+    current: bool,
     /// Whether this order sets its search attributes.
     indexed: bool,
+    /// Search-attribute changes not yet sent: they go out together, once,
+    /// before the workflow waits and at its end (see [`Self::flush_index`]).
+    unindexed: Vec<SearchAttributeUpdate>,
 }
 
 fn now(ctx: &WorkflowContext<OrderWorkflow>) -> Option<DateTime<Utc>> {
@@ -200,7 +214,9 @@ impl OrderWorkflow {
             order,
             view,
             cancel_reason: None,
+            current: false,
             indexed: false,
+            unindexed: Vec::new(),
         }
     }
 
@@ -223,12 +239,19 @@ impl OrderWorkflow {
             }
         };
         let order = &order;
+        // Before anything awaits: on replay a patch is seen only in the
+        // workflow task that recorded it, and a query can end the first task
+        // right after its first local activity.
+        let current = ctx.patched(ORDER_WORKFLOW_3);
         let settings: WorkflowSettings = ctx
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
         // Histories from before have neither the setting nor the patch.
-        let indexed = settings.search_attributes && ctx.patched(SEARCH_ATTRIBUTES);
-        ctx.state_mut(|s| s.indexed = indexed);
+        let indexed = settings.search_attributes && (current || ctx.patched(SEARCH_ATTRIBUTES));
+        ctx.state_mut(|s| {
+            s.current = current;
+            s.indexed = indexed;
+        });
         Self::index(
             ctx,
             OrderStatus::Pending,
@@ -259,6 +282,7 @@ impl OrderWorkflow {
                 return Self::end(ctx, order, &compensations, &settings, intent).await;
             }
         }
+        Self::flush_index(ctx);
         Ok(ctx.state(|s| s.view.clone()))
     }
 
@@ -410,7 +434,8 @@ impl OrderWorkflow {
     }
 
     /// Sets the order's search attributes — its status, its failure code,
-    /// and `more` — when it carries them.
+    /// and `more` — when it carries them. Today's code holds the change
+    /// until [`Self::flush_index`].
     fn index(
         ctx: &WorkflowContext<Self>,
         status: OrderStatus,
@@ -423,7 +448,23 @@ impl OrderWorkflow {
         let mut updates = vec![search::ORDER_STATUS.value_set(status.as_str().to_owned())];
         updates.extend(code.map(|c| search::FAILURE_CODE.value_set(c.as_str().to_owned())));
         updates.extend(more);
-        ctx.upsert_search_attributes(updates);
+        if ctx.state(|s| s.current) {
+            ctx.state_mut(|s| s.unindexed.extend(updates));
+        } else {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    /// Sends the held search-attribute changes as one upsert. Called before
+    /// every wait and at the end: visibility only sees a workflow task's
+    /// result, so one upsert per task shows the same as one per status
+    /// change, at a fifth of the history events (each is a visibility write).
+    fn flush_index(ctx: &WorkflowContext<Self>) {
+        let updates = ctx.state_mut(|s| std::mem::take(&mut s.unindexed));
+        if !updates.is_empty() {
+            // Later changes of an attribute win: the server applies them in order.
+            ctx.upsert_search_attributes(updates);
+        }
     }
 
     fn update(ctx: &WorkflowContext<Self>, change: impl FnOnce(&mut OrderView)) {
@@ -539,6 +580,7 @@ impl OrderWorkflow {
                 s.last_error = Some(message);
                 s.next_attempt_at = next;
             });
+            Self::flush_index(ctx);
             // The timer and the wait both end early on Temporal's cancellation.
             select! {
                 _ = ctx.timer(wait) => {},
@@ -615,7 +657,7 @@ impl OrderWorkflow {
         settings: &WorkflowSettings,
         intent: Intent,
     ) -> WorkflowResult<OrderView> {
-        if !ctx.patched(END_FROM_DATABASE) {
+        if !ctx.state(|s| s.current) && !ctx.patched(END_FROM_DATABASE) {
             return Self::end_v1(ctx, order, compensations, &settings.retry, intent).await;
         }
         let asked = intent.ending(ctx.state(|s| s.view.step));
@@ -653,6 +695,7 @@ impl OrderWorkflow {
                 refused(v);
             });
             Self::index(ctx, OrderStatus::Completed, None, []);
+            Self::flush_index(ctx);
             return Ok(ctx.state(|s| s.view.clone()));
         }
         let ending = report.ending.unwrap_or(asked);
@@ -717,6 +760,7 @@ impl OrderWorkflow {
             let detached = TimerOptions::builder(wait)
                 .cancellation_token(WorkflowCancellationToken::new())
                 .build();
+            Self::flush_index(ctx);
             ctx.timer(detached).await;
         }
     }
@@ -728,6 +772,7 @@ impl OrderWorkflow {
         status: OrderStatus,
         failure: Option<(FailureCode, String)>,
     ) -> WorkflowResult<OrderView> {
+        Self::flush_index(ctx);
         let view = ctx.state(|s| s.view.clone());
         match (status, failure) {
             (OrderStatus::Failed, Some((code, message))) => {

@@ -15,21 +15,26 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 
 use crate::support::stack::{Harness, eventually, fast_retry, order};
 
-/// Every committed history. Those without a suffix predate the
-/// `end-from-database` patch and take the workflow's old ending path.
-const HISTORIES: [&str; 5] = [
+/// Every committed history, by the patch it was recorded under: none (the
+/// workflow's old ending path), `end-from-database`, `search-attributes`
+/// (`-indexed`: an upsert per status change) and `order-workflow-3`.
+/// (`search-attributes` histories whose first workflow task a query cut
+/// short do not replay: that patch is checked after the first local
+/// activity. `order-workflow-3` is checked before it, and the `-v3`
+/// cancelled history has such a cut.)
+const HISTORIES: [&str; 8] = [
     "completed",
     "failed-declined",
     "cancelled-while-retrying",
     "failed-declined-end-from-database",
     "cancelled-while-retrying-end-from-database",
+    "failed-declined-indexed",
+    "failed-declined-v3",
+    "cancelled-while-retrying-v3",
 ];
 
 /// What `record_histories` writes: the endings of today's code.
-const RECORDED: [&str; 2] = [
-    "failed-declined-end-from-database",
-    "cancelled-while-retrying-end-from-database",
-];
+const RECORDED: [&str; 2] = ["failed-declined-v3", "cancelled-while-retrying-v3"];
 
 fn history_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
