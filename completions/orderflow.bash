@@ -279,7 +279,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__bench)
-            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --no-eager --metrics --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --workers --hot --no-eager --metrics --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,6 +302,14 @@ _orderflow() {
                     return 0
                     ;;
                 --in-flight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2449,7 +2457,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__worker)
-            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --with-baseline --max-concurrent-workflow-task-polls --nonsticky-to-sticky-poll-ratio --max-cached-workflows --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2476,6 +2484,18 @@ _orderflow() {
                     return 0
                     ;;
                 --max-concurrent-workflow-tasks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-concurrent-workflow-task-polls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nonsticky-to-sticky-poll-ratio)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-cached-workflows)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

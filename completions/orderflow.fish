@@ -66,6 +66,9 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-bac
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-max-interval -d 'Longest wait between retries' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l outage-timeout -d 'How long a step waits for PostgreSQL to come back before the order fails INTERNAL. Such waits are not attempts: an outage never uses up the retry budget or fails a payment' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-workflow-tasks -d 'Workflow tasks processed at once' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-workflow-task-polls -d 'Workflow-task polls kept open at once, sticky and not (the Temporal SDKs\' max concurrent workflow task polls)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l nonsticky-to-sticky-poll-ratio -d 'The share of those polls on the task queue itself rather than on this worker\'s sticky queue: new orders\' first tasks come from the former' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-cached-workflows -d 'Workflows kept in memory between their tasks (the sticky cache)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-activities -d 'Activities (local and remote) running at once' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l db-max-connections -d 'Largest PostgreSQL connection pool the worker opens' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged' -r
@@ -93,6 +96,7 @@ always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l with-baseline -d 'Also host the no-op baseline workflow (for `orderflow bench`)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -521,6 +525,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l concurrenc
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l rounds -d 'Alternate baseline and orderflow over this many rounds (N/rounds each time), swapping which goes first, so drift in the machine\'s or the server\'s speed hits both alike' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 'Sequential orders for single-order latency (R)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight -d 'Orders started at once for the memory measurement (M)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l workers -d 'Separate worker processes on the real path (W)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l hot -d 'Orders for the one-product run (H), on a stock of H/2; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
@@ -541,7 +547,7 @@ always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start workflows without eager start (one more round trip each)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start the in-process run\'s workflows without eager start too'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'

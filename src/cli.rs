@@ -263,6 +263,29 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
     pub max_concurrent_workflow_tasks: u32,
 
+    /// Also host the no-op baseline workflow (for `orderflow bench`)
+    #[arg(long, hide = true)]
+    pub with_baseline: bool,
+
+    /// Workflow-task polls kept open at once, sticky and not (the Temporal
+    /// SDKs' max concurrent workflow task polls)
+    #[arg(long, env = "ORDERFLOW_MAX_CONCURRENT_WORKFLOW_TASK_POLLS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(2..=1000), value_name = "N",
+          help_heading = "Tuning")]
+    pub max_concurrent_workflow_task_polls: u32,
+
+    /// The share of those polls on the task queue itself rather than on this
+    /// worker's sticky queue: new orders' first tasks come from the former
+    #[arg(long, env = "ORDERFLOW_NONSTICKY_TO_STICKY_POLL_RATIO", default_value_t = 0.5,
+          value_parser = parse_ratio, value_name = "RATIO", help_heading = "Tuning")]
+    pub nonsticky_to_sticky_poll_ratio: f32,
+
+    /// Workflows kept in memory between their tasks (the sticky cache)
+    #[arg(long, env = "ORDERFLOW_MAX_CACHED_WORKFLOWS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N",
+          help_heading = "Tuning")]
+    pub max_cached_workflows: u32,
+
     /// Activities (local and remote) running at once
     #[arg(long, env = "ORDERFLOW_MAX_CONCURRENT_ACTIVITIES", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
@@ -466,13 +489,20 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Starts what is not reachable (an in-memory Temporal dev server, a throwaway
-PostgreSQL), runs a worker in this process, and measures, side by side:
+PostgreSQL) and measures, on the real path first: W `orderflow worker`
+processes started from this binary with their default tuning, orders started
+by a client in this process without eager start, as `order create` does:
   1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
      alternating in rounds, the first of each round swapping (B O, O B, …);
-     orders/s over the steady part of each run, without the start and the
-     drain at the end, when fewer than C orders are left in flight;
-  2. single-order latency, create -> COMPLETED, over R sequential runs;
-  3. peak memory with M orders in flight at once.
+     orders/s is the median over the rounds of each round's steady part,
+     without its start and the drain at its end, when fewer than C orders
+     are left in flight; the range is the slowest and fastest round;
+  2. one product: H orders for one product with a stock of H/2; exactly H/2
+     must complete (else exit 1), the rest fail OUT_OF_STOCK;
+  3. single-order latency, start -> COMPLETED, over R sequential orders;
+  4. a worker process's peak memory with M orders in flight at once.
+Then 1. again with the worker in this process and eager start (the ceiling
+of a client that hosts its own worker).
 Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
 pub struct BenchArgs {
     /// Orders per throughput run (N), split over the rounds
@@ -497,7 +527,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight: u32,
 
-    /// Start workflows without eager start (one more round trip each)
+    /// Separate worker processes on the real path (W)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub workers: u32,
+
+    /// Orders for the one-product run (H), on a stock of H/2; 0 skips it
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub hot: u32,
+
+    /// Start the in-process run's workflows without eager start too
     #[arg(long)]
     pub no_eager: bool,
 
@@ -550,6 +588,13 @@ fn parse_secret(text: &str) -> Result<secrecy::SecretString, String> {
         return Err("must not be empty".into());
     }
     Ok(secrecy::SecretString::from(text))
+}
+
+fn parse_ratio(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err("must be a number above 0 and at most 1, e.g. 0.5".into()),
+    }
 }
 
 fn parse_workflow_id(text: &str) -> Result<WorkflowId, String> {

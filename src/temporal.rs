@@ -146,7 +146,9 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
     let mut options = ConnectionOptions::try_from(config.to_profile())
         .map_err(|e| fail(format!("invalid connection settings: {e}")))?;
     options.connect_timeout = Some(config.connect_timeout);
-    options.identity = format!("orderflow@{}", hostname());
+    // Temporal's own convention, so that several workers on one host are
+    // told apart (in `doctor`, the Web UI, and the bench's readiness check).
+    options.identity = format!("{}@{}", std::process::id(), hostname());
     // gzip saves bytes on a network and only costs CPU on both ends of a
     // loopback connection (a local dev server).
     if is_loopback(&options.target) {

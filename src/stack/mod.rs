@@ -44,6 +44,17 @@ where
     }
 }
 
+/// The peak resident memory (VmHWM) a `/proc/PID/status` file reports, in MiB.
+pub fn peak_rss_mib(status: &str) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
+    let kib: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmHWM in {status}"))?;
+    Ok(kib / 1024.0)
+}
+
 /// A background service tied to this process's life.
 #[derive(Debug)]
 pub struct Service {
@@ -58,13 +69,12 @@ pub struct Service {
 const LIFELINE: &str = r#"sig=$1; shift; "$@" & pid=$!; cat >/dev/null; kill -s "$sig" "$pid" 2>/dev/null; wait "$pid"; [ -z "$CLEANUP" ] || rm -rf "$CLEANUP""#;
 
 impl Service {
-    /// Starts `program args…` (as `user` when given), logging to `log`; it is
-    /// stopped with `stop_signal` (e.g. "INT"), and then `cleanup`, if given,
-    /// is removed.
+    /// Starts `service` — its program, arguments and added environment —
+    /// (as `user` when given), logging to `log`; it is stopped with
+    /// `stop_signal` (e.g. "INT"), and then `cleanup`, if given, is removed.
     pub fn spawn(
         name: &'static str,
-        program: &Path,
-        args: &[String],
+        service: &Command,
         user: Option<&str>,
         stop_signal: &str,
         log: PathBuf,
@@ -86,8 +96,13 @@ impl Service {
             .arg(LIFELINE)
             .arg("lifeline")
             .arg(stop_signal)
-            .arg(program)
-            .args(args)
+            .arg(service.get_program())
+            .args(service.get_args())
+            .envs(
+                service
+                    .get_envs()
+                    .filter_map(|(key, value)| value.map(|v| (key, v))),
+            )
             .env(
                 "CLEANUP",
                 cleanup.map(|p| p.as_os_str()).unwrap_or_default(),
@@ -98,15 +113,30 @@ impl Service {
             // Its own process group: a Ctrl-C at our terminal is ours to
             // handle, and we stop the services in order.
             .process_group(0);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({})", program.display()))?;
+        let child = command.spawn().with_context(|| {
+            format!(
+                "starting {name} ({})",
+                Path::new(service.get_program()).display()
+            )
+        })?;
         Ok(Self { name, child, log })
     }
 
     /// The process ID of the service's lifeline shell.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The peak resident memory of the service itself (not its lifeline),
+    /// in MiB, while it runs.
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let shell = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))?;
+        let pid = children
+            .split_whitespace()
+            .next()
+            .with_context(|| format!("{} is not running", self.name))?;
+        peak_rss_mib(&format!("/proc/{pid}/status"))
     }
 
     /// Whether the service (its lifeline) is still running.

@@ -157,8 +157,7 @@ impl PostgresCluster {
         .collect();
         let mut service = Service::spawn(
             "postgres",
-            &postgres,
-            &args,
+            Command::new(&postgres).args(&args),
             user,
             "INT",
             dir.join("postgres.log"),

@@ -1,6 +1,7 @@
 //! A Temporal dev server from the `temporal` CLI (`temporal server start-dev`).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -71,8 +72,7 @@ impl TemporalDevServer {
         std::fs::create_dir_all(log_dir)?;
         let mut service = Service::spawn(
             "temporal",
-            &temporal,
-            &args,
+            Command::new(&temporal).args(&args),
             None,
             "INT",
             log_dir.join(format!("temporal-{port}.log")),

@@ -90,6 +90,8 @@ pub struct ListedOrder {
     pub total_amount: Option<String>,
     pub failure_code: Option<String>,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Always `visibility`: where this listing came from.
+    pub source: &'static str,
 }
 
 /// How long `fetch` waits for a worker to answer a query before reading history.
@@ -389,6 +391,7 @@ impl OrderClient {
                     total_amount: attrs.get(&search::ORDER_TOTAL).map(|t| format!("{t:.2}")),
                     failure_code: attrs.get(&search::FAILURE_CODE),
                     started_at: w.start_time().map(chrono::DateTime::from),
+                    source: "visibility",
                 }
             })
             .collect())

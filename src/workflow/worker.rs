@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use temporalio_common::telemetry::TelemetryOptions;
-use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::runtime::{PollerBehavior, RuntimeOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 use super::OrderWorkflow;
@@ -32,6 +32,11 @@ pub struct WorkerSettings {
     pub retry: RetryConfig,
     pub max_concurrent_workflow_tasks: usize,
     pub max_concurrent_activities: usize,
+    /// Workflow-task polls open at once, and the share of them on the task
+    /// queue itself (the rest on the sticky queue).
+    pub max_concurrent_workflow_task_polls: usize,
+    pub nonsticky_to_sticky_poll_ratio: f32,
+    pub max_cached_workflows: usize,
     pub shutdown_timeout: Duration,
     /// How long a step waits for the database to come back.
     pub outage_timeout: Duration,
@@ -56,6 +61,9 @@ impl WorkerSettings {
             retry: RetryConfig::default(),
             max_concurrent_workflow_tasks: 200,
             max_concurrent_activities: 200,
+            max_concurrent_workflow_task_polls: 16,
+            nonsticky_to_sticky_poll_ratio: 0.5,
+            max_cached_workflows: 1000,
             shutdown_timeout: Duration::from_secs(30),
             outage_timeout: super::activities::default_outage_timeout(),
             notify_webhook: None,
@@ -139,6 +147,11 @@ pub async fn run(
         .context("registering the order workflow")?
         .register_activities(activities(db, &settings, indexed)?)
         .tuner(tuner)
+        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(
+            settings.max_concurrent_workflow_task_polls,
+        ))
+        .nonsticky_to_sticky_poll_ratio(settings.nonsticky_to_sticky_poll_ratio)
+        .max_cached_workflows(settings.max_cached_workflows)
         .graceful_shutdown_period(settings.shutdown_timeout)
         .build();
     if settings.with_baseline {

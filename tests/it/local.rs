@@ -174,6 +174,10 @@ async fn bench_reports_every_figure_against_its_baseline() {
             "3",
             "--in-flight",
             "10",
+            "--hot",
+            "12",
+            "--workers",
+            "2",
         ])
         .timeout(Duration::from_secs(300))
         .output()
@@ -185,23 +189,46 @@ async fn bench_reports_every_figure_against_its_baseline() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    let kinds: Vec<&str> = report["throughput"]
-        .as_array()
-        .unwrap()
+    let kinds = |runs: &Value| -> Vec<String> {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kinds(&report["throughput"]), ["baseline", "orderflow"]);
+    assert_eq!(
+        kinds(&report["inProcess"]["throughput"]),
+        ["baseline", "orderflow"]
+    );
+    assert_eq!(kinds(&report["single"]), ["baseline", "orderflow"]);
+    assert_eq!(report["workers"], 2);
+    assert_eq!(report["inProcess"]["eagerStart"], true);
+    let hot = &report["hotProduct"];
+    assert_eq!((&hot["stock"], &hot["completed"]), (&6.into(), &6.into()));
+    assert_eq!(hot["run"]["orders"], 12);
+    let runs = [
+        &report["throughput"],
+        &report["inProcess"]["throughput"],
+        &report["single"],
+    ];
+    for run in runs
         .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["baseline", "orderflow"]);
-    for run in report["throughput"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(report["single"].as_array().unwrap())
+        .flat_map(|r| r.as_array().unwrap())
+        .chain([&hot["run"]])
     {
-        assert!(run["ordersPerSecond"].as_f64().unwrap() > 0.0);
+        let rate = run["ordersPerSecond"].as_f64().unwrap();
+        let [low, high] = [0, 1].map(|i| run["ordersPerSecondRange"][i].as_f64().unwrap());
+        assert!(0.0 < low && low <= rate && rate <= high, "{run}");
         assert!(run["p50Ms"].as_f64().unwrap() <= run["p99Ms"].as_f64().unwrap());
     }
     assert_eq!(report["throughput"][1]["orders"], 20);
-    assert!(report["throughputRatio"].as_f64().unwrap() > 0.0);
+    for ratio in [
+        &report["throughputRatio"],
+        &report["inProcess"]["throughputRatio"],
+        &hot["ratioToSpread"],
+    ] {
+        assert!(ratio.as_f64().unwrap() > 0.0);
+    }
     assert!(report["peakRssMib"].as_f64().unwrap() > 0.0);
 }

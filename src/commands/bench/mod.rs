@@ -1,286 +1,307 @@
 //! `orderflow bench`: orders per second, latency and memory of the real
-//! workflow, each measured side by side with the no-op baseline of the same
-//! shape on the same server, so every figure comes with its ceiling.
+//! workflow on the path users run — `orderflow worker` in its own
+//! process(es), orders started by a client without eager start — each
+//! measured side by side with the no-op baseline of the same shape on the
+//! same server, so every figure comes with its ceiling. The in-process
+//! figure (worker and client in one process, eager start) follows as a
+//! secondary row, and a hot-product run shows what contention on one
+//! product's stock costs.
 
-use std::time::{Duration, Instant};
+mod driver;
+mod workers;
 
 use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment};
-use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::Context;
 use crate::cli::BenchArgs;
 use crate::db::pool::Connections;
-use crate::domain::{
-    Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, PaymentMethod, ProductId,
-    Quantity,
-};
 use crate::exit::{Exit, Fail};
 use crate::workflow::client::OrderClient;
 use crate::workflow::worker::{self, WorkerSettings};
-
-const PRODUCT: &str = "BENCH-1";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Baseline,
-    Orderflow,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Run {
-    kind: Kind,
-    orders: u32,
-    concurrency: u32,
-    /// Wall time of the whole run.
-    seconds: f64,
-    /// The orders and time that `orders_per_second` counts: the steady
-    /// part of the run (see [`Batch::steady`]).
-    steady_orders: u32,
-    steady_seconds: f64,
-    orders_per_second: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    p99_ms: f64,
-}
+use driver::{Batch, Driver, Kind, Products, Run, SPREAD};
+use workers::Workers;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Report {
     machine: String,
     server: String,
-    eager_start: bool,
+    /// Worker processes of the real path.
+    workers: u32,
     metrics: bool,
     rounds: u32,
+    /// The real path: baseline, then orderflow.
     throughput: Vec<Run>,
     throughput_ratio: f64,
+    in_process: InProcess,
+    /// Absent with `--hot 0`.
+    hot_product: Option<HotProduct>,
+    /// Single-order latency on the real path.
     single: Vec<Run>,
     in_flight: u32,
     in_flight_seconds: f64,
+    /// The largest peak memory of a worker process.
     peak_rss_mib: f64,
+}
+
+/// Worker and client in one process, with or without eager start.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InProcess {
+    eager_start: bool,
+    throughput: Vec<Run>,
+    throughput_ratio: f64,
+}
+
+/// Many orders for one product with too little stock for all of them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HotProduct {
+    stock: u32,
+    completed: u32,
+    run: Run,
+    /// Its throughput over the real path's spread-product throughput.
+    ratio_to_spread: f64,
 }
 
 pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     cx.printer.note("orderflow bench: starting the stack…");
     let stack = cx.local_stack(None).await?;
-    sqlx::query(
-        "INSERT INTO products (product_id, name, unit_price, stock) VALUES ($1, 'Benchmark item', 1.00, 2000000000)
-         ON CONFLICT (product_id) DO UPDATE SET unit_price = 1.00, stock = 2000000000",
-    )
-    .bind(PRODUCT)
-    .execute(&stack.pool)
-    .await
-    .context("adding the benchmark product")?;
+    let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
+    let hot = format!("BENCH-HOT-{run_id}");
+    let stock = args.hot / 2;
+    add_products(&stack.pool, &hot, stock).await?;
     let client = OrderClient::connect(&stack.temporal).await?;
-    let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
+    let server = if stack.info.started.contains(&"temporal") {
+        "Temporal dev server (in memory), started by bench".to_owned()
+    } else {
+        format!("Temporal at {}", stack.info.temporal_address)
+    };
+    let queue = format!("{}-bench-{run_id}", stack.temporal.task_queue);
+
+    let workers = Workers::start(&stack, &client, &queue, args.workers, args.metrics).await;
+    let real = match workers {
+        Ok(workers) => {
+            let driver = Driver {
+                client: &client,
+                task_queue: &queue,
+                run_id: &run_id,
+                eager: false,
+            };
+            let real = real_path(cx, &driver, &args, &hot).await;
+            let rss = workers.peak_rss_mib();
+            workers.stop();
+            real.and_then(|real| Ok((real, rss.context("reading the workers' peak memory")?)))
+        }
+        Err(e) => Err(e),
+    };
+    let in_process = match real {
+        Ok(_) => in_process(cx, &client, &stack, &args, &run_id).await,
+        Err(_) => Ok(None),
+    };
+    stack.stop().await;
+    let (real, peak_rss_mib) = real?;
+    let in_process = in_process?.context("the in-process run did not run")?;
+    let RealPath {
+        throughput,
+        hot: hot_run,
+        single,
+        in_flight,
+    } = real;
+    let spread = throughput[1].orders_per_second;
+    let report = Report {
+        machine: machine(),
+        server,
+        workers: args.workers,
+        metrics: args.metrics,
+        rounds: args.rounds,
+        throughput_ratio: spread / throughput[0].orders_per_second,
+        throughput,
+        in_process,
+        hot_product: hot_run.map(|hot| HotProduct {
+            stock,
+            completed: hot.completed,
+            ratio_to_spread: hot.run.orders_per_second / spread,
+            run: hot.run,
+        }),
+        single,
+        in_flight: args.in_flight,
+        in_flight_seconds: in_flight,
+        peak_rss_mib,
+    };
+    if let Some(hot) = &report.hot_product
+        && hot.completed != stock
+    {
+        return Err(Fail::new(
+            Exit::Failure,
+            format!(
+                "the hot product sold {} with a stock of {stock}: an oversell or an undersell",
+                hot.completed
+            ),
+        )
+        .into());
+    }
+    print(cx, &report)?;
+    Ok(Exit::Success)
+}
+
+/// The spread products, with stock to spare, and the hot one with `stock`.
+async fn add_products(pool: &sqlx::PgPool, hot: &str, stock: u32) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO products (product_id, name, unit_price, stock)
+         SELECT 'BENCH-' || i, 'Benchmark item', 1.00, 2000000000 FROM generate_series(0, $1 - 1) AS i
+         UNION ALL SELECT $2, 'Benchmark hot item', 1.00, $3
+         ON CONFLICT (product_id) DO UPDATE SET unit_price = 1.00, stock = EXCLUDED.stock",
+    )
+    .bind(SPREAD as i32)
+    .bind(hot)
+    .bind(stock as i32)
+    .execute(pool)
+    .await
+    .context("adding the benchmark products")?;
+    Ok(())
+}
+
+struct Measured {
+    completed: u32,
+    run: Run,
+}
+
+struct RealPath {
+    throughput: Vec<Run>,
+    hot: Option<Measured>,
+    single: Vec<Run>,
+    in_flight: f64,
+}
+
+async fn real_path(
+    cx: &Context,
+    driver: &Driver<'_>,
+    args: &BenchArgs,
+    hot: &str,
+) -> anyhow::Result<RealPath> {
+    let note = |text: String| cx.printer.note(text);
+    note(format!(
+        "real path: {} worker process(es), orders started by a client",
+        args.workers
+    ));
+    let throughput = throughput(cx, driver, args, "real path", "rp").await?;
+    let hot = if args.hot == 0 {
+        None
+    } else {
+        note(format!(
+            "real path: {} orders for one product with a stock of {}…",
+            args.hot,
+            args.hot / 2
+        ));
+        let batch = driver
+            .batch(
+                Kind::Orderflow,
+                Products::Hot(hot),
+                "hot",
+                args.hot,
+                args.concurrency,
+            )
+            .await?;
+        Some(batch)
+    };
+    let mut single = Vec::new();
+    for (kind, phase) in [(Kind::Baseline, "one-b"), (Kind::Orderflow, "one-o")] {
+        note(format!(
+            "real path: single-order latency, {} × {kind:?}, one at a time…",
+            args.single
+        ));
+        let batch = driver
+            .batch(kind, Products::Spread, phase, args.single, 1)
+            .await?;
+        single.push(Run::new(kind, 1, batch));
+    }
+    note(format!(
+        "real path: {} orders in flight at once, for the workers' memory…",
+        args.in_flight
+    ));
+    let in_flight = driver
+        .batch(
+            Kind::Orderflow,
+            Products::Spread,
+            "mem",
+            args.in_flight,
+            args.in_flight,
+        )
+        .await?;
+    let hot = hot.map(|batch| Measured {
+        completed: batch.completed,
+        run: Run::new(Kind::Orderflow, args.concurrency, batch),
+    });
+    Ok(RealPath {
+        throughput,
+        hot,
+        single,
+        in_flight: in_flight.seconds,
+    })
+}
+
+/// The in-process figure: a worker in this process, eager start unless
+/// `--no-eager`.
+async fn in_process(
+    cx: &Context,
+    client: &OrderClient,
+    stack: &crate::stack::local::LocalStack,
+    args: &BenchArgs,
+    run_id: &str,
+) -> anyhow::Result<Option<InProcess>> {
+    let queue = format!("{}-bench-{run_id}-in-process", stack.temporal.task_queue);
+    let mut settings = WorkerSettings::new(queue.clone());
     settings.with_baseline = true;
     if args.metrics {
         settings.metrics = std::sync::Arc::new(
             crate::workflow::metrics::Metrics::start().context("starting the metrics registry")?,
         );
     }
-    settings.max_concurrent_workflow_tasks = 500;
-    settings.max_concurrent_activities = 500;
-    let server = if stack.info.started.contains(&"temporal") {
-        "Temporal dev server (in memory), started by bench".to_owned()
-    } else {
-        format!("Temporal at {}", stack.info.temporal_address)
+    let driver = Driver {
+        client,
+        task_queue: &queue,
+        run_id,
+        eager: !args.no_eager,
     };
-
-    let report = worker::alongside(
+    let label = if driver.eager {
+        "in-process, eager start"
+    } else {
+        "in-process"
+    };
+    let throughput = worker::alongside(
         client.clone(),
         Connections::like(&stack.pool),
         settings,
-        async { measure(cx, &client, &stack.temporal.task_queue, &args, server).await },
+        throughput(cx, &driver, args, label, "ip"),
     )
-    .await;
-    stack.stop().await;
-    let report = report??;
-    print(cx, &report)?;
-    Ok(Exit::Success)
+    .await??;
+    Ok(Some(InProcess {
+        eager_start: driver.eager,
+        throughput_ratio: throughput[1].orders_per_second / throughput[0].orders_per_second,
+        throughput,
+    }))
 }
 
-struct Driver<'a> {
-    client: &'a OrderClient,
-    task_queue: &'a str,
-    run_id: String,
-    eager: bool,
-}
-
-impl Driver<'_> {
-    fn order(&self, phase: &str, i: u32) -> Order {
-        let line = OrderLine {
-            product_id: ProductId::parse(PRODUCT).expect("static ID"),
-            quantity: Quantity::parse(1).expect("1 is a quantity"),
-            unit_price: Money::parse("1.00").expect("static price"),
-        };
-        Order::new(
-            OrderId::parse(&format!("BENCH-{}-{phase}-{i}", self.run_id))
-                .expect("bench IDs are valid"),
-            CustomerId::parse("BENCH").expect("static ID"),
-            None,
-            PaymentMethod::Card,
-            line.unit_price,
-            Currency::USD,
-            vec![line],
-        )
-        .expect("a valid order")
-    }
-
-    /// One order start to finish; its latency and when it ended.
-    async fn one(&self, kind: Kind, phase: &str, i: u32) -> anyhow::Result<(Duration, Instant)> {
-        let order = self.order(phase, i);
-        let started = Instant::now();
-        match kind {
-            Kind::Baseline => {
-                self.client
-                    .run_baseline(self.task_queue, &order, self.eager)
-                    .await?
-            }
-            Kind::Orderflow => {
-                let view = self
-                    .client
-                    .run_order(self.task_queue, &order, self.eager)
-                    .await?;
-                if view.status != OrderStatus::Completed {
-                    anyhow::bail!("benchmark order {} ended {}", order.id(), view.status);
-                }
-            }
-        }
-        Ok((started.elapsed(), Instant::now()))
-    }
-
-    /// `orders` orders with at most `concurrency` in flight.
-    async fn batch(
-        &self,
-        kind: Kind,
-        phase: &str,
-        orders: u32,
-        concurrency: u32,
-    ) -> anyhow::Result<Batch> {
-        let started = Instant::now();
-        let ended: Vec<(Duration, Instant)> = futures::stream::iter(0..orders)
-            .map(|i| self.one(kind, phase, i))
-            .buffer_unordered(concurrency as usize)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
-        let seconds = started.elapsed().as_secs_f64();
-        let (latencies, mut done): (Vec<_>, Vec<_>) = ended.into_iter().unzip();
-        done.sort();
-        let offsets: Vec<f64> = done
-            .iter()
-            .map(|t| t.duration_since(started).as_secs_f64())
-            .collect();
-        let (steady_orders, steady_seconds) = Batch::steady(&offsets, concurrency, seconds);
-        Ok(Batch {
-            latencies,
-            seconds,
-            steady_orders,
-            steady_seconds,
-        })
-    }
-
-    async fn run(
-        &self,
-        kind: Kind,
-        phase: &str,
-        orders: u32,
-        concurrency: u32,
-    ) -> anyhow::Result<Run> {
-        let batch = self.batch(kind, phase, orders, concurrency).await?;
-        Ok(Run::new(kind, concurrency, batch))
-    }
-}
-
-/// What one batch measured.
-#[derive(Debug, Default)]
-struct Batch {
-    latencies: Vec<Duration>,
-    seconds: f64,
-    steady_orders: u32,
-    steady_seconds: f64,
-}
-
-impl Batch {
-    /// The steady part of a batch whose orders ended at `done` (seconds
-    /// since it started, in order): from the `concurrency`-th end to the
-    /// last end with `concurrency` orders still in flight. Before it, the
-    /// first orders all start at once; after it, fewer than `concurrency`
-    /// remain and the batch drains, which measures the latency of its last
-    /// orders rather than throughput. Too short a batch to have one counts
-    /// whole.
-    fn steady(done: &[f64], concurrency: u32, seconds: f64) -> (u32, f64) {
-        let (n, c) = (done.len(), concurrency as usize);
-        if c == 0 || n <= 2 * c + 1 || done[n - c - 1] <= done[c - 1] {
-            return (n as u32, seconds);
-        }
-        ((n - 2 * c) as u32, done[n - c - 1] - done[c - 1])
-    }
-
-    fn add(&mut self, other: Batch) {
-        self.latencies.extend(other.latencies);
-        self.seconds += other.seconds;
-        self.steady_orders += other.steady_orders;
-        self.steady_seconds += other.steady_seconds;
-    }
-}
-
-impl Run {
-    fn new(kind: Kind, concurrency: u32, batch: Batch) -> Self {
-        let Batch {
-            mut latencies,
-            seconds,
-            steady_orders,
-            steady_seconds,
-        } = batch;
-        let orders = latencies.len() as u32;
-        latencies.sort();
-        let pct = |p: f64| {
-            let index =
-                ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-            latencies[index].as_secs_f64() * 1000.0
-        };
-        Run {
-            kind,
-            orders,
-            concurrency,
-            seconds,
-            steady_orders,
-            steady_seconds,
-            orders_per_second: f64::from(steady_orders) / steady_seconds,
-            p50_ms: pct(0.50),
-            p95_ms: pct(0.95),
-            p99_ms: pct(0.99),
-        }
-    }
-}
-
-async fn measure(
+/// Baseline and orderflow, warmed up, then alternating over the rounds
+/// and swapping places every round (B O, O B, B O, …), so that the
+/// server's slow drift as its in-memory store fills does not favour
+/// whichever always goes first.
+async fn throughput(
     cx: &Context,
-    client: &OrderClient,
-    task_queue: &str,
+    driver: &Driver<'_>,
     args: &BenchArgs,
-    server: String,
-) -> anyhow::Result<Report> {
-    let driver = Driver {
-        client,
-        task_queue,
-        run_id: uuid::Uuid::now_v7().simple().to_string()[..12].to_owned(),
-        eager: !args.no_eager,
-    };
+    label: &str,
+    tag: &str,
+) -> anyhow::Result<Vec<Run>> {
     let note = |text: String| cx.printer.note(text);
-    note("warming up…".into());
-    driver.run(Kind::Baseline, "warm-b", 20, 10).await?;
-    driver.run(Kind::Orderflow, "warm-o", 20, 10).await?;
-
-    // Throughput: baseline and orderflow alternate, and swap places every
-    // round (B O, O B, B O, …), so that the server's slow drift as its
-    // in-memory store fills does not favour whichever always goes first.
+    note(format!("{label}: warming up…"));
+    for (kind, phase) in [(Kind::Baseline, "warm-b"), (Kind::Orderflow, "warm-o")] {
+        let phase = format!("{tag}-{phase}");
+        driver.batch(kind, Products::Spread, &phase, 20, 10).await?;
+    }
     let per_round = (args.orders / args.rounds).max(1);
     let mut totals: [Batch; 2] = Default::default();
     for round in 0..args.rounds {
@@ -290,7 +311,7 @@ async fn measure(
         }
         for (slot, kind, phase) in order {
             note(format!(
-                "throughput, round {}/{}: {per_round} × {kind:?} at concurrency {}…",
+                "{label}, round {}/{}: {per_round} × {kind:?} at concurrency {}…",
                 round + 1,
                 args.rounds,
                 args.concurrency
@@ -298,7 +319,8 @@ async fn measure(
             let batch = driver
                 .batch(
                     kind,
-                    &format!("{phase}{round}"),
+                    Products::Spread,
+                    &format!("{tag}-{phase}{round}"),
                     per_round,
                     args.concurrency,
                 )
@@ -307,51 +329,10 @@ async fn measure(
         }
     }
     let [baseline, real] = totals;
-    let throughput = vec![
+    Ok(vec![
         Run::new(Kind::Baseline, args.concurrency, baseline),
         Run::new(Kind::Orderflow, args.concurrency, real),
-    ];
-    let mut single = Vec::new();
-    for (kind, phase) in [(Kind::Baseline, "one-b"), (Kind::Orderflow, "one-o")] {
-        note(format!(
-            "single-order latency: {} × {kind:?}, one at a time…",
-            args.single
-        ));
-        single.push(driver.run(kind, phase, args.single, 1).await?);
-    }
-    note(format!(
-        "memory: {} orders in flight at once…",
-        args.in_flight
-    ));
-    let in_flight = driver
-        .run(Kind::Orderflow, "mem", args.in_flight, args.in_flight)
-        .await?;
-    let peak_rss_mib = peak_rss_mib().context("reading this process's peak memory")?;
-
-    Ok(Report {
-        machine: machine(),
-        server,
-        eager_start: driver.eager,
-        metrics: args.metrics,
-        rounds: args.rounds,
-        throughput_ratio: throughput[1].orders_per_second / throughput[0].orders_per_second,
-        throughput,
-        single,
-        in_flight: args.in_flight,
-        in_flight_seconds: in_flight.seconds,
-        peak_rss_mib,
-    })
-}
-
-/// Peak resident memory of this process (worker and driver together).
-fn peak_rss_mib() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| Fail::new(Exit::Failure, "no VmHWM in /proc/self/status"))?;
-    Ok(kib / 1024.0)
+    ])
 }
 
 fn machine() -> String {
@@ -384,19 +365,33 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         "ORDERS",
         "CONCURRENCY",
         "ORDERS/S",
+        "RANGE",
         "P50 MS",
         "P95 MS",
         "P99 MS",
     ]);
+    let in_process = if report.in_process.eager_start {
+        "in-process, eager start"
+    } else {
+        "in-process"
+    };
     let rows = report
         .throughput
         .iter()
-        .map(|r| ("throughput", r))
-        .chain(report.single.iter().map(|r| ("single order", r)));
+        .map(|r| ("real path", r))
+        .chain(
+            report
+                .hot_product
+                .iter()
+                .map(|h| ("real path, one product", &h.run)),
+        )
+        .chain(report.in_process.throughput.iter().map(|r| (in_process, r)))
+        .chain(report.single.iter().map(|r| ("single order, real path", r)));
     for (name, r) in rows {
         let num = |v: f64, places: usize| {
             Cell::new(format!("{v:.places$}")).set_alignment(CellAlignment::Right)
         };
+        let [low, high] = r.orders_per_second_range;
         table.add_row(vec![
             Cell::new(name),
             Cell::new(match r.kind {
@@ -406,44 +401,36 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
             Cell::new(r.orders).set_alignment(CellAlignment::Right),
             Cell::new(r.concurrency).set_alignment(CellAlignment::Right),
             num(r.orders_per_second, 1),
+            Cell::new(format!("{low:.1}–{high:.1}")).set_alignment(CellAlignment::Right),
             num(r.p50_ms, 1),
             num(r.p95_ms, 1),
             num(r.p99_ms, 1),
         ]);
     }
+    let hot = match &report.hot_product {
+        Some(h) => format!(
+            "\none product: {} of {} orders completed on a stock of {}, the rest OUT_OF_STOCK; \
+             {:.2} × the spread-product throughput",
+            h.completed, h.run.orders, h.stock, h.ratio_to_spread
+        ),
+        None => String::new(),
+    };
     p.line(format!(
-        "orderflow bench — {}; {}; eager start {}; metrics {}; {} alternating round(s)\n\n{table}\n\
-         orders/s: the steady part of each run, without its start and drain (see --help); latencies: every order\n\n\
-         throughput ratio orderflow / baseline: {:.2}\n\
-         peak RSS (worker and driver, one process) with {} orders in flight: {:.0} MiB",
+        "orderflow bench — {}; {}; {} worker process(es); metrics {}; {} alternating round(s)\n\n{table}\n\
+         real path: `orderflow worker` in its own process(es), orders started by a client without eager start\n\
+         orders/s: the median over the rounds of each one's steady part, without its start and drain \
+         (see --help); range: the slowest and fastest round; latencies: every order\n\n\
+         throughput ratio orderflow / baseline: {:.2} on the real path; {:.2} {in_process}{hot}\n\
+         peak RSS of a worker process with {} orders in flight: {:.0} MiB",
         report.machine,
         report.server,
-        if report.eager_start { "on" } else { "off" },
+        report.workers,
         if report.metrics { "on" } else { "off" },
         report.rounds,
         report.throughput_ratio,
+        report.in_process.throughput_ratio,
         report.in_flight,
         report.peak_rss_mib
     ))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Batch;
-
-    #[test]
-    fn the_steady_part_leaves_out_the_start_and_the_drain() {
-        // 10 orders, 2 in flight: ends 3rd..8th are steady (6 orders), timed
-        // from the 2nd end to the 8th.
-        let done = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 6.0, 9.0];
-        assert_eq!(Batch::steady(&done, 2, 9.5), (6, 3.0));
-    }
-
-    #[test]
-    fn a_batch_too_short_for_a_steady_part_counts_whole() {
-        assert_eq!(Batch::steady(&[1.0, 2.0, 3.0], 1, 3.5), (3, 3.5));
-        assert_eq!(Batch::steady(&[1.0, 2.0, 3.0, 4.0, 5.0], 2, 5.5), (5, 5.5));
-        assert_eq!(Batch::steady(&[], 3, 0.0), (0, 0.0));
-    }
 }

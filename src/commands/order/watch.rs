@@ -17,8 +17,19 @@ use crate::output::Printer;
 use crate::workflow::client::{OrderCallError, OrderClient};
 use crate::workflow::state::{OrderView, StepState};
 
-/// How often a running order is asked for its state.
+/// How often a running order is asked for its state, when few are followed.
 const POLL: Duration = Duration::from_millis(250);
+
+/// At most this many live-state queries per [`POLL`], however many orders
+/// are followed: each query is a workflow task on a worker, and a batch
+/// must not slow down the orders it watches. Endings do not wait for a
+/// query: each order's result is long-polled and arrives as it happens.
+const QUERIES_PER_POLL: usize = 4;
+
+/// How often each of `count` followed orders is queried, within the budget.
+fn query_interval(count: usize) -> Duration {
+    POLL * count.div_ceil(QUERIES_PER_POLL).max(1) as u32
+}
 
 pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
     let (_, client) = super::connect(cx).await?;
@@ -41,7 +52,16 @@ pub(crate) async fn follow(
     show: bool,
 ) -> anyhow::Result<Exit> {
     let reporter = Reporter::new(printer, ids, show);
-    let all = futures::future::try_join_all(ids.iter().map(|id| track(client, id, &reporter)));
+    let every = query_interval(ids.len());
+    // The queries are spread evenly over the interval, not sent in bursts,
+    // and none comes at once: a query that reaches an order during its
+    // first workflow task makes the worker end that task early to answer
+    // it, which costs the order a second task — and an order usually ends
+    // within its first, well before a query could show anything.
+    let all = futures::future::try_join_all(ids.iter().enumerate().map(|(i, id)| {
+        let first = every.mul_f64((i + 1) as f64 / ids.len() as f64);
+        track(client, id, &reporter, first, every)
+    }));
     let finals = match timeout {
         None => all.await?,
         Some(limit) => match tokio::time::timeout(limit, all).await {
@@ -79,16 +99,19 @@ pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
         .unwrap_or(Exit::Success)
 }
 
-/// Follows one order: its live state while it runs, its result at the end.
+/// Follows one order: its live state while it runs (first after `first`,
+/// then `every`), its result the moment it ends.
 async fn track(
     client: &OrderClient,
     id: &WorkflowId,
     reporter: &Reporter<'_>,
+    first: Duration,
+    every: Duration,
 ) -> anyhow::Result<OrderView> {
     let outcome = client.outcome(id);
     tokio::pin!(outcome);
     let mut last = None;
-    let mut wait = Duration::ZERO;
+    let mut wait = first;
     loop {
         tokio::select! {
             result = &mut outcome => {
@@ -101,7 +124,7 @@ async fn track(
                 return Ok(view);
             }
             _ = tokio::time::sleep(wait) => {
-                wait = POLL;
+                wait = every;
                 if let Ok(Some(view)) = client.live_status(id, Duration::from_secs(2)).await
                     && !view.status.is_terminal()
                     && last != Some(change_key(&view))
@@ -249,5 +272,14 @@ mod tests {
             Exit::OrderFailed
         );
         assert_eq!(worst(std::iter::empty()), Exit::Success);
+    }
+
+    #[test]
+    fn queries_keep_to_their_budget_however_many_orders() {
+        assert_eq!(query_interval(1), POLL);
+        assert_eq!(query_interval(QUERIES_PER_POLL), POLL);
+        assert_eq!(query_interval(QUERIES_PER_POLL + 1), POLL * 2);
+        // 1500 orders: each asked every 375 ticks (94 s), 4 queries a tick in all.
+        assert_eq!(query_interval(1500), POLL * 375);
     }
 }

@@ -149,8 +149,7 @@ http {{
         ];
         let mut service = Service::spawn(
             "nginx",
-            &nginx,
-            &args,
+            std::process::Command::new(&nginx).args(&args),
             None,
             "QUIT",
             d.join("nginx.log"),
