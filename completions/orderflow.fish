@@ -245,6 +245,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l customer -d 'Only this customer\'s orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l limit -d 'At most this many orders' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l after -d 'The next page: only the orders listed after this one (the last order ID of the previous page), with the same filters' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l query -d 'List from Temporal\'s visibility instead of the database, with a visibility query on the orders\' search attributes (OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. \'OrderStatus="FAILED"\'' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
@@ -527,6 +528,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight -d 'Orders started at once for the memory measurement (M)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l workers -d 'Separate worker processes on the real path (W)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l hot -d 'Orders for the one-product run (H), on a stock of H/2; 0 skips it' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l big-tables -d 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page) and `order status`, each as a whole process; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r

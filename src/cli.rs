@@ -425,6 +425,11 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
 
+    /// The next page: only the orders listed after this one (the last
+    /// order ID of the previous page), with the same filters
+    #[arg(long, value_parser = parse_order_id, value_name = "ORDER_ID", conflicts_with = "query")]
+    pub after: Option<OrderId>,
+
     /// List from Temporal's visibility instead of the database, with a
     /// visibility query on the orders' search attributes (OrderStatus,
     /// CustomerId, FailureCode, OrderTotal), e.g. 'OrderStatus="FAILED"'
@@ -502,7 +507,8 @@ by a client in this process without eager start, as `order create` does:
   3. single-order latency, start -> COMPLETED, over R sequential orders;
   4. a worker process's peak memory with M orders in flight at once.
 Then 1. again with the worker in this process and eager start (the ceiling
-of a client that hosts its own worker).
+of a client that hosts its own worker). Last, with --big-tables N, the
+reading commands (order list, order status) with N orders in the table.
 Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
 pub struct BenchArgs {
     /// Orders per throughput run (N), split over the rounds
@@ -534,6 +540,13 @@ pub struct BenchArgs {
     /// Orders for the one-product run (H), on a stock of H/2; 0 skips it
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub hot: u32,
+
+    /// Also fill the orders table to this many rows and time `order list`
+    /// (with each filter, and a deep page) and `order status`, each as a
+    /// whole process; 0 skips it
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=50_000_000))]
+    pub big_tables: u32,
 
     /// Start the in-process run's workflows without eager start too
     #[arg(long)]

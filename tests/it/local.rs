@@ -178,6 +178,8 @@ async fn bench_reports_every_figure_against_its_baseline() {
             "12",
             "--workers",
             "2",
+            "--big-tables",
+            "300",
         ])
         .timeout(Duration::from_secs(300))
         .output()
@@ -231,4 +233,23 @@ async fn bench_reports_every_figure_against_its_baseline() {
         assert!(ratio.as_f64().unwrap() > 0.0);
     }
     assert!(report["peakRssMib"].as_f64().unwrap() > 0.0);
+    let big = &report["bigTables"];
+    assert_eq!(big["orders"], 300);
+    let commands = big["commands"].as_array().unwrap();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c["command"].as_str().unwrap().contains("--after"))
+    );
+    assert!(
+        commands
+            .iter()
+            .any(|c| c["command"].as_str().unwrap().contains("order status"))
+    );
+    for c in commands {
+        assert!(
+            c["p50Ms"].as_f64().unwrap() <= c["maxMs"].as_f64().unwrap(),
+            "{c}"
+        );
+    }
 }

@@ -474,6 +474,46 @@ async fn list_shows_newest_first_and_filters() {
         .assert()
         .success()
         .stdout(contains("ORDER").and(contains("ORD-L2")));
+
+    // Pages: a full page says where the next starts; --after resumes there,
+    // ties in creation time broken by order ID, with the same filters.
+    let ids = |args: &[&str]| -> Vec<String> {
+        let out = h
+            .cli()
+            .args(["order", "list", "-o", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        stdout_json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    h.cli()
+        .args(["order", "list", "--limit", "2"])
+        .assert()
+        .success()
+        .stderr(contains("more may follow: --after ORD-L2"));
+    assert_eq!(ids(&["--after", "ORD-L2"]), ["ORD-L1"]);
+    assert_eq!(ids(&["--after", "ORD-L1"]), Vec::<String>::new());
+    assert_eq!(
+        ids(&["--after", "ORD-L3", "--status", "COMPLETED"]),
+        ["ORD-L1"]
+    );
+    sqlx::query("UPDATE orders SET created_at = '2026-01-01T00:00:00Z'")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids(&["--limit", "1"]), ["ORD-L3"]);
+    assert_eq!(ids(&["--after", "ORD-L3", "--limit", "1"]), ["ORD-L2"]);
+    assert_eq!(ids(&["--after", "ORD-L2"]), ["ORD-L1"]);
+    h.cli()
+        .args(["order", "list", "--after", "ORD-NONE"])
+        .assert()
+        .code(3)
+        .stderr(contains("no such order"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

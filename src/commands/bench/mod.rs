@@ -8,6 +8,7 @@
 //! product's stock costs.
 
 mod driver;
+mod tables;
 mod workers;
 
 use anyhow::Context as _;
@@ -44,6 +45,8 @@ struct Report {
     in_flight_seconds: f64,
     /// The largest peak memory of a worker process.
     peak_rss_mib: f64,
+    /// With `--big-tables N`.
+    big_tables: Option<tables::BigTables>,
 }
 
 /// Worker and client in one process, with or without eager start.
@@ -101,7 +104,19 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         Ok(_) => in_process(cx, &client, &stack, &args, &run_id).await,
         Err(_) => Ok(None),
     };
+    let big_tables = match (&in_process, args.big_tables) {
+        (Ok(Some(_)), n) if n > 0 => {
+            cx.printer.note(format!(
+                "big tables: {n} orders in the database, then each reading command {} times…",
+                tables::RUNS
+            ));
+            let finished = format!("BENCH-{run_id}-one-o-0");
+            Some(tables::measure(&stack, n, &finished).await)
+        }
+        _ => None,
+    };
     stack.stop().await;
+    let big_tables = big_tables.transpose()?;
     let (real, peak_rss_mib) = real?;
     let in_process = in_process?.context("the in-process run did not run")?;
     let RealPath {
@@ -130,6 +145,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         in_flight: args.in_flight,
         in_flight_seconds: in_flight,
         peak_rss_mib,
+        big_tables,
     };
     if let Some(hot) = &report.hot_product
         && hot.completed != stock
@@ -432,5 +448,23 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         report.in_flight,
         report.peak_rss_mib
     ))?;
+    if let Some(big) = &report.big_tables {
+        let mut table = p.table();
+        table.set_header(["COMMAND", "P50 MS", "MAX MS"]);
+        for t in &big.commands {
+            table.add_row(vec![
+                Cell::new(&t.command),
+                Cell::new(format!("{:.1}", t.p50_ms)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.1}", t.max_ms)).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        p.line(format!(
+            "\nwith {} orders in the database (filled in {:.1} s), each command {} times, \
+             as a whole process:\n{table}",
+            big.orders,
+            big.fill_seconds,
+            tables::RUNS
+        ))?;
+    }
     Ok(())
 }

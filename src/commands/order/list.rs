@@ -7,16 +7,37 @@ use comfy_table::{Cell, CellAlignment};
 use crate::cli::ListArgs;
 use crate::commands::Context;
 use crate::db::orders;
-use crate::exit::Exit;
+use crate::exit::{Exit, Fail};
 
 pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
     if let Some(query) = &args.query {
         return visible(cx, query, args.limit).await;
     }
     let pool = cx.pool().await?;
-    let rows = orders::list(&pool, args.status, args.customer.as_ref(), args.limit)
-        .await
-        .context("listing orders")?;
+    let after = match &args.after {
+        None => None,
+        Some(id) => {
+            let at = orders::created_at(&pool, id)
+                .await
+                .context("reading where the page starts")?
+                .ok_or_else(|| {
+                    Fail::new(
+                        Exit::NotFound,
+                        format!("--after {id}: no such order in the database; pass the last order ID of the previous page"),
+                    )
+                })?;
+            Some((at, id))
+        }
+    };
+    let rows = orders::list(
+        &pool,
+        args.status,
+        args.customer.as_ref(),
+        after,
+        args.limit,
+    )
+    .await
+    .context("listing orders")?;
     let p = &cx.printer;
     if p.is_json() {
         p.json(&rows)?;
@@ -43,6 +64,11 @@ pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
         ]);
     }
     p.line(table)?;
+    if rows.len() == args.limit as usize
+        && let Some(last) = rows.last()
+    {
+        p.note(format!("more may follow: --after {}", last.order_id));
+    }
     Ok(Exit::Success)
 }
 
