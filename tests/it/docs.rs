@@ -94,8 +94,16 @@ fn every_documented_command_is_real() {
                         );
                     }
                 }
-                // Other tools' commands: the Temporal CLI, Docker, cargo, the shell.
-                "temporal" | "docker" | "cargo" | "export" | "cp" | "curl" => {}
+                // The bench scripts exist.
+                "python3" => {
+                    let script = words.get(1).expect("python3 SCRIPT");
+                    assert!(
+                        repo().join(script).exists(),
+                        "{file}: `{line}` names missing {script}"
+                    );
+                }
+                // Other tools' commands: the Temporal CLI, Docker, cargo, pip, the shell.
+                "temporal" | "docker" | "cargo" | "pip" | "export" | "cp" | "curl" => {}
                 other => panic!("{file}: `{line}`: unknown command {other}; check it here"),
             }
             checked += 1;
