@@ -201,10 +201,13 @@ static DELIVERED: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// A local notice recorded sent (unless it was) and, for the confirmation
-/// (`$4`), the paid order completed, in one statement.
+/// (`$4`), the paid order completed, in one statement. It locks the order's
+/// row as the completion will (`FOR NO KEY UPDATE`), not shared: two
+/// statements that both held it shared would each wait for the other to
+/// let go before completing the order, a deadlock.
 static SENT_LOCALLY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH current AS (SELECT status FROM orders WHERE order_id = $1 FOR SHARE),
+        "WITH current AS (SELECT status FROM orders WHERE order_id = $1 FOR NO KEY UPDATE),
               sent AS (
                   INSERT INTO notifications (order_id, kind, recipient, status, attempts, sent_at)
                   SELECT $1, $2, $3, 'SENT', 1, now()
