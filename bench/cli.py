@@ -18,13 +18,14 @@ worker` in its own process, then measures (all three by default):
 - single: one order by `order create --watch`, process start to exit
   (COMPLETED), 50 times one after another.
 
-Prints each round and the medians. Needs `pip install temporalio` and the
-Temporal CLI (`make deps`). See DOCS.md § Benchmark for recorded runs.
+Prints each round and the medians. Needs `pip install temporalio`, the
+Temporal CLI and PostgreSQL's `psql` (`make deps`). See DOCS.md § Benchmark for recorded runs.
 """
 
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import socket
@@ -230,7 +231,7 @@ async def main() -> None:
                 took.append((time.monotonic() - started) * 1000)
             took.sort()
             print(f"single order, order create --watch, process start to exit: "
-                  f"p50 {statistics.median(took):.1f} ms, p95 {took[int(len(took) * 0.95) - 1]:.1f} ms, "
+                  f"p50 {statistics.median(took):.1f} ms, p95 {took[math.ceil(len(took) * 0.95) - 1]:.1f} ms, "
                   f"min {took[0]:.1f} ms")
     finally:
         for process in reversed(processes):

@@ -132,9 +132,13 @@ impl Service {
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let shell = self.child.id();
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))?;
+        // The lifeline's other child is the `cat` that waits on its pipe.
         let pid = children
             .split_whitespace()
-            .next()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() != "cat")
+            })
             .with_context(|| format!("{} is not running", self.name))?;
         peak_rss_mib(&format!("/proc/{pid}/status"))
     }

@@ -15,6 +15,9 @@ use crate::workflow::client::OrderClient;
 /// How many products the spread-SKU orders cycle over.
 pub const SPREAD: u32 = 50;
 
+/// How long one order may take before the bench gives up (a worker died).
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -75,17 +78,30 @@ impl Driver<'_> {
     ) -> anyhow::Result<Ended> {
         let order = self.order(products, phase, i);
         let started = Instant::now();
-        let completed = match kind {
+        let ended = tokio::time::timeout(ORDER_TIMEOUT, self.run(kind, products, &order)).await;
+        let completed = ended.map_err(|_| {
+            anyhow::anyhow!(
+                "benchmark order {} did not end within {}: is a worker still running?",
+                order.id(),
+                humantime::format_duration(ORDER_TIMEOUT)
+            )
+        })??;
+        Ok((started.elapsed(), Instant::now(), completed))
+    }
+
+    /// Runs one order to its end; whether it completed.
+    async fn run(&self, kind: Kind, products: Products<'_>, order: &Order) -> anyhow::Result<bool> {
+        Ok(match kind {
             Kind::Baseline => {
                 self.client
-                    .run_baseline(self.task_queue, &order, self.eager)
+                    .run_baseline(self.task_queue, order, self.eager)
                     .await?;
                 true
             }
             Kind::Orderflow => {
                 let view = self
                     .client
-                    .run_order(self.task_queue, &order, self.eager)
+                    .run_order(self.task_queue, order, self.eager)
                     .await?;
                 let out_of_stock = view.status == OrderStatus::Failed
                     && view.failure.as_ref().map(|f| f.code) == Some(FailureCode::OutOfStock);
@@ -97,8 +113,7 @@ impl Driver<'_> {
                     }
                 }
             }
-        };
-        Ok((started.elapsed(), Instant::now(), completed))
+        })
     }
 
     /// `orders` orders with at most `concurrency` in flight.

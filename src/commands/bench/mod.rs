@@ -72,6 +72,14 @@ struct HotProduct {
 pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     cx.printer.note("orderflow bench: starting the stack…");
     let stack = cx.local_stack(None).await?;
+    if args.big_tables > 0 && !stack.info.started.contains(&"postgres") {
+        stack.stop().await;
+        return Err(Fail::usage(
+            "--big-tables writes fake orders with the database's triggers off, so it runs only \
+             on a PostgreSQL that bench starts itself: unset DATABASE_URL and --database-url",
+        )
+        .into());
+    }
     let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
     let hot = format!("BENCH-HOT-{run_id}");
     let stock = args.hot / 2;
@@ -111,7 +119,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
                 tables::RUNS
             ));
             let finished = format!("BENCH-{run_id}-one-o-0");
-            Some(tables::measure(&stack, n, &finished).await)
+            Some(tables::measure(&stack, n, &run_id, &finished).await)
         }
         _ => None,
     };
@@ -147,6 +155,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         peak_rss_mib,
         big_tables,
     };
+    print(cx, &report)?;
     if let Some(hot) = &report.hot_product
         && hot.completed != stock
     {
@@ -159,7 +168,6 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    print(cx, &report)?;
     Ok(Exit::Success)
 }
 

@@ -33,11 +33,17 @@ pub struct Timed {
 /// 50 CANCELLED; 10,000 customers; a second apart), then times each
 /// reading command. `finished`: an order that ran on this stack's
 /// Temporal, for `order status`.
-pub async fn measure(stack: &LocalStack, orders: u32, finished: &str) -> anyhow::Result<BigTables> {
+pub async fn measure(
+    stack: &LocalStack,
+    orders: u32,
+    run_id: &str,
+    finished: &str,
+) -> anyhow::Result<BigTables> {
+    let prefix = format!("BIG-{run_id}-");
     let started = Instant::now();
-    fill(&stack.pool, orders).await?;
+    fill(&stack.pool, orders, &prefix).await?;
     let fill_seconds = started.elapsed().as_secs_f64();
-    let middle = format!("BIG-{}", orders / 2);
+    let middle = format!("{prefix}{}", orders.div_ceil(2));
     let commands: [&[&str]; 7] = [
         &["order", "list"],
         &["order", "list", "--status", "FAILED", "--limit", "50"],
@@ -62,7 +68,7 @@ pub async fn measure(stack: &LocalStack, orders: u32, finished: &str) -> anyhow:
 /// The rows are consistent by construction (each order's one line adds up
 /// to its total), so the constraint triggers, which would check two
 /// million rows one by one at commit, are off for this transaction.
-async fn fill(pool: &sqlx::PgPool, orders: u32) -> anyhow::Result<()> {
+async fn fill(pool: &sqlx::PgPool, orders: u32, prefix: &str) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL session_replication_role = replica")
         .execute(&mut *tx)
@@ -71,7 +77,7 @@ async fn fill(pool: &sqlx::PgPool, orders: u32) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO orders (order_id, customer_id, payment_method, total_amount, currency,
                              status, step, failure_code, failure_message, created_at, updated_at)
-         SELECT 'BIG-' || i, 'CUST-' || (i % 10000), 'card', 1.00, 'USD',
+         SELECT $2 || i, 'CUST-' || (i % 10000), 'card', 1.00, 'USD',
                 CASE WHEN i % 20 = 0 THEN 'FAILED' WHEN i % 50 = 1 THEN 'CANCELLED' ELSE 'COMPLETED' END,
                 'send_notification',
                 CASE WHEN i % 20 = 0 THEN 'OUT_OF_STOCK' END,
@@ -80,14 +86,16 @@ async fn fill(pool: &sqlx::PgPool, orders: u32) -> anyhow::Result<()> {
            FROM generate_series(1, $1) AS i",
     )
     .bind(orders as i32)
+    .bind(prefix)
     .execute(&mut *tx)
     .await
     .context("filling the orders table")?;
     sqlx::query(
         "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
-         SELECT 'BIG-' || i, 0, 'BENCH-0', 1, 1.00 FROM generate_series(1, $1) AS i",
+         SELECT $2 || i, 0, 'BENCH-0', 1, 1.00 FROM generate_series(1, $1) AS i",
     )
     .bind(orders as i32)
+    .bind(prefix)
     .execute(&mut *tx)
     .await
     .context("filling the order lines")?;
