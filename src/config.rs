@@ -177,6 +177,7 @@ impl fmt::Debug for TemporalConfig {
 }
 
 pub const DEFAULT_ADDRESS: &str = "localhost:7233";
+pub const DEFAULT_TASK_QUEUE: &str = "orderflow";
 
 /// What the command line says about Temporal, as plain values: built from
 /// the parsed flags in one place (`cli::GlobalArgs::temporal`). The
@@ -185,7 +186,9 @@ pub const DEFAULT_ADDRESS: &str = "localhost:7233";
 pub struct TemporalSettings {
     pub address: Option<String>,
     pub namespace: Option<String>,
-    pub task_queue: String,
+    /// `None`: not chosen (the default, `orderflow`; a local stack that
+    /// reuses a server picks a queue of its own).
+    pub task_queue: Option<String>,
     pub api_key: Option<SecretString>,
     pub tls: bool,
     pub tls_cert_path: Option<PathBuf>,
@@ -300,7 +303,10 @@ impl TemporalConfig {
                 .clone()
                 .or(namespace)
                 .unwrap_or_else(|| "default".into()),
-            task_queue: args.task_queue.clone(),
+            task_queue: args
+                .task_queue
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TASK_QUEUE.to_owned()),
             connect_timeout: args.connect_timeout,
             ui_url: args.ui_url.clone(),
             api_key: args.api_key.clone().or(api_key.map(SecretString::from)),

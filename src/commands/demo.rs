@@ -14,7 +14,7 @@ use crate::db::pool::Connections;
 use crate::domain::{Order, OrderStatus, Step, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{Source, parse_orders};
-use crate::stack::local::{LocalStack, StackInfo};
+use crate::stack::local::{LocalStack, StackInfo, StackOptions};
 use crate::workflow::client::OrderClient;
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::state::StepState;
@@ -71,7 +71,12 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         .collect::<Result<_, _>>()?;
 
     cx.printer.note("orderflow demo: starting the stack…");
-    let stack = cx.local_stack(None).await?;
+    let stack = cx
+        .local_stack(&StackOptions {
+            role: "demo",
+            ..StackOptions::default()
+        })
+        .await?;
     let client = OrderClient::connect(&stack.temporal).await?;
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     // Room to cancel the sample whose gateway never answers before retries run out.
@@ -89,10 +94,7 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
             if args.keep && result.is_ok() {
                 cx.printer
                     .note("--keep: the stack and worker stay up; Ctrl-C stops them.");
-                cx.printer.note(format!(
-                    "  export TEMPORAL_ADDRESS={}\n  export DATABASE_URL={}",
-                    stack.info.temporal_address, stack.info.database_url
-                ));
+                cx.printer.note(stack.info.exports());
                 shutdown_signal().await;
             }
             result

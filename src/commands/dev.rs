@@ -1,28 +1,43 @@
 //! `orderflow dev`: a local stack for development. Uses the Temporal server
 //! and database that are configured and reachable, starts what is not
-//! (a Temporal dev server with the Web UI, a throwaway PostgreSQL cluster),
-//! applies the schema, loads the sample catalog and runs a worker until
-//! Ctrl-C, then stops what it started and nothing else.
+//! (a Temporal dev server with the Web UI, a PostgreSQL cluster, both keeping
+//! their state in one data directory), applies the schema, loads the sample
+//! catalog and runs a worker until Ctrl-C, then stops what it started and
+//! nothing else.
+
+use std::path::Path;
+
+use anyhow::Context as _;
 
 use super::Context;
 use super::worker::shutdown_signal;
 use crate::cli::DevArgs;
 use crate::db::pool::Connections;
 use crate::exit::Exit;
-use crate::stack::local::{StackInfo, default_data_dir};
+use crate::stack::local::{
+    StackInfo, StackOptions, default_data_dir, postgres_dir, refuse_if_in_use,
+};
 use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    let temporal_state = data_dir.join("temporal.db");
+    if args.fresh {
+        forget(&data_dir)?;
+    }
     cx.printer
         .note("orderflow dev: starting what is not already running…");
-    let stack = cx.local_stack(Some(&temporal_state)).await?;
+    let stack = cx
+        .local_stack(&StackOptions {
+            role: "dev",
+            data_dir: Some(data_dir.clone()),
+            port: args.port,
+            ui_port: args.ui_port,
+        })
+        .await?;
     if cx.printer.is_json() {
         cx.printer.json_line(&stack.info)?;
     } else {
-        cx.printer
-            .line(instructions(&stack.info, &temporal_state))?;
+        cx.printer.line(instructions(&stack.info, &data_dir))?;
     }
     let result = async {
         let client = crate::workflow::client::OrderClient::connect(&stack.temporal).await?;
@@ -42,16 +57,34 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-fn instructions(info: &StackInfo, temporal_state: &std::path::Path) -> String {
+/// `--fresh`: deletes both kept stores, so that neither outlives the other.
+fn forget(data_dir: &Path) -> anyhow::Result<()> {
+    refuse_if_in_use(data_dir)?;
+    let postgres = postgres_dir(data_dir);
+    if postgres.exists() {
+        std::fs::remove_dir_all(&postgres)
+            .with_context(|| format!("deleting {}", postgres.display()))?;
+    }
+    // The SQLite file and its journal files.
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("temporal.db") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("deleting {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn instructions(info: &StackInfo, data_dir: &Path) -> String {
     let started = |what| info.started.contains(&what);
     let mut text = String::from("orderflow dev is running.\n\n");
     text += &format!(
         "  Temporal    {}  ({})\n",
         info.temporal_address,
         if started("temporal") {
-            format!("started here; state in {}", temporal_state.display())
+            format!("started here; state in {}", data_dir.join("temporal.db").display())
         } else {
-            "already running".into()
+            "reused: it was already running; not started or stopped by this stack".into()
         }
     );
     if let Some(ui) = &info.ui_url {
@@ -61,28 +94,27 @@ fn instructions(info: &StackInfo, temporal_state: &std::path::Path) -> String {
         "  PostgreSQL  {}  ({})\n",
         info.database_url,
         if started("postgres") {
-            "started here; thrown away on exit"
+            format!("started here; data in {}", postgres_dir(data_dir).display())
         } else {
-            "yours"
+            "yours".into()
         }
     );
     text += &format!(
-        "  Worker      task queue {}, namespace {}\n\n",
-        info.task_queue, info.namespace
+        "  Worker      task queue {}, namespace {}{}\n\n",
+        info.task_queue,
+        info.namespace,
+        if started("temporal") {
+            ""
+        } else {
+            " (this stack's own: no other stack's worker takes its orders)"
+        }
     );
     text += "Use it from another terminal:\n\n";
-    text += &format!("  export TEMPORAL_ADDRESS={}\n", info.temporal_address);
-    if started("postgres") {
-        text += &format!("  export DATABASE_URL={}\n", info.database_url);
-    } else {
-        text += "  export DATABASE_URL=…   # the same database as here\n";
-    }
-    if let Some(ui) = &info.ui_url {
-        text += &format!("  export ORDERFLOW_UI_URL={ui}\n");
-    }
+    text += &info.exports();
     text += "  orderflow product list\n";
     text += "  orderflow order create --file examples/orders/completes.json --watch\n";
     text += "  orderflow order list\n\n";
-    text += "Ctrl-C stops the worker and everything orderflow dev started.";
+    text += "Ctrl-C stops the worker and everything orderflow dev started; its state stays\n";
+    text += "in the data directory for the next run (`orderflow dev --fresh` starts empty).";
     text
 }

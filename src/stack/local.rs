@@ -10,7 +10,8 @@ use sqlx::PgPool;
 
 use super::postgres::PostgresCluster;
 use super::temporal_server::{DevServerOptions, TemporalDevServer};
-use crate::config::{DatabaseConfig, TemporalConfig, TemporalSettings};
+use crate::config::{DEFAULT_TASK_QUEUE, DatabaseConfig, TemporalConfig, TemporalSettings};
+use crate::exit::{Exit, Fail};
 
 /// Connections in the local stack's pool (its in-process worker's too).
 const LOCAL_POOL_SIZE: u32 = 8;
@@ -32,6 +33,55 @@ pub struct StackInfo {
     pub started: Vec<&'static str>,
     /// Process IDs of what it started (their supervising shells).
     pub pids: Vec<u32>,
+    /// Where the stack keeps its state (`dev`); `None`: nothing is kept.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl StackInfo {
+    /// The `export` lines that point another terminal at this stack.
+    pub fn exports(&self) -> String {
+        let mut text = format!("  export TEMPORAL_ADDRESS={}\n", self.temporal_address);
+        if self.namespace != "default" {
+            text += &format!("  export TEMPORAL_NAMESPACE={}\n", self.namespace);
+        }
+        text += &format!("  export ORDERFLOW_TASK_QUEUE={}\n", self.task_queue);
+        if self.started.contains(&"postgres") {
+            text += &format!("  export DATABASE_URL={}\n", self.database_url);
+        } else {
+            text += "  export DATABASE_URL=…   # the same database as here\n";
+        }
+        if let Some(ui) = &self.ui_url {
+            text += &format!("  export ORDERFLOW_UI_URL={ui}\n");
+        }
+        text
+    }
+
+    /// Says which Temporal server the stack reuses, and on which task
+    /// queue, when it did not start its own.
+    pub fn reuse_note(&self) -> Option<String> {
+        (!self.started.contains(&"temporal")).then(|| {
+            format!(
+                "reusing the Temporal server already at {} (namespace {}); this stack's worker polls task queue {}",
+                self.temporal_address, self.namespace, self.task_queue
+            )
+        })
+    }
+}
+
+/// How a local stack is set up.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Who it is for ("dev", "demo", "bench"): names its own task queue.
+    pub role: &'static str,
+    /// Keep the state of what it starts here (`dev`): Temporal's in
+    /// `temporal.db`, PostgreSQL's under `postgres/`. `None`: Temporal in
+    /// memory, PostgreSQL thrown away.
+    pub data_dir: Option<PathBuf>,
+    /// Start a Temporal dev server on this port rather than use the one
+    /// that answers at the configured or default address.
+    pub port: Option<u16>,
+    /// Its Web UI on this port (else 8233 when free, else any).
+    pub ui_port: Option<u16>,
 }
 
 pub struct LocalStack {
@@ -44,48 +94,127 @@ pub struct LocalStack {
     postgres: Option<PostgresCluster>,
 }
 
-/// Where `orderflow dev` keeps the dev server's state: `--data-dir`, else
-/// the user's data directory (`~/.local/share/orderflow`).
+/// Where `orderflow dev` keeps its state: `--data-dir`, else the user's
+/// data directory (`~/.local/share/orderflow`).
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("orderflow")
 }
 
+/// A short name for `data_dir`, stable across runs and builds (FNV-1a).
+fn dir_hash(data_dir: &Path) -> String {
+    let dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_owned());
+    let hash = dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{:08x}", hash as u32)
+}
+
+/// The task queue of a stack that shares a server it did not start: its
+/// own, so that no other stack's worker takes its orders. Stable for a
+/// data directory (orders left pending across a restart are picked up
+/// again), else unique to this process.
+fn own_task_queue(role: &str, data_dir: Option<&Path>) -> String {
+    match data_dir {
+        Some(dir) => format!("{DEFAULT_TASK_QUEUE}-{role}-{}", dir_hash(dir)),
+        None => format!("{DEFAULT_TASK_QUEUE}-{role}-{}", std::process::id()),
+    }
+}
+
+/// Where the stack of `data_dir` keeps its PostgreSQL cluster: beside
+/// Temporal's state, in `postgres/`. But PostgreSQL refuses to run as
+/// root, and when we are root and its account cannot reach `data_dir`
+/// (under /root, say), in /var/lib/orderflow, named after `data_dir`.
+pub fn postgres_dir(data_dir: &Path) -> PathBuf {
+    if super::running_as_root() && !super::postgres::service_user_reaches(data_dir) {
+        Path::new("/var/lib/orderflow").join(format!("dev-{}", dir_hash(data_dir)))
+    } else {
+        data_dir.join("postgres")
+    }
+}
+
+/// Nothing may share a data directory with a stack that runs from it: its
+/// PostgreSQL holds `postmaster.pid` while it runs.
+pub fn refuse_if_in_use(data_dir: &Path) -> anyhow::Result<()> {
+    let pid_file = postgres_dir(data_dir).join("data").join("postmaster.pid");
+    let pid = std::fs::read_to_string(&pid_file).ok().and_then(|text| {
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+    });
+    if let Some(pid) = pid.filter(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        return Err(Fail::new(
+            Exit::Usage,
+            format!(
+                "another `orderflow dev` runs from {} (its PostgreSQL is process {pid})\n\
+                 hint: use that one (its settings are in its terminal), stop it with Ctrl-C, \
+                 or start a second stack with --data-dir DIR",
+                data_dir.display()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether `database` goes through the Unix socket of a cluster in `dir`.
+fn names_cluster_in(database: &DatabaseConfig, dir: Option<&Path>) -> bool {
+    let Some(dir) = dir else { return false };
+    url::Url::parse(database.url()).is_ok_and(|url| {
+        url.query_pairs()
+            .any(|(key, value)| key == "host" && Path::new(value.as_ref()) == dir)
+    })
+}
+
 impl LocalStack {
     /// Uses the Temporal server `settings` name, or the default when it
-    /// answers, else starts one; uses the database `database_url` names,
-    /// else starts one. `temporal_state`: persist the dev server's state in
-    /// this file (in memory when `None`).
+    /// answers, else starts one (always, on `options.port`); uses the
+    /// database `database_url` names, else starts one.
     pub async fn start(
         settings: &TemporalSettings,
         database_url: Option<&str>,
-        temporal_state: Option<&Path>,
+        options: &StackOptions,
     ) -> anyhow::Result<Self> {
         let mut started = Vec::new();
+        if let Some(dir) = &options.data_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            refuse_if_in_use(dir)?;
+        }
+        let postgres_dir = options.data_dir.as_deref().map(postgres_dir);
 
         // Temporal: the configured one, or the default when it answers, or our own.
         let mut temporal = TemporalConfig::resolve(settings)?;
         let mut probe = temporal.clone();
         probe.connect_timeout = Duration::from_secs(2);
         let mut temporal_server = None;
-        if crate::temporal::connect(&probe).await.is_err() {
-            if settings.names_a_server() {
-                crate::temporal::connect(&temporal).await?;
+        if options.port.is_some() || crate::temporal::connect(&probe).await.is_err() {
+            if options.port.is_none() && settings.names_a_server() {
+                crate::temporal::connect(&temporal).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e:#}\nhint: `orderflow dev` uses a server that answers, or starts its own: \
+                         drop --address / TEMPORAL_ADDRESS to start one on the default port, \
+                         or give --port N (and --ui-port N) to start one there"
+                    )
+                })?;
             }
-            if let Some(file) = temporal_state {
-                std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))
-                    .with_context(|| format!("creating {}", file.display()))?;
-            }
-            let logs = temporal_state
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(std::env::temp_dir);
+            let state = options.data_dir.as_ref().map(|d| d.join("temporal.db"));
+            let logs = options.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+            std::fs::create_dir_all(&logs)
+                .with_context(|| format!("creating {}", logs.display()))?;
             let server = TemporalDevServer::start(
                 &logs,
                 DevServerOptions {
-                    db_file: temporal_state.map(Path::to_path_buf),
+                    db_file: state,
                     ui: true,
+                    port: options.port,
+                    ui_port: options.ui_port,
                     preferred_port: Some(7233),
                     preferred_ui_port: Some(8233),
                 },
@@ -97,6 +226,8 @@ impl LocalStack {
             }
             temporal_server = Some(server);
             started.push("temporal");
+        } else if settings.task_queue.is_none() {
+            temporal.task_queue = own_task_queue(options.role, options.data_dir.as_deref());
         }
         crate::stack::poll(
             "the Temporal namespace",
@@ -109,15 +240,25 @@ impl LocalStack {
         let mut postgres = None;
         let database =
             match DatabaseConfig::resolve_optional(database_url, settings.connect_timeout)? {
-                Some(database) => database,
-                None => {
-                    let dir = tempfile::Builder::new()
-                        .prefix("orderflow-dev-pg-")
-                        .tempdir()
-                        .context("creating a directory for PostgreSQL")?
-                        .keep();
-                    let cluster = PostgresCluster::start(&dir, true).await?;
-                    let url = cluster.create_database("orderflow").await?;
+                // The URL a previous run printed (still exported in this
+                // shell) names the cluster kept here: start it again.
+                Some(database) if !names_cluster_in(&database, postgres_dir.as_deref()) => {
+                    database
+                }
+                _ => {
+                    let (dir, throwaway) = match &postgres_dir {
+                        Some(dir) => (dir.clone(), false),
+                        None => (
+                            tempfile::Builder::new()
+                                .prefix("orderflow-dev-pg-")
+                                .tempdir()
+                                .context("creating a directory for PostgreSQL")?
+                                .keep(),
+                            true,
+                        ),
+                    };
+                    let cluster = PostgresCluster::start_kept(&dir, throwaway).await?;
+                    let url = cluster.ensure_database("orderflow").await?;
                     postgres = Some(cluster);
                     started.push("postgres");
                     DatabaseConfig::resolve(Some(&url), settings.connect_timeout)?
@@ -159,6 +300,7 @@ impl LocalStack {
                 .map(|s| s.pid())
                 .chain(postgres.iter().map(|p| p.pid()))
                 .collect(),
+            data_dir: options.data_dir.clone(),
         };
         Ok(Self {
             temporal,

@@ -16,6 +16,16 @@ const SERVICE_USER: &str = "postgres";
 pub const INSTALL_HINT: &str = "install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`), \
      or point --database-url / DATABASE_URL at a running server";
 
+/// Whether the account PostgreSQL runs as when we are root can reach
+/// `dir` (every directory on its way must let it through).
+pub fn service_user_reaches(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", SERVICE_USER, "--", "test", "-x"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[derive(Debug)]
 pub struct PostgresCluster {
     service: Service,
@@ -80,6 +90,23 @@ impl PostgresCluster {
         Self::start_at(dir, None, throwaway).await
     }
 
+    /// [`start`](Self::start) for a cluster that may be kept: on the port
+    /// it had last time when that is free, so that its URL stays the same
+    /// across restarts.
+    pub async fn start_kept(dir: &Path, throwaway: bool) -> anyhow::Result<Self> {
+        let port_file = dir.join("port");
+        let last = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        let cluster = Self::start_at(dir, last, throwaway).await?;
+        if !throwaway {
+            std::fs::write(&port_file, cluster.port.to_string())
+                .with_context(|| format!("writing {}", port_file.display()))?;
+        }
+        Ok(cluster)
+    }
+
     /// [`start`](Self::start), on `port` when given.
     pub async fn start_at(dir: &Path, port: Option<u16>, throwaway: bool) -> anyhow::Result<Self> {
         let (initdb, postgres) = find_binaries()?;
@@ -94,6 +121,14 @@ impl PostgresCluster {
             if !status.success() {
                 bail!(
                     "cannot hand {} to the {user} account (PostgreSQL refuses to run as root)",
+                    dir.display()
+                );
+            }
+            if !service_user_reaches(dir) {
+                bail!(
+                    "PostgreSQL runs as the `{user}` account (it refuses to run as root), \
+                     which cannot reach {}\nhint: choose a directory it can reach, \
+                     e.g. --data-dir /var/tmp/orderflow",
                     dir.display()
                 );
             }
@@ -179,6 +214,22 @@ impl PostgresCluster {
     /// A URL for `database` on this cluster (user `postgres`, no password).
     pub fn url(&self, database: &str) -> String {
         socket_url(self.port, &self.dir, database)
+    }
+
+    /// A URL for `name`, creating the database when it does not exist yet.
+    pub async fn ensure_database(&self, name: &str) -> anyhow::Result<String> {
+        let pool = sqlx::PgPool::connect(&self.url("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&pool)
+                .await?;
+        pool.close().await;
+        if exists {
+            Ok(self.url(name))
+        } else {
+            self.create_database(name).await
+        }
     }
 
     /// Creates a new, empty database.

@@ -25,10 +25,26 @@ pub struct DevServerOptions {
     pub db_file: Option<PathBuf>,
     /// Serve the Web UI.
     pub ui: bool,
+    /// Ports to use, which must be free: the frontend and the Web UI.
+    pub port: Option<u16>,
+    pub ui_port: Option<u16>,
     /// Ports to use when they are free (else any free port): the frontend
     /// and the Web UI.
     pub preferred_port: Option<u16>,
     pub preferred_ui_port: Option<u16>,
+}
+
+/// `port` when given (it must be free), else `preferred` when nothing
+/// listens there, else a free port.
+fn choose_port(port: Option<u16>, preferred: Option<u16>, what: &str) -> anyhow::Result<u16> {
+    match port {
+        Some(p) if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() => Ok(p),
+        Some(p) => anyhow::bail!(
+            "cannot start the Temporal dev server's {what} on port {p}: something already listens there\n\
+             hint: choose another port, or use the server there with --address 127.0.0.1:{p}"
+        ),
+        None => Ok(port_or_free(preferred)?),
+    }
 }
 
 /// `preferred` when nothing listens there, else a free port.
@@ -43,7 +59,7 @@ impl TemporalDevServer {
     pub async fn start(log_dir: &Path, options: DevServerOptions) -> anyhow::Result<Self> {
         let temporal = find_program("temporal", &[])
             .with_context(|| format!("the `temporal` CLI was not found on PATH; {INSTALL_HINT}"))?;
-        let port = port_or_free(options.preferred_port)?;
+        let port = choose_port(options.port, options.preferred_port, "frontend")?;
         let mut args: Vec<String> = vec![
             "server".into(),
             "start-dev".into(),
@@ -59,7 +75,7 @@ impl TemporalDevServer {
             "warn".into(),
         ];
         let ui_port = if options.ui {
-            let ui = port_or_free(options.preferred_ui_port)?;
+            let ui = choose_port(options.ui_port, options.preferred_ui_port, "Web UI")?;
             args.extend(["--ui-port".into(), ui.to_string()]);
             Some(ui)
         } else {

@@ -98,7 +98,7 @@ async fn demo_runs_the_samples_and_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
     let _one = ONE_STACK_AT_A_TIME.lock().await;
-    let data = tempfile::tempdir().unwrap();
+    let data = data_dir();
     let mut dev = crate::support::command()
         .env("HOME", data.path())
         .args(["dev", "-o", "json", "--data-dir"])
@@ -124,6 +124,7 @@ async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
     );
     orderflow()
         .env("TEMPORAL_ADDRESS", &address)
+        .env("ORDERFLOW_TASK_QUEUE", stack["taskQueue"].as_str().unwrap())
         .env("DATABASE_URL", &database)
         .args(["order", "create", "--watch", "--file", example])
         .assert()
@@ -153,6 +154,10 @@ async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
     assert!(
         data.path().join("temporal.db").exists(),
         "the dev server's state persists"
+    );
+    assert!(
+        data.path().join("postgres/data/PG_VERSION").exists(),
+        "the database persists beside it"
     );
 }
 
@@ -252,4 +257,170 @@ async fn bench_reports_every_figure_against_its_baseline() {
             "{c}"
         );
     }
+}
+
+/// `orderflow dev` in the background, once it has printed its settings.
+struct Dev {
+    child: std::process::Child,
+    stack: Value,
+}
+
+impl Dev {
+    fn start(args: &[&str]) -> Self {
+        let mut child = crate::support::command()
+            .args(["dev", "-o", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first_line)
+            .unwrap();
+        let stack: Value = serde_json::from_str(&first_line)
+            .unwrap_or_else(|_| panic!("dev -o json prints its settings first: {first_line:?}"));
+        Self { child, stack }
+    }
+
+    /// `orderflow` as another terminal would run it, with the exports.
+    fn cli(&self) -> assert_cmd::Command {
+        let mut cmd = orderflow();
+        cmd.env("TEMPORAL_ADDRESS", self.stack["temporalAddress"].as_str().unwrap())
+            .env("ORDERFLOW_TASK_QUEUE", self.stack["taskQueue"].as_str().unwrap())
+            .env("DATABASE_URL", self.stack["databaseUrl"].as_str().unwrap());
+        cmd
+    }
+
+    fn order_ids(&self) -> Vec<String> {
+        let out = self.cli().args(["order", "list", "-o", "json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = eventually("dev to stop", Duration::from_secs(60), || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await;
+        assert_eq!(status.code(), Some(0));
+        nothing_left(&self.stack);
+    }
+}
+
+/// A data directory that PostgreSQL's account can reach when we are root
+/// (a temporary directory is the creator's alone).
+fn data_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn completes(id: &str) -> Vec<String> {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/orders/completes.json");
+    ["order", "create", "--watch", "--file", example, "--id", id]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dev_stacks_on_one_server_stay_apart() {
+    let server = crate::support::temporal_address();
+    let (a_dir, b_dir) = (data_dir(), data_dir());
+    let a = Dev::start(&["--address", &server, "--data-dir", a_dir.path().to_str().unwrap()]);
+    let b = Dev::start(&["--address", &server, "--data-dir", b_dir.path().to_str().unwrap()]);
+    for stack in [&a.stack, &b.stack] {
+        assert_eq!(stack["started"], serde_json::json!(["postgres"]), "the server is reused");
+        assert_ne!(stack["taskQueue"], "orderflow");
+    }
+    assert_ne!(a.stack["taskQueue"], b.stack["taskQueue"], "each stack has its own queue");
+
+    // Orders sent to each stack are processed by its own worker, into its
+    // own database, however many of them there are.
+    for i in 0..3 {
+        a.cli().args(completes(&format!("ORD-STACK-A{i}"))).assert().success();
+        b.cli().args(completes(&format!("ORD-STACK-B{i}"))).assert().success();
+    }
+    let (mut in_a, mut in_b) = (a.order_ids(), b.order_ids());
+    in_a.sort();
+    in_b.sort();
+    assert_eq!(in_a, ["ORD-STACK-A0", "ORD-STACK-A1", "ORD-STACK-A2"]);
+    assert_eq!(in_b, ["ORD-STACK-B0", "ORD-STACK-B1", "ORD-STACK-B2"]);
+
+    // A second stack on a data directory in use is refused.
+    orderflow()
+        .args(["dev", "--address", &server, "--data-dir"])
+        .arg(a_dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("another `orderflow dev` runs from"));
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_both_stores_across_a_restart_and_fresh_forgets_both() {
+    let data = data_dir();
+    let port = orderflow::stack::free_port().unwrap().to_string();
+    let ui_port = orderflow::stack::free_port().unwrap().to_string();
+    let args = [
+        "--port",
+        &port,
+        "--ui-port",
+        &ui_port,
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ];
+    let dev = Dev::start(&args);
+    assert_eq!(dev.stack["temporalAddress"], format!("127.0.0.1:{port}"));
+    assert_eq!(dev.stack["uiUrl"], format!("http://127.0.0.1:{ui_port}"));
+    dev.cli().args(completes("ORD-KEPT")).assert().success();
+    dev.stop().await;
+
+    let dev = Dev::start(&args);
+    assert_eq!(dev.order_ids(), ["ORD-KEPT"], "the database was kept");
+    dev.cli()
+        .args(["order", "status", "ORD-KEPT"])
+        .assert()
+        .success()
+        .stdout(contains("COMPLETED"));
+    // Its ID is taken, in both stores alike.
+    dev.cli().args(completes("ORD-KEPT")).assert().success();
+    assert_eq!(dev.order_ids(), ["ORD-KEPT"]);
+    dev.stop().await;
+
+    let dev = Dev::start(&[&args[..], &["--fresh"]].concat());
+    assert!(dev.order_ids().is_empty(), "--fresh empties the database");
+    dev.cli()
+        .args(["order", "status", "ORD-KEPT"])
+        .assert()
+        .code(3);
+    dev.stop().await;
+}
+
+#[test]
+fn dev_says_how_to_start_a_server_where_none_answers() {
+    let port = orderflow::stack::free_port().unwrap();
+    orderflow()
+        .args(["dev", "--connect-timeout", "2s", "--address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .assert()
+        .code(8)
+        .stderr(contains("give --port N"));
 }

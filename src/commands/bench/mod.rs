@@ -19,6 +19,7 @@ use super::Context;
 use crate::cli::BenchArgs;
 use crate::db::pool::Connections;
 use crate::exit::{Exit, Fail};
+use crate::stack::local::StackOptions;
 use crate::workflow::client::OrderClient;
 use crate::workflow::worker::{self, WorkerSettings};
 use driver::{Batch, Driver, Kind, Products, Run, SPREAD};
@@ -71,7 +72,12 @@ struct HotProduct {
 
 pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     cx.printer.note("orderflow bench: starting the stack…");
-    let stack = cx.local_stack(None).await?;
+    let stack = cx
+        .local_stack(&StackOptions {
+            role: "bench",
+            ..StackOptions::default()
+        })
+        .await?;
     if args.big_tables > 0 && !stack.info.started.contains(&"postgres") {
         stack.stop().await;
         return Err(Fail::usage(
