@@ -1,13 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use orderflow::cli::Cli;
 use orderflow::exit::Exit;
 use orderflow::output::{OutputFormat, Printer, is_broken_pipe};
 use orderflow::{commands, telemetry};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match orderflow::cli::parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };

@@ -1,5 +1,8 @@
 //! The command line: global options and one Args struct per subcommand.
 //! Every flag that a script may want from the environment has an `env`.
+//! What help shows beyond the flags is in [`help`].
+
+pub mod help;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,26 +16,13 @@ use crate::domain::{CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
 
-const EXAMPLES: &str = "\
-Examples:
-  orderflow dev                                  # local Temporal + PostgreSQL + worker
-  orderflow db migrate                           # apply the schema
-  orderflow product import --file examples/catalog.json
-  orderflow order create --file order.json --watch
-  orderflow order status ORD-1001 -o json
-  orderflow order cancel ORD-1001 --reason 'customer asked'
-
-Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 order failed,
-5 order cancelled, 6 conflict, 7 timeout, 8 Temporal or database unreachable,
-130 interrupted.";
-
 /// Order processing on Temporal and PostgreSQL.
 ///
 /// One binary runs the order worker, submits and follows orders, manages the
 /// catalog and migrates the database. Data goes to stdout (`-o json` for
 /// scripts); logs, progress and prompts go to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "orderflow", version, after_help = EXAMPLES, propagate_version = true)]
+#[command(name = "orderflow", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -43,125 +33,116 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the
-    /// seed's TEMPORAL_HOST_PORT; default: the profile's, else localhost:7233]
-    #[arg(
-        long,
-        global = true,
-        value_name = "HOST:PORT",
-        help_heading = "Temporal"
-    )]
+    /// Temporal frontend address; TEMPORAL_HOST_PORT is read too
+    /// [default: the profile's, else localhost:7233]
+    #[arg(long, global = true, env = "TEMPORAL_ADDRESS", value_name = "HOST:PORT",
+          help_heading = help::TEMPORAL)]
     pub address: Option<String>,
 
-    /// Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile's, else default]
-    #[arg(long, global = true, help_heading = "Temporal")]
+    /// Temporal namespace [default: the profile's, else default]
+    #[arg(long, global = true, env = "TEMPORAL_NAMESPACE", value_name = "NAME",
+          help_heading = help::TEMPORAL)]
     pub namespace: Option<String>,
 
-    /// Task queue the worker polls and orders are sent to
-    #[arg(
-        long,
-        global = true,
-        env = "ORDERFLOW_TASK_QUEUE",
-        default_value = "orderflow",
-        help_heading = "Temporal"
-    )]
-    pub task_queue: String,
+    /// Task queue the worker polls and orders are sent to [default: orderflow]
+    #[arg(long, global = true, env = "ORDERFLOW_TASK_QUEUE", value_name = "NAME",
+          help_heading = help::TEMPORAL)]
+    pub task_queue: Option<String>,
 
-    /// API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]
-    #[arg(long, global = true, value_name = "KEY", help_heading = "Temporal")]
-    pub api_key: Option<String>,
-
-    /// Connect to Temporal over TLS [env: TEMPORAL_TLS]
-    #[arg(long, global = true, help_heading = "Temporal")]
-    pub tls: bool,
-
-    /// Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Temporal")]
-    pub tls_cert_path: Option<PathBuf>,
-
-    /// Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Temporal")]
-    pub tls_key_path: Option<PathBuf>,
-
-    /// CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Temporal")]
-    pub tls_ca_path: Option<PathBuf>,
-
-    /// Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]
-    #[arg(long, global = true, value_name = "NAME", help_heading = "Temporal")]
-    pub tls_server_name: Option<String>,
-
-    /// Profile to read from the Temporal CLI's config file [env: TEMPORAL_PROFILE]
-    #[arg(long, global = true, value_name = "NAME", help_heading = "Temporal")]
+    /// Profile to read from the Temporal CLI's config file
+    #[arg(long, global = true, env = "TEMPORAL_PROFILE", value_name = "NAME",
+          help_heading = help::TEMPORAL)]
     pub profile: Option<String>,
 
-    /// The Temporal CLI's config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Temporal")]
+    /// The Temporal CLI's config file [default: its own, temporal.toml]
+    #[arg(long, global = true, env = "TEMPORAL_CONFIG_FILE", value_name = "PATH",
+          help_heading = help::TEMPORAL)]
     pub config_file: Option<PathBuf>,
 
-    /// Web UI base for order links [default: derived from the address, port 8233]
-    #[arg(
-        long,
-        global = true,
-        env = "ORDERFLOW_UI_URL",
-        value_name = "URL",
-        help_heading = "Temporal"
-    )]
+    /// Web UI base for order links [default: the address's host, port 8233]
+    #[arg(long, global = true, env = "ORDERFLOW_UI_URL", value_name = "URL",
+          help_heading = help::TEMPORAL)]
     pub ui_url: Option<String>,
-
-    /// PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else
-    /// built from the seed's POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER,
-    /// POSTGRES_PASSWORD and POSTGRES_DB]
-    #[arg(long, global = true, value_name = "URL", help_heading = "Database")]
-    pub database_url: Option<String>,
 
     /// How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)
     #[arg(long, global = true, env = "ORDERFLOW_CONNECT_TIMEOUT", default_value = "5s",
-          value_parser = parse_duration, value_name = "DURATION")]
+          value_parser = parse_duration, value_name = "DURATION", help_heading = help::TEMPORAL)]
     pub connect_timeout: Duration,
 
-    /// Output format for data on stdout
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "ORDERFLOW_OUTPUT",
-        value_enum,
-        default_value_t,
-        help_heading = "Output"
-    )]
+    /// API key for Temporal Cloud; turns TLS on. Never printed
+    #[arg(long, global = true, env = "TEMPORAL_API_KEY", value_name = "KEY",
+          hide_env_values = true, help_heading = help::TLS)]
+    pub api_key: Option<String>,
+
+    /// Connect to Temporal over TLS
+    #[arg(long, global = true, env = "TEMPORAL_TLS",
+          value_parser = clap::builder::FalseyValueParser::new(), help_heading = help::TLS)]
+    pub tls: bool,
+
+    /// Client certificate for mTLS
+    #[arg(long, global = true, env = "TEMPORAL_TLS_CLIENT_CERT_PATH", value_name = "PATH",
+          help_heading = help::TLS)]
+    pub tls_cert_path: Option<PathBuf>,
+
+    /// Client private key for mTLS
+    #[arg(long, global = true, env = "TEMPORAL_TLS_CLIENT_KEY_PATH", value_name = "PATH",
+          help_heading = help::TLS)]
+    pub tls_key_path: Option<PathBuf>,
+
+    /// CA certificate to verify the server with
+    #[arg(long, global = true, env = "TEMPORAL_TLS_SERVER_CA_CERT_PATH", value_name = "PATH",
+          help_heading = help::TLS)]
+    pub tls_ca_path: Option<PathBuf>,
+
+    /// Server name to verify the certificate against
+    #[arg(long, global = true, env = "TEMPORAL_TLS_SERVER_NAME", value_name = "NAME",
+          help_heading = help::TLS)]
+    pub tls_server_name: Option<String>,
+
+    /// PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset,
+    /// built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER,
+    /// POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL",
+          hide_env_values = true, help_heading = help::DATABASE)]
+    pub database_url: Option<String>,
+
+    /// Output format for data on stdout: text for people, json for scripts,
+    /// jsonl (JSON Lines) for the changes `order watch` follows
+    #[arg(short, long, global = true, env = "ORDERFLOW_OUTPUT", value_enum, default_value_t,
+          value_name = "FORMAT", help_heading = help::OUTPUT)]
     pub output: OutputFormat,
 
-    /// When to use colour (NO_COLOR is honoured under auto)
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value_t,
-        value_name = "WHEN",
-        help_heading = "Output"
-    )]
+    /// When to use colour; NO_COLOR turns it off under auto
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN",
+          help_heading = help::OUTPUT)]
     pub color: ColorChoice,
 
     /// More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet",
-          help_heading = "Output")]
+          help_heading = help::OUTPUT)]
     pub verbose: u8,
 
     /// Only errors on stderr: no progress, notes or warnings
-    #[arg(short, long, global = true, help_heading = "Output")]
+    #[arg(short, long, global = true, help_heading = help::OUTPUT)]
     pub quiet: bool,
 
     /// Log line format on stderr
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value_t,
-        value_name = "FORMAT",
-        help_heading = "Output"
-    )]
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "FORMAT",
+          help_heading = help::OUTPUT)]
     pub log_format: LogFormat,
+}
+
+/// The command line as it is parsed, shown in `--help` and in the man
+/// pages: [`Cli`] with each command's examples and exit codes.
+pub fn command() -> clap::Command {
+    help::decorate(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parses the process's arguments.
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches as _;
+    let mut matches = command().try_get_matches()?;
+    Cli::from_arg_matches_mut(&mut matches)
 }
 
 impl GlobalArgs {
@@ -203,31 +184,47 @@ pub enum Command {
     /// Run the sample orders on a local stack and show how each one ends
     Demo(DemoArgs),
     /// Measure throughput, latency and memory against an orchestration-only baseline
+    ///
+    /// Starts what is not reachable (an in-memory Temporal dev server, a throwaway
+    /// PostgreSQL) and measures, on the real path first: W `orderflow worker`
+    /// processes started from this binary with their default tuning, orders started
+    /// by a client in this process without eager start, as `order create` does:
+    ///   1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
+    ///      alternating in rounds, the first of each round swapping (B O, O B, …);
+    ///      orders/s is the median over the rounds of each round's steady part,
+    ///      without its start and the drain at its end, when fewer than C orders
+    ///      are left in flight; the range is the slowest and fastest round;
+    ///   2. one product: H orders for one product with a stock of H/2; exactly H/2
+    ///      must complete (else exit 1), the rest fail OUT_OF_STOCK;
+    ///   3. single-order latency, start -> COMPLETED, over R sequential orders;
+    ///   4. a worker process's peak memory with M orders in flight at once.
+    /// Then 1. again with the worker in this process and eager start (the ceiling
+    /// of a client that hosts its own worker). Last, with --big-tables N, the
+    /// reading commands (order list, order status) with N orders in the table.
+    /// Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.
+    #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
     /// Check the setup end to end and say how to fix what fails
-    #[command(after_help = "\
-Checks the configuration in effect (without secrets), that Temporal answers
-(its version), the namespace, the orders' search attributes, a worker polling
-the task queue, that PostgreSQL answers (its version), pending migrations and
-the catalog.
-
-Examples:
-  orderflow doctor
-  orderflow doctor -o json | jq '.checks[] | select(.ok | not)'
-
-Exit codes: 0 every check passed, 8 Temporal or PostgreSQL is unreachable,
-1 another check failed.")]
+    ///
+    /// Checks the configuration in effect (without secrets), that Temporal
+    /// answers (its version), the namespace, the orders' search attributes, a
+    /// worker polling the task queue, that PostgreSQL answers (its version),
+    /// pending migrations and the catalog.
     Doctor,
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print or write man pages
     Man(ManArgs),
+    /// The options every command takes: Temporal, TLS, database, output
+    /// (also `orderflow help options`)
+    #[command(hide = true)]
+    Options,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// Attempts per step before a transient failure fails the order
-    #[arg(long, env = "ORDERFLOW_RETRY_MAX_ATTEMPTS", default_value_t = 3,
+    #[arg(long, value_name = "N", env = "ORDERFLOW_RETRY_MAX_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Retry policy")]
     pub retry_max_attempts: u32,
 
@@ -259,7 +256,7 @@ pub struct WorkerArgs {
     pub outage_timeout: Duration,
 
     /// Workflow tasks processed at once
-    #[arg(long, env = "ORDERFLOW_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 200,
+    #[arg(long, value_name = "N", env = "ORDERFLOW_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
     pub max_concurrent_workflow_tasks: u32,
 
@@ -287,12 +284,12 @@ pub struct WorkerArgs {
     pub max_cached_workflows: u32,
 
     /// Activities (local and remote) running at once
-    #[arg(long, env = "ORDERFLOW_MAX_CONCURRENT_ACTIVITIES", default_value_t = 200,
+    #[arg(long, value_name = "N", env = "ORDERFLOW_MAX_CONCURRENT_ACTIVITIES", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
     pub max_concurrent_activities: u32,
 
     /// Largest PostgreSQL connection pool the worker opens
-    #[arg(long, env = "ORDERFLOW_DB_MAX_CONNECTIONS", default_value_t = 16,
+    #[arg(long, value_name = "N", env = "ORDERFLOW_DB_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = "Tuning")]
     pub db_max_connections: u32,
 
@@ -328,6 +325,11 @@ pub struct WorkerArgs {
 #[derive(Debug, Subcommand)]
 pub enum OrderCommand {
     /// Validate order files, then start one workflow per order
+    ///
+    /// The file holds one order object or an array of them; '-' reads stdin.
+    /// Every order is checked before any is started: one bad order submits
+    /// none, and every problem is reported. Submitting an ID that exists
+    /// never creates a second order.
     Create(CreateArgs),
     /// Show an order: status, step, attempts, failure, items and amounts
     Status(StatusArgs),
@@ -340,15 +342,6 @@ pub enum OrderCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-The file holds one order object or an array of them; '-' reads stdin.
-Every order is checked before any is started: one bad order submits none.
-Submitting an ID that exists never creates a second order.
-
-Examples:
-  orderflow order create --file order.json
-  cat orders.json | orderflow order create --file - -o json
-  orderflow order create --file order.json --id ORD-42 --watch")]
 pub struct CreateArgs {
     /// Order file (JSON); repeat for several; '-' for stdin
     #[arg(short, long = "file", value_name = "PATH", required = true)]
@@ -374,17 +367,14 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The order ID (= workflow ID); any workflow ID Temporal holds
-    #[arg(value_parser = parse_workflow_id)]
+    #[arg(value_name = "ID", value_parser = parse_workflow_id)]
     pub id: WorkflowId,
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Exit codes: 0 every order COMPLETED, 4 one FAILED, 5 one CANCELLED,
-3 not found, 7 --timeout elapsed, 130 interrupted (the orders go on).")]
 pub struct WatchArgs {
     /// Order IDs to follow
-    #[arg(required = true, value_parser = parse_workflow_id)]
+    #[arg(required = true, value_name = "ID", value_parser = parse_workflow_id)]
     pub ids: Vec<WorkflowId>,
 
     /// Give up after this long (exit 7), e.g. 30s, 5m
@@ -395,7 +385,7 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The order ID to cancel; any workflow ID Temporal holds
-    #[arg(value_parser = parse_workflow_id)]
+    #[arg(value_name = "ID", value_parser = parse_workflow_id)]
     pub id: WorkflowId,
 
     /// Why the order is cancelled (recorded with the order)
@@ -413,8 +403,8 @@ pub struct CancelArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only orders in this status
-    #[arg(long, value_parser = parse_status, value_name = "STATUS")]
+    /// Only orders in this status (any case)
+    #[arg(long, value_parser = status_parser(), ignore_case = true, value_name = "STATUS")]
     pub status: Option<OrderStatus>,
 
     /// Only this customer's orders
@@ -422,7 +412,7 @@ pub struct ListArgs {
     pub customer: Option<CustomerId>,
 
     /// At most this many orders
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
 
     /// The next page: only the orders listed after this one (the last
@@ -457,14 +447,11 @@ pub struct ResetArgs {
 #[derive(Debug, Subcommand)]
 pub enum ProductCommand {
     /// Insert or update products from a JSON file
-    #[command(after_help = "\
-The file is an array of {\"productID\", \"name\", \"unitPrice\", \"stock\"};
-unitPrice is an exact decimal (number or string, at most 2 places), stock a
-non-negative integer. Existing products are updated; nothing is written when
-any entry is invalid.
-
-Example:
-  orderflow product import --file examples/catalog.json")]
+    ///
+    /// The file is an array of {"productID", "name", "unitPrice", "stock"};
+    /// unitPrice is an exact decimal (number or string, at most 2 places),
+    /// stock a non-negative integer. Existing products are updated; nothing
+    /// is written when any entry is invalid.
     Import(ImportArgs),
     /// Show the catalog with prices and stock
     List,
@@ -479,9 +466,23 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Where the dev server keeps its state [default: the user's data directory]
+    /// Where the stack keeps its state, Temporal's and PostgreSQL's together
+    /// [default: ~/.local/share/orderflow]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Start a Temporal dev server on this port (127.0.0.1), rather than use
+    /// the one that answers at --address or localhost:7233
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The Web UI's port of the server it starts [default: 8233 when free]
+    #[arg(long, value_name = "PORT")]
+    pub ui_port: Option<u16>,
+
+    /// Delete the kept state (orders in Temporal and in PostgreSQL) first
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -492,53 +493,35 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Starts what is not reachable (an in-memory Temporal dev server, a throwaway
-PostgreSQL) and measures, on the real path first: W `orderflow worker`
-processes started from this binary with their default tuning, orders started
-by a client in this process without eager start, as `order create` does:
-  1. throughput: N orders at concurrency C, real workflow vs no-op baseline,
-     alternating in rounds, the first of each round swapping (B O, O B, …);
-     orders/s is the median over the rounds of each round's steady part,
-     without its start and the drain at its end, when fewer than C orders
-     are left in flight; the range is the slowest and fastest round;
-  2. one product: H orders for one product with a stock of H/2; exactly H/2
-     must complete (else exit 1), the rest fail OUT_OF_STOCK;
-  3. single-order latency, start -> COMPLETED, over R sequential orders;
-  4. a worker process's peak memory with M orders in flight at once.
-Then 1. again with the worker in this process and eager start (the ceiling
-of a client that hosts its own worker). Last, with --big-tables N, the
-reading commands (order list, order status) with N orders in the table.
-Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.")]
 pub struct BenchArgs {
     /// Orders per throughput run (N), split over the rounds
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub orders: u32,
 
     /// Orders in flight during the throughput runs (C)
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
     /// Alternate baseline and orderflow over this many rounds (N/rounds each
     /// time), swapping which goes first, so drift in the machine's or the
     /// server's speed hits both alike
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
 
     /// Sequential orders for single-order latency (R)
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub single: u32,
 
     /// Orders started at once for the memory measurement (M)
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight: u32,
 
     /// Separate worker processes on the real path (W)
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub workers: u32,
 
     /// Orders for the one-product run (H), on a stock of H/2; 0 skips it
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub hot: u32,
 
     /// Also fill the orders table to this many rows and time `order list`
@@ -568,10 +551,6 @@ pub enum Shell {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow
-  orderflow completions zsh > ~/.zfunc/_orderflow")]
 pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
@@ -618,10 +597,11 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, String> {
     CustomerId::parse(text).map_err(|e| e.to_string())
 }
 
-fn parse_status(text: &str) -> Result<OrderStatus, String> {
-    text.to_ascii_uppercase()
-        .parse()
-        .map_err(|e: crate::domain::RuleError| e.to_string())
+/// The statuses, listed in `--help` and completed by the shell.
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = OrderStatus> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(OrderStatus::ALL.iter().map(|s| s.as_str()))
+        .map(|s| s.to_ascii_uppercase().parse().expect("one of the listed statuses"))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DatabaseConfig, TemporalConfig};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
-use crate::stack::local::LocalStack;
+use crate::stack::local::{LocalStack, StackOptions};
 use crate::workflow::client::OrderCallError;
 
 /// What every command gets: the global options and the printer.
@@ -43,9 +43,15 @@ impl Context {
     }
 
     /// The local stack of `dev`, `demo` and `bench` (`stack::local`).
-    pub async fn local_stack(&self, state: Option<&std::path::Path>) -> anyhow::Result<LocalStack> {
+    /// The local stack of `dev`, `demo` and `bench`; says which Temporal
+    /// server it reuses, if it did not start one.
+    pub async fn local_stack(&self, options: &StackOptions) -> anyhow::Result<LocalStack> {
         let database_url = self.global.database_url.as_deref();
-        LocalStack::start(&self.global.temporal(), database_url, state).await
+        let stack = LocalStack::start(&self.global.temporal(), database_url, options).await?;
+        if let Some(note) = stack.info.reuse_note() {
+            self.printer.note(format!("orderflow {}: {note}", options.role));
+        }
+        Ok(stack)
     }
 
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
@@ -69,6 +75,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Db(cmd) => interruptible(db::run(&cx, cmd)).await,
         Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
         Command::Doctor => interruptible(doctor::run(&cx)).await,
+        Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),
     };
@@ -107,6 +114,17 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+/// `orderflow options`: the page `orderflow help options` shows.
+fn options(cx: &Context) -> anyhow::Result<Exit> {
+    let mut command = crate::cli::command();
+    let page = command
+        .find_subcommand_mut("options")
+        .expect("the options command")
+        .render_long_help();
+    cx.printer.line(page.to_string().trim_end())?;
+    Ok(Exit::Success)
 }
 
 /// Ends with 130 when Ctrl-C comes first.

@@ -1,0 +1,575 @@
+//! What `--help` and the man pages say beyond the flags: each command's
+//! examples and exit codes, and which of the global options it shows.
+//! One table serves both, so they cannot drift apart.
+
+use clap::{Arg, Command};
+
+/// The headings of the global options.
+pub const TEMPORAL: &str = "Temporal";
+pub const TLS: &str = "Temporal TLS and API key";
+pub const DATABASE: &str = "Database";
+pub const OUTPUT: &str = "Output";
+
+/// The global options under each heading, by argument ID.
+const GROUPS: [(&str, &[&str]); 4] = [
+    (
+        TEMPORAL,
+        &[
+            "address",
+            "namespace",
+            "task_queue",
+            "profile",
+            "config_file",
+            "ui_url",
+            "connect_timeout",
+        ],
+    ),
+    (
+        TLS,
+        &[
+            "api_key",
+            "tls",
+            "tls_cert_path",
+            "tls_key_path",
+            "tls_ca_path",
+            "tls_server_name",
+        ],
+    ),
+    (DATABASE, &["database_url"]),
+    (OUTPUT, &["output", "color", "verbose", "quiet", "log_format"]),
+];
+
+/// Environment variables read besides the options' own.
+const MORE_ENVIRONMENT: [(&str, &str); 5] = [
+    (
+        "TEMPORAL_HOST_PORT",
+        "the Temporal address, when TEMPORAL_ADDRESS is unset",
+    ),
+    (
+        "POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB",
+        "the parts of the PostgreSQL URL, when DATABASE_URL is unset",
+    ),
+    ("NO_COLOR", "no colour under --color auto"),
+    ("RUST_LOG", "log filter, e.g. orderflow=debug; overrides -v"),
+    ("COLUMNS, LINES", "the terminal size, when it cannot be asked"),
+];
+
+/// One command's page: its path ("" for orderflow itself, "order create").
+pub struct Page {
+    pub path: &'static str,
+    /// The global option headings it shows; every one for `orderflow` and
+    /// `orderflow help options`.
+    pub shows: &'static [&'static str],
+    pub examples: &'static [(&'static str, &'static str)],
+    pub exit_codes: &'static [(u8, &'static str)],
+}
+
+const ALL: &[&str] = &[TEMPORAL, TLS, DATABASE, OUTPUT];
+const CLIENT: &[&str] = &[TEMPORAL, TLS, OUTPUT];
+const DB: &[&str] = &[DATABASE, OUTPUT];
+const LOCAL: &[&str] = &[TEMPORAL, DATABASE, OUTPUT];
+
+const UNREACHABLE: (u8, &str) = (8, "Temporal or PostgreSQL is unreachable or refused the credentials");
+const TEMPORAL_UNREACHABLE: (u8, &str) = (8, "Temporal is unreachable or refused the credentials");
+const DB_UNREACHABLE: (u8, &str) = (8, "PostgreSQL is unreachable");
+const USAGE: (u8, &str) = (2, "invalid flags or input");
+const ERROR: (u8, &str) = (1, "another error (the message says which)");
+const INTERRUPTED: (u8, &str) = (130, "interrupted (Ctrl-C)");
+const ORDERS_GO_ON: (u8, &str) = (130, "interrupted (Ctrl-C); the orders go on");
+
+pub const PAGES: &[Page] = &[
+    Page {
+        path: "",
+        shows: ALL,
+        examples: &[
+            ("orderflow dev", "local Temporal + PostgreSQL + worker"),
+            ("orderflow db migrate", "apply the schema"),
+            ("orderflow product import --file examples/catalog.json", ""),
+            ("orderflow order create --file order.json --watch", ""),
+            ("orderflow order status ORD-1001 -o json", ""),
+            ("orderflow order cancel ORD-1001 --reason 'customer asked'", ""),
+            ("orderflow help options", "the options every command takes"),
+        ],
+        exit_codes: &[
+            (0, "success"),
+            ERROR,
+            USAGE,
+            (3, "order not found"),
+            (4, "an order ended FAILED"),
+            (5, "an order ended CANCELLED"),
+            (6, "conflict: an order that cannot be cancelled, or an ID reused with other content"),
+            (7, "--timeout elapsed"),
+            UNREACHABLE,
+            (130, "interrupted (Ctrl-C)"),
+        ],
+    },
+    Page {
+        path: "options",
+        shows: ALL,
+        examples: &[
+            ("orderflow --address temporal.example.com:7233 --namespace shop order list", ""),
+            (
+                "TEMPORAL_API_KEY=… orderflow --address eu-west-1.aws.api.temporal.io:7233 --namespace shop.a1b2c doctor",
+                "Temporal Cloud",
+            ),
+            ("orderflow --profile prod order status ORD-1001", "a temporal.toml profile"),
+            ("orderflow -o json order list | jq '.[].orderId'", ""),
+        ],
+        exit_codes: &[(0, "the page was shown")],
+    },
+    Page {
+        path: "worker",
+        shows: ALL,
+        examples: &[
+            ("orderflow worker", "until Ctrl-C or SIGTERM, then drain"),
+            ("orderflow worker --metrics-address 0.0.0.0:9464", "with /metrics, /healthz, /readyz"),
+            ("orderflow worker --notify-webhook https://hooks.example.com/orders", ""),
+        ],
+        exit_codes: &[
+            (0, "stopped on SIGINT/SIGTERM after draining"),
+            ERROR,
+            USAGE,
+            UNREACHABLE,
+        ],
+    },
+    Page {
+        path: "order",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow order create --file order.json --watch", ""),
+            ("orderflow order list --status failed", ""),
+        ],
+        exit_codes: &[
+            (0, "success"),
+            ERROR,
+            USAGE,
+            (3, "order not found"),
+            (4, "an order ended FAILED"),
+            (5, "an order ended CANCELLED"),
+            (6, "conflict"),
+            (7, "--timeout elapsed"),
+            UNREACHABLE,
+            ORDERS_GO_ON,
+        ],
+    },
+    Page {
+        path: "order create",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow order create --file order.json", ""),
+            ("cat orders.json | orderflow order create --file - -o json", ""),
+            ("orderflow order create --file order.json --id ORD-42 --watch", ""),
+            ("orderflow order create --file order.json --dry-run", "only check it"),
+        ],
+        exit_codes: &[
+            (0, "every order submitted (with --watch: every order COMPLETED)"),
+            ERROR,
+            (2, "invalid flags, or an invalid order file: every problem is listed, nothing is submitted"),
+            (4, "with --watch: an order ended FAILED"),
+            (5, "with --watch: an order ended CANCELLED"),
+            (6, "an order ID that exists with other content"),
+            (7, "with --watch: --timeout elapsed"),
+            TEMPORAL_UNREACHABLE,
+            ORDERS_GO_ON,
+        ],
+    },
+    Page {
+        path: "order status",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow order status ORD-1001", ""),
+            ("orderflow order status ORD-1001 -o json | jq -r .status", ""),
+        ],
+        exit_codes: &[
+            (0, "shown, whatever the order's status"),
+            ERROR,
+            USAGE,
+            (3, "no such order"),
+            TEMPORAL_UNREACHABLE,
+            INTERRUPTED,
+        ],
+    },
+    Page {
+        path: "order watch",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow order watch ORD-1001 ORD-1002", ""),
+            ("orderflow order watch ORD-1001 --timeout 5m -o jsonl", "one JSON line per change"),
+        ],
+        exit_codes: &[
+            (0, "every order COMPLETED"),
+            ERROR,
+            USAGE,
+            (3, "an order does not exist"),
+            (4, "an order ended FAILED"),
+            (5, "an order ended CANCELLED (and none FAILED)"),
+            (7, "--timeout elapsed"),
+            TEMPORAL_UNREACHABLE,
+            ORDERS_GO_ON,
+        ],
+    },
+    Page {
+        path: "order cancel",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow order cancel ORD-1001 --reason 'customer asked'", ""),
+            ("orderflow order cancel ORD-1001 --no-wait", "send it and return"),
+        ],
+        exit_codes: &[
+            (0, "the order ended CANCELLED (with --no-wait: the request was sent)"),
+            ERROR,
+            USAGE,
+            (3, "no such order"),
+            (6, "the order already COMPLETED or FAILED: nothing was changed"),
+            (7, "--timeout elapsed"),
+            TEMPORAL_UNREACHABLE,
+            ORDERS_GO_ON,
+        ],
+    },
+    Page {
+        path: "order list",
+        shows: DB,
+        examples: &[
+            ("orderflow order list", "the newest 50"),
+            ("orderflow order list --status failed --customer CUST-001", ""),
+            ("orderflow order list --limit 50 --after ORD-0950", "the next page"),
+            ("orderflow order list --query 'OrderStatus=\"FAILED\"'", "from Temporal's visibility"),
+        ],
+        exit_codes: &[
+            (0, "listed (perhaps none)"),
+            ERROR,
+            USAGE,
+            UNREACHABLE,
+            INTERRUPTED,
+        ],
+    },
+    Page {
+        path: "db",
+        shows: DB,
+        examples: &[("orderflow db migrate", ""), ("orderflow db status", "")],
+        exit_codes: &[(0, "success"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+    },
+    Page {
+        path: "db migrate",
+        shows: DB,
+        examples: &[
+            ("orderflow db migrate", ""),
+            ("DATABASE_URL=postgres://orderflow@db:5432/orderflow orderflow db migrate", ""),
+        ],
+        exit_codes: &[(0, "up to date"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+    },
+    Page {
+        path: "db status",
+        shows: DB,
+        examples: &[("orderflow db status", ""), ("orderflow db status -o json", "")],
+        exit_codes: &[(0, "shown, pending migrations or not"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+    },
+    Page {
+        path: "db reset",
+        shows: DB,
+        examples: &[
+            ("orderflow db reset", "asks first"),
+            ("orderflow db reset --yes", "in a script"),
+        ],
+        exit_codes: &[
+            (0, "reset, or the question was declined (nothing changed)"),
+            ERROR,
+            (2, "invalid flags, or no --yes when stdin is not a terminal"),
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
+    },
+    Page {
+        path: "product",
+        shows: DB,
+        examples: &[
+            ("orderflow product import --file examples/catalog.json", ""),
+            ("orderflow product list", ""),
+        ],
+        exit_codes: &[(0, "success"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+    },
+    Page {
+        path: "product import",
+        shows: DB,
+        examples: &[
+            ("orderflow product import --file examples/catalog.json", ""),
+            ("cat catalog.json | orderflow product import --file -", ""),
+        ],
+        exit_codes: &[
+            (0, "every product inserted or updated"),
+            ERROR,
+            (2, "invalid flags, or an invalid file: every problem is listed, nothing is written"),
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
+    },
+    Page {
+        path: "product list",
+        shows: DB,
+        examples: &[
+            ("orderflow product list", ""),
+            ("orderflow product list -o json | jq '.[] | select(.stock == 0)'", ""),
+        ],
+        exit_codes: &[(0, "listed"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+    },
+    Page {
+        path: "dev",
+        shows: LOCAL,
+        examples: &[
+            ("orderflow dev", "reuse or start Temporal; PostgreSQL kept in ~/.local/share/orderflow"),
+            ("orderflow dev --port 17233 --ui-port 18233", "its own server on these ports"),
+            ("orderflow dev --data-dir /tmp/stack-b", "a second stack beside the first"),
+            ("orderflow dev --fresh", "start with no orders"),
+        ],
+        exit_codes: &[
+            (0, "stopped with Ctrl-C; what it started is stopped"),
+            ERROR,
+            (2, "invalid flags, or another `orderflow dev` runs from the data directory"),
+            (8, "the Temporal server or database it was told to use is unreachable"),
+        ],
+    },
+    Page {
+        path: "demo",
+        shows: LOCAL,
+        examples: &[
+            ("orderflow demo", ""),
+            ("orderflow demo --keep", "leave the stack up to look around"),
+            ("orderflow demo -o json | jq '.orders[] | {sample, status}'", ""),
+        ],
+        exit_codes: &[
+            (0, "every sample ended as expected"),
+            (1, "a sample did not, or another error"),
+            USAGE,
+            (8, "the Temporal server or database it was told to use is unreachable"),
+            (130, "interrupted (Ctrl-C)"),
+        ],
+    },
+    Page {
+        path: "bench",
+        shows: LOCAL,
+        examples: &[
+            ("orderflow bench", "the defaults of DOCS.md's recorded runs"),
+            ("orderflow bench --orders 400 --rounds 2 --single 10 --in-flight 100 --hot 0", "a quick look"),
+            ("orderflow bench -o json > bench.json", ""),
+        ],
+        exit_codes: &[
+            (0, "measured"),
+            (1, "a check failed (e.g. the one-product run oversold), or another error"),
+            USAGE,
+            (8, "the Temporal server or database it was told to use is unreachable"),
+        ],
+    },
+    Page {
+        path: "doctor",
+        shows: ALL,
+        examples: &[
+            ("orderflow doctor", ""),
+            ("orderflow doctor -o json | jq '.checks[] | select(.ok | not)'", ""),
+        ],
+        exit_codes: &[
+            (0, "every check passed"),
+            (1, "another check failed"),
+            USAGE,
+            UNREACHABLE,
+        ],
+    },
+    Page {
+        path: "completions",
+        shows: &[],
+        examples: &[
+            ("orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow", ""),
+            ("orderflow completions zsh > ~/.zfunc/_orderflow", ""),
+            ("orderflow completions fish > ~/.config/fish/completions/orderflow.fish", ""),
+        ],
+        exit_codes: &[(0, "printed"), USAGE],
+    },
+    Page {
+        path: "man",
+        shows: &[],
+        examples: &[
+            ("orderflow man | man -l -", "read orderflow(1)"),
+            ("orderflow man --out-dir ~/.local/share/man/man1", "every page"),
+        ],
+        exit_codes: &[(0, "printed or written"), (1, "a page could not be written"), USAGE],
+    },
+];
+
+/// The page of the command at `path`.
+pub fn page(path: &str) -> Option<&'static Page> {
+    PAGES.iter().find(|p| p.path == path)
+}
+
+impl Page {
+    /// The end of its `--help`: examples, then exit codes.
+    pub fn after_help(&self) -> String {
+        let mut text = String::new();
+        if !self.shows.contains(&TLS) && self.path != "" {
+            text += "Options every command takes (Temporal, TLS, database, output): \
+                     `orderflow help options`\n\n";
+        }
+        text += "Examples:\n";
+        // A note goes beside its example when the line fits in 80
+        // columns, aligned with the others that do; else on a line above.
+        let fits = |example: &str, note: &str| example.len() + note.len() + 6 <= 80;
+        let width = self
+            .examples
+            .iter()
+            .filter(|(example, note)| !note.is_empty() && fits(example, note))
+            .map(|(example, _)| example.len())
+            .max()
+            .unwrap_or(0);
+        for (example, note) in self.examples {
+            if note.is_empty() {
+                text += &format!("  {example}\n");
+            } else if width + note.len() + 6 <= 80 && fits(example, note) {
+                text += &format!("  {example:width$}  # {note}\n");
+            } else if fits(example, note) {
+                text += &format!("  {example}  # {note}\n");
+            } else {
+                text += &format!("  # {note}\n  {example}\n");
+            }
+        }
+        text += "\nExit codes:\n";
+        for (code, meaning) in self.exit_codes {
+            text += &format!("  {code:<4} {meaning}\n");
+        }
+        text.trim_end().to_owned()
+    }
+
+    /// Its EXAMPLES, EXIT STATUS and ENVIRONMENT sections, in roff, for a
+    /// man page of `command`.
+    pub fn man_sections(&self, command: &Command) -> String {
+        let mut roff = roff::Roff::new();
+        roff.control("SH", ["EXAMPLES"]);
+        for (example, note) in self.examples {
+            roff.control("TP", []);
+            roff.text([roff::bold(*example)]);
+            if !note.is_empty() {
+                roff.text([roff::roman(*note)]);
+            }
+        }
+        roff.control("SH", ["EXIT STATUS"]);
+        for (code, meaning) in self.exit_codes {
+            roff.control("TP", []);
+            roff.text([roff::bold(code.to_string())]);
+            roff.text([roff::roman(*meaning)]);
+        }
+        let mut environment: Vec<(String, String)> = command
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| {
+                let name = a.get_env()?.to_string_lossy().into_owned();
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                Some((name, format!("--{}: {help}", a.get_long().unwrap_or_default())))
+            })
+            .collect();
+        environment.extend(
+            MORE_ENVIRONMENT
+                .iter()
+                .map(|(name, what)| (name.to_string(), what.to_string())),
+        );
+        roff.control("SH", ["ENVIRONMENT"]);
+        for (name, what) in environment {
+            roff.control("TP", []);
+            roff.text([roff::bold(name)]);
+            roff.text([roff::roman(what)]);
+        }
+        roff.render()
+    }
+
+    fn hides(&self, heading: &str) -> bool {
+        !self.shows.contains(&heading)
+    }
+}
+
+/// The command line as `--help` and the man pages show it: each command
+/// ends with its examples and exit codes, and shows only the global
+/// options it uses (`orderflow help options` shows them all).
+///
+/// Each command gets its own copy of the global options before clap
+/// builds the tree (clap then leaves them as they are), so that each can
+/// hide what it does not use: a built command cannot be changed safely.
+pub fn decorate(command: Command) -> Command {
+    let globals: Vec<Arg> = command
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let mut command = decorate_at(command, "", &globals);
+    command.build();
+    command
+}
+
+fn decorate_at(mut command: Command, path: &str, globals: &[Arg]) -> Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in names {
+        let sub_path = format!("{path} {name}").trim_start().to_owned();
+        command = command.mut_subcommand(&name, |sub| decorate_at(sub, &sub_path, globals));
+    }
+    let Some(page) = page(path) else {
+        return command;
+    };
+    command = command.after_help(page.after_help());
+    if path.is_empty() {
+        return command;
+    }
+    for arg in globals {
+        let id = arg.get_id().as_str();
+        let heading = GROUPS
+            .iter()
+            .find(|(_, ids)| ids.contains(&id))
+            .map_or(OUTPUT, |(heading, _)| *heading);
+        let mut arg = arg.clone().hide(page.hides(heading));
+        // Commands that use only the database wait for it alone.
+        if id == "connect_timeout" && page.hides(TEMPORAL) && !page.hides(DATABASE) {
+            arg = arg.hide(false).help_heading(DATABASE);
+        }
+        command = command.arg(arg);
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command has a page, and every page a command.
+    #[test]
+    fn every_command_has_its_page() {
+        let command = decorate(<super::super::Cli as clap::CommandFactory>::command());
+        let mut paths = Vec::new();
+        fn walk(command: &Command, path: String, paths: &mut Vec<String>) {
+            paths.push(path.clone());
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let sub_path = if path.is_empty() {
+                    sub.get_name().to_owned()
+                } else {
+                    format!("{path} {}", sub.get_name())
+                };
+                walk(sub, sub_path, paths);
+            }
+        }
+        walk(&command, String::new(), &mut paths);
+        for path in &paths {
+            assert!(page(path).is_some(), "`orderflow {path}` has no help page");
+        }
+        for page in PAGES {
+            assert!(paths.iter().any(|p| p == page.path), "no command {}", page.path);
+        }
+    }
+
+    #[test]
+    fn every_global_option_is_in_a_group() {
+        let command = <super::super::Cli as clap::CommandFactory>::command();
+        for arg in command.get_arguments().filter(|a| a.is_global_set()) {
+            let id = arg.get_id().as_str();
+            assert!(
+                GROUPS.iter().any(|(_, ids)| ids.contains(&id)),
+                "--{id} is in no group"
+            );
+        }
+    }
+}
