@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DatabaseConfig, TemporalConfig};
 use crate::exit::{Exit, Fail};
-use crate::output::Printer;
+use crate::output::{ErrorReport, Printer};
 use crate::stack::local::LocalStack;
 use crate::workflow::client::OrderCallError;
 
@@ -79,6 +79,22 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
     })
 }
 
+/// How an error is reported: its message (each cause once), its exit code,
+/// and for `-o json` every input problem as `problems`.
+pub fn report(error: &anyhow::Error) -> ErrorReport {
+    let mut report = ErrorReport::new(exit_code(error), crate::errors::text(error.as_ref()));
+    if let Some(invalid) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::input::InvalidInput>())
+    {
+        report.details.insert(
+            "problems".into(),
+            serde_json::to_value(invalid.problems()).expect("problems serialize"),
+        );
+    }
+    report
+}
+
 /// The exit code for an error: the first cause in its chain that knows one.
 pub fn exit_code(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
@@ -88,7 +104,7 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(OrderCallError::NotFound(_)) = cause.downcast_ref() {
             return Exit::NotFound;
         }
-        if cause.is::<crate::input::InputError>() {
+        if cause.is::<crate::input::InputError>() || cause.is::<crate::input::InvalidInput>() {
             return Exit::Usage;
         }
         if cause.is::<crate::db::ConnectError>()
