@@ -19,7 +19,7 @@ pub async fn run(cx: &Context, command: DbCommand) -> anyhow::Result<Exit> {
 }
 
 async fn migrate(cx: &Context) -> anyhow::Result<Exit> {
-    let pool = cx.pool().await?;
+    let pool = cx.pool_any_schema().await?;
     let applied = migrations::migrate(&pool)
         .await
         .context("applying migrations")?;
@@ -54,7 +54,7 @@ fn capitalise(word: &str) -> String {
 }
 
 async fn status(cx: &Context) -> anyhow::Result<Exit> {
-    let pool = cx.pool().await?;
+    let pool = cx.pool_any_schema().await?;
     let list = migrations::status(&pool)
         .await
         .context("reading applied migrations")?;

@@ -14,6 +14,7 @@ pub(crate) mod worker;
 pub use completions::completion_script;
 pub use man::man_pages;
 
+use anyhow::Context as _;
 use sqlx::PgPool;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -37,8 +38,18 @@ impl Context {
         )?)
     }
 
-    /// A small pool for a one-shot command.
+    /// A small pool for a one-shot command, on a database with orderflow's
+    /// schema: a [`SchemaError`](crate::db::SchemaError) (run `db migrate`)
+    /// rather than `relation "orders" does not exist` later.
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        let database = self.database()?;
+        let pool = crate::db::connect(&database, 4).await?;
+        require_schema(&pool, &database).await?;
+        Ok(pool)
+    }
+
+    /// A small pool, whatever the schema (`db migrate`, `db status`).
+    pub async fn pool_any_schema(&self) -> anyhow::Result<PgPool> {
         Ok(crate::db::connect(&self.database()?, 4).await?)
     }
 
@@ -50,6 +61,18 @@ impl Context {
 
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
         Ok(TemporalConfig::resolve(&self.global.temporal())?)
+    }
+}
+
+/// Fails with a [`SchemaError`](crate::db::SchemaError) unless every
+/// migration is applied.
+pub(crate) async fn require_schema(pool: &PgPool, database: &DatabaseConfig) -> anyhow::Result<()> {
+    let missing = crate::db::check_schema(pool, &database.redacted())
+        .await
+        .context("reading which migrations the database has")?;
+    match missing {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
     }
 }
 
@@ -104,7 +127,10 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(OrderCallError::NotFound(_)) = cause.downcast_ref() {
             return Exit::NotFound;
         }
-        if cause.is::<crate::input::InputError>() || cause.is::<crate::input::InvalidInput>() {
+        if cause.is::<crate::input::InputError>()
+            || cause.is::<crate::input::InvalidInput>()
+            || cause.is::<crate::db::SchemaError>()
+        {
             return Exit::Usage;
         }
         if cause.is::<crate::db::ConnectError>()

@@ -25,6 +25,37 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// The database lacks orderflow's schema, or some of it (exit 2: a setup
+/// the command cannot use, like a missing `--database-url`).
+#[derive(Debug, thiserror::Error)]
+#[error("the database {target} {state}: run `orderflow db migrate` (with the same database URL)")]
+pub struct SchemaError {
+    pub target: String,
+    pub state: String,
+}
+
+/// `None` when every migration this binary knows is applied; else what is
+/// missing, as a [`SchemaError`] for the database named `target`.
+pub async fn check_schema(pool: &PgPool, target: &str) -> Result<Option<SchemaError>, sqlx::Error> {
+    let all = migrations::status(pool).await?;
+    let pending = all
+        .iter()
+        .filter(|m| m.state == migrations::State::Pending)
+        .count();
+    let state = match pending {
+        0 => return Ok(None),
+        n if n == all.len() => "has no orderflow schema".to_owned(),
+        n => format!(
+            "is behind: {}",
+            crate::errors::count(n, "pending migration")
+        ),
+    };
+    Ok(Some(SchemaError {
+        target: target.to_owned(),
+        state,
+    }))
+}
+
 /// Opens a pool and proves it with one connection, within the connect timeout.
 pub async fn connect(
     config: &DatabaseConfig,
