@@ -70,6 +70,21 @@ pub async fn connect(
         .parse()
         .map_err(|e: sqlx::Error| fail(format!("invalid database URL: {}", redact_error(&e))))?;
     let options = options.application_name("orderflow");
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let no_answer = || {
+        fail(format!(
+            "no answer within {}",
+            humantime::format_duration(config.connect_timeout)
+        ))
+    };
+    // sqlx's pool takes a refused connection for a server starting up and
+    // retries it until the timeout, then says only "timed out": one plain
+    // TCP connection first tells a refusal at once.
+    match tokio::time::timeout_at(deadline, refused(&options)).await {
+        Err(_) => return Err(no_answer()),
+        Ok(Some(at)) => return Err(fail(format!("connection refused at {at}"))),
+        Ok(None) => {}
+    }
     // No ping before each checkout: it is a round trip per statement for
     // PostgreSQL to wake for. A connection that died fails its statement,
     // and every caller retries (activities) or reports it.
@@ -78,13 +93,26 @@ pub async fn connect(
         .test_before_acquire(false)
         .acquire_timeout(config.connect_timeout)
         .connect_with(options);
-    match tokio::time::timeout(config.connect_timeout, pool).await {
+    match tokio::time::timeout_at(deadline, pool).await {
         Ok(Ok(pool)) => Ok(pool),
         Ok(Err(e)) => Err(fail(redact_error(&e))),
-        Err(_) => Err(fail(format!(
-            "no answer within {}",
-            humantime::format_duration(config.connect_timeout)
-        ))),
+        Err(_) => Err(no_answer()),
+    }
+}
+
+/// `host:port` when a TCP connection there is refused (nothing listens);
+/// `None` when it is not, or when the server is reached over a Unix socket.
+async fn refused(options: &PgConnectOptions) -> Option<String> {
+    let host = options.get_host();
+    if options.get_socket().is_some() || host.starts_with('/') {
+        return None;
+    }
+    let port = options.get_port();
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some(format!("{host}:{port}"))
+        }
+        _ => None,
     }
 }
 
