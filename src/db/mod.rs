@@ -70,6 +70,11 @@ pub async fn connect(
         .parse()
         .map_err(|e: sqlx::Error| fail(format!("invalid database URL: {}", redact_error(&e))))?;
     let options = options.application_name("orderflow");
+    tracing::info!(
+        "connecting to PostgreSQL at {} (connect timeout {})",
+        config.redacted(),
+        humantime::format_duration(config.connect_timeout)
+    );
     let deadline = tokio::time::Instant::now() + config.connect_timeout;
     let no_answer = || {
         fail(format!(
