@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod errors;
 pub mod exit;
 pub mod input;
 pub mod ops;

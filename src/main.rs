@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use orderflow::exit::Exit;
-use orderflow::output::{OutputFormat, Printer, is_broken_pipe};
+use orderflow::output::{ErrorReport, OutputFormat, Printer, is_broken_pipe};
 use orderflow::{commands, telemetry};
 
 fn main() -> ExitCode {
@@ -39,9 +39,9 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(e) if is_broken_pipe(&e) => Exit::Success,
         Err(e) => {
-            let exit = commands::exit_code(&e);
-            printer.error(&e, exit);
-            exit
+            let report = commands::report(&e);
+            printer.error(&report);
+            report.exit
         }
     };
     // Don't wait for background tasks (e.g. a hung connection) on the way out.
@@ -68,7 +68,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
             orderflow::output::ColorChoice::Never,
             false,
         );
-        printer.error(&anyhow::anyhow!("{message}"), Exit::Usage);
+        printer.error(&ErrorReport::new(Exit::Usage, message));
     } else {
         let _ = error.print();
     }

@@ -139,18 +139,44 @@ impl Printer {
     }
 
     /// Reports an error on stderr: `error: …` with its causes, or a JSON
-    /// object under `-o json`.
-    pub fn error(&self, error: &anyhow::Error, exit: Exit) {
-        let message = format!("{error:#}");
+    /// object under `-o json` (with the report's details as extra fields).
+    pub fn error(&self, report: &ErrorReport) {
+        let ErrorReport {
+            exit,
+            message,
+            details,
+        } = report;
         if self.is_json() {
-            let doc = serde_json::json!({
-                "error": { "code": exit.error_code(), "message": message, "exitCode": exit.code() }
+            let mut error = serde_json::json!({
+                "code": exit.error_code(), "message": message, "exitCode": exit.code()
             });
-            eprintln!("{doc}");
+            if let serde_json::Value::Object(fields) = &mut error {
+                fields.extend(details.clone());
+            }
+            eprintln!("{}", serde_json::json!({ "error": error }));
         } else if self.color_stderr {
             eprintln!("\x1b[1;31merror:\x1b[0m {message}");
         } else {
             eprintln!("error: {message}");
+        }
+    }
+}
+
+/// An error as the user sees it: its message, its exit code, and for
+/// `-o json` any details beyond the message (e.g. `problems`).
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub exit: Exit,
+    pub message: String,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ErrorReport {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            details: serde_json::Map::new(),
         }
     }
 }

@@ -143,6 +143,20 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
         namespace: config.namespace.clone(),
         reason,
     };
+    let used = config.credentials();
+    tracing::info!(
+        "connecting to Temporal at {} (namespace {}, TLS {}, API key {}{}, connect timeout {})",
+        config.address,
+        config.namespace,
+        if used.tls { "on" } else { "off" },
+        if used.api_key { "set" } else { "not set" },
+        if used.client_cert {
+            ", client certificate set"
+        } else {
+            ""
+        },
+        humantime::format_duration(config.connect_timeout)
+    );
     let mut options = ConnectionOptions::try_from(config.to_profile())
         .map_err(|e| fail(format!("invalid connection settings: {e}")))?;
     options.connect_timeout = Some(config.connect_timeout);
@@ -163,7 +177,6 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
             ))
         })?
         .map_err(|e| -> anyhow::Error {
-            let used = config.credentials();
             match CredentialError::classify(&e, &config.address, &config.namespace, used) {
                 Some(refused) => refused.into(),
                 None => fail(root_cause(&e)).into(),

@@ -73,6 +73,10 @@ const UNREACHABLE: (u8, &str) = (8, "Temporal or PostgreSQL is unreachable or re
 const TEMPORAL_UNREACHABLE: (u8, &str) = (8, "Temporal is unreachable or refused the credentials");
 const DB_UNREACHABLE: (u8, &str) = (8, "PostgreSQL is unreachable");
 const USAGE: (u8, &str) = (2, "invalid flags or input");
+const DB_USAGE: (u8, &str) = (
+    2,
+    "invalid flags or input, or a database without orderflow's schema (run `orderflow db migrate`)",
+);
 const ERROR: (u8, &str) = (1, "another error (the message says which)");
 const INTERRUPTED: (u8, &str) = (130, "interrupted (Ctrl-C)");
 const ORDERS_GO_ON: (u8, &str) = (130, "interrupted (Ctrl-C); the orders go on");
@@ -128,7 +132,7 @@ pub const PAGES: &[Page] = &[
         exit_codes: &[
             (0, "stopped on SIGINT/SIGTERM after draining"),
             ERROR,
-            USAGE,
+            DB_USAGE,
             UNREACHABLE,
         ],
     },
@@ -238,7 +242,7 @@ pub const PAGES: &[Page] = &[
         exit_codes: &[
             (0, "listed (perhaps none)"),
             ERROR,
-            USAGE,
+            DB_USAGE,
             UNREACHABLE,
             INTERRUPTED,
         ],
@@ -272,9 +276,9 @@ pub const PAGES: &[Page] = &[
             ("orderflow db reset --yes", "in a script"),
         ],
         exit_codes: &[
-            (0, "reset, or the question was declined (nothing changed)"),
+            (0, "reset"),
             ERROR,
-            (2, "invalid flags, or no --yes when stdin is not a terminal"),
+            (2, "not confirmed: the question was declined, or no --yes when stdin is not a terminal; nothing was changed"),
             DB_UNREACHABLE,
             INTERRUPTED,
         ],
@@ -286,7 +290,7 @@ pub const PAGES: &[Page] = &[
             ("orderflow product import --file examples/catalog.json", ""),
             ("orderflow product list", ""),
         ],
-        exit_codes: &[(0, "success"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[(0, "success"), ERROR, DB_USAGE, DB_UNREACHABLE, INTERRUPTED],
     },
     Page {
         path: "product import",
@@ -298,7 +302,7 @@ pub const PAGES: &[Page] = &[
         exit_codes: &[
             (0, "every product inserted or updated"),
             ERROR,
-            (2, "invalid flags, or an invalid file: every problem is listed, nothing is written"),
+            (2, "invalid flags, an invalid file (every problem is listed, nothing is written), or a database without orderflow's schema"),
             DB_UNREACHABLE,
             INTERRUPTED,
         ],
@@ -310,7 +314,7 @@ pub const PAGES: &[Page] = &[
             ("orderflow product list", ""),
             ("orderflow product list -o json | jq '.[] | select(.stock == 0)'", ""),
         ],
-        exit_codes: &[(0, "listed"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[(0, "listed"), ERROR, DB_USAGE, DB_UNREACHABLE, INTERRUPTED],
     },
     Page {
         path: "dev",

@@ -19,7 +19,7 @@ pub async fn run(cx: &Context, command: DbCommand) -> anyhow::Result<Exit> {
 }
 
 async fn migrate(cx: &Context) -> anyhow::Result<Exit> {
-    let pool = cx.pool().await?;
+    let pool = cx.pool_any_schema().await?;
     let applied = migrations::migrate(&pool)
         .await
         .context("applying migrations")?;
@@ -54,7 +54,7 @@ fn capitalise(word: &str) -> String {
 }
 
 async fn status(cx: &Context) -> anyhow::Result<Exit> {
-    let pool = cx.pool().await?;
+    let pool = cx.pool_any_schema().await?;
     let list = migrations::status(&pool)
         .await
         .context("reading applied migrations")?;
@@ -90,6 +90,17 @@ async fn status(cx: &Context) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// A reset that was not confirmed changes nothing and exits 2, declined at
+/// the prompt or not asked (no terminal, no `--yes`) alike: the command was
+/// not given what it needs to act. Not 1: nothing unexpected happened.
+const NOT_CONFIRMED: Exit = Exit::Usage;
+
+/// The exit for an answer to the reset question: `None` to go on (the
+/// answer is `yes`), else [`NOT_CONFIRMED`].
+fn declined(answer: &str) -> Option<Exit> {
+    (!answer.trim().eq_ignore_ascii_case("yes")).then_some(NOT_CONFIRMED)
+}
+
 async fn reset(cx: &Context, args: ResetArgs) -> anyhow::Result<Exit> {
     let database = cx.database()?;
     if !args.yes {
@@ -98,9 +109,10 @@ async fn reset(cx: &Context, args: ResetArgs) -> anyhow::Result<Exit> {
             database.redacted()
         );
         if !std::io::stdin().is_terminal() || cx.printer.is_json() {
-            return Err(Fail::usage(format!(
-                "{question} Refusing without --yes when not asking at a terminal."
-            ))
+            return Err(Fail::new(
+                NOT_CONFIRMED,
+                format!("{question} Refusing without --yes when not asking at a terminal."),
+            )
             .into());
         }
         eprint!("{question}\nType 'yes' to continue: ");
@@ -109,9 +121,10 @@ async fn reset(cx: &Context, args: ResetArgs) -> anyhow::Result<Exit> {
             .lock()
             .read_line(&mut answer)
             .context("reading the answer")?;
-        if answer.trim() != "yes" {
-            cx.printer.note("Nothing was changed.");
-            return Ok(Exit::Failure);
+        if let Some(exit) = declined(&answer) {
+            cx.printer
+                .note("Not confirmed; nothing was changed. (`--yes` skips the question.)");
+            return Ok(exit);
         }
     }
     let pool = crate::db::connect(&database, 2).await?;
@@ -120,4 +133,18 @@ async fn reset(cx: &Context, args: ResetArgs) -> anyhow::Result<Exit> {
         .context("resetting the database")?;
     report_applied(cx, &applied, "reapplied")?;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_resets_and_a_decline_is_not_an_unexpected_error() {
+        assert_eq!(declined("yes\n"), None);
+        assert_eq!(declined(" YES \n"), None);
+        for answer in ["no\n", "\n", "", "y\n", "yes please\n"] {
+            assert_eq!(declined(answer), Some(Exit::Usage), "{answer:?}");
+        }
+    }
 }

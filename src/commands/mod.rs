@@ -14,12 +14,13 @@ pub(crate) mod worker;
 pub use completions::completion_script;
 pub use man::man_pages;
 
+use anyhow::Context as _;
 use sqlx::PgPool;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DatabaseConfig, TemporalConfig};
 use crate::exit::{Exit, Fail};
-use crate::output::Printer;
+use crate::output::{ErrorReport, Printer};
 use crate::stack::local::{LocalStack, StackOptions};
 use crate::workflow::client::OrderCallError;
 
@@ -37,12 +38,21 @@ impl Context {
         )?)
     }
 
-    /// A small pool for a one-shot command.
+    /// A small pool for a one-shot command, on a database with orderflow's
+    /// schema: a [`SchemaError`](crate::db::SchemaError) (run `db migrate`)
+    /// rather than `relation "orders" does not exist` later.
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        let database = self.database()?;
+        let pool = crate::db::connect(&database, 4).await?;
+        require_schema(&pool, &database).await?;
+        Ok(pool)
+    }
+
+    /// A small pool, whatever the schema (`db migrate`, `db status`).
+    pub async fn pool_any_schema(&self) -> anyhow::Result<PgPool> {
         Ok(crate::db::connect(&self.database()?, 4).await?)
     }
 
-    /// The local stack of `dev`, `demo` and `bench` (`stack::local`).
     /// The local stack of `dev`, `demo` and `bench`; says which Temporal
     /// server it reuses, if it did not start one.
     pub async fn local_stack(&self, options: &StackOptions) -> anyhow::Result<LocalStack> {
@@ -56,6 +66,18 @@ impl Context {
 
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
         Ok(TemporalConfig::resolve(&self.global.temporal())?)
+    }
+}
+
+/// Fails with a [`SchemaError`](crate::db::SchemaError) unless every
+/// migration is applied.
+pub(crate) async fn require_schema(pool: &PgPool, database: &DatabaseConfig) -> anyhow::Result<()> {
+    let missing = crate::db::check_schema(pool, &database.redacted())
+        .await
+        .context("reading which migrations the database has")?;
+    match missing {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
     }
 }
 
@@ -86,6 +108,22 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
     })
 }
 
+/// How an error is reported: its message (each cause once), its exit code,
+/// and for `-o json` every input problem as `problems`.
+pub fn report(error: &anyhow::Error) -> ErrorReport {
+    let mut report = ErrorReport::new(exit_code(error), crate::errors::text(error.as_ref()));
+    if let Some(invalid) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::input::InvalidInput>())
+    {
+        report.details.insert(
+            "problems".into(),
+            serde_json::to_value(invalid.problems()).expect("problems serialize"),
+        );
+    }
+    report
+}
+
 /// The exit code for an error: the first cause in its chain that knows one.
 pub fn exit_code(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
@@ -95,7 +133,10 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(OrderCallError::NotFound(_)) = cause.downcast_ref() {
             return Exit::NotFound;
         }
-        if cause.is::<crate::input::InputError>() {
+        if cause.is::<crate::input::InputError>()
+            || cause.is::<crate::input::InvalidInput>()
+            || cause.is::<crate::db::SchemaError>()
+        {
             return Exit::Usage;
         }
         if cause.is::<crate::db::ConnectError>()

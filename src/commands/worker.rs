@@ -19,6 +19,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
     let temporal = cx.temporal()?;
     // Both must answer now, so a misconfigured worker fails fast (exit 8).
     let pool = crate::db::connect(&database, args.db_max_connections).await?;
+    super::require_schema(&pool, &database).await?;
     // Proven; the services open their own connections, up to the same number.
     let db = Connections::like(&pool);
     pool.close().await;

@@ -25,6 +25,37 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+/// The database lacks orderflow's schema, or some of it (exit 2: a setup
+/// the command cannot use, like a missing `--database-url`).
+#[derive(Debug, thiserror::Error)]
+#[error("the database {target} {state}: run `orderflow db migrate` (with the same database URL)")]
+pub struct SchemaError {
+    pub target: String,
+    pub state: String,
+}
+
+/// `None` when every migration this binary knows is applied; else what is
+/// missing, as a [`SchemaError`] for the database named `target`.
+pub async fn check_schema(pool: &PgPool, target: &str) -> Result<Option<SchemaError>, sqlx::Error> {
+    let all = migrations::status(pool).await?;
+    let pending = all
+        .iter()
+        .filter(|m| m.state == migrations::State::Pending)
+        .count();
+    let state = match pending {
+        0 => return Ok(None),
+        n if n == all.len() => "has no orderflow schema".to_owned(),
+        n => format!(
+            "is behind: {}",
+            crate::errors::count(n, "pending migration")
+        ),
+    };
+    Ok(Some(SchemaError {
+        target: target.to_owned(),
+        state,
+    }))
+}
+
 /// Opens a pool and proves it with one connection, within the connect timeout.
 pub async fn connect(
     config: &DatabaseConfig,
@@ -39,6 +70,26 @@ pub async fn connect(
         .parse()
         .map_err(|e: sqlx::Error| fail(format!("invalid database URL: {}", redact_error(&e))))?;
     let options = options.application_name("orderflow");
+    tracing::info!(
+        "connecting to PostgreSQL at {} (connect timeout {})",
+        config.redacted(),
+        humantime::format_duration(config.connect_timeout)
+    );
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let no_answer = || {
+        fail(format!(
+            "no answer within {}",
+            humantime::format_duration(config.connect_timeout)
+        ))
+    };
+    // sqlx's pool takes a refused connection for a server starting up and
+    // retries it until the timeout, then says only "timed out": one plain
+    // TCP connection first tells a refusal at once.
+    match tokio::time::timeout_at(deadline, refused(&options)).await {
+        Err(_) => return Err(no_answer()),
+        Ok(Some(at)) => return Err(fail(format!("connection refused at {at}"))),
+        Ok(None) => {}
+    }
     // No ping before each checkout: it is a round trip per statement for
     // PostgreSQL to wake for. A connection that died fails its statement,
     // and every caller retries (activities) or reports it.
@@ -47,13 +98,26 @@ pub async fn connect(
         .test_before_acquire(false)
         .acquire_timeout(config.connect_timeout)
         .connect_with(options);
-    match tokio::time::timeout(config.connect_timeout, pool).await {
+    match tokio::time::timeout_at(deadline, pool).await {
         Ok(Ok(pool)) => Ok(pool),
         Ok(Err(e)) => Err(fail(redact_error(&e))),
-        Err(_) => Err(fail(format!(
-            "no answer within {}",
-            humantime::format_duration(config.connect_timeout)
-        ))),
+        Err(_) => Err(no_answer()),
+    }
+}
+
+/// `host:port` when a TCP connection there is refused (nothing listens);
+/// `None` when it is not, or when the server is reached over a Unix socket.
+async fn refused(options: &PgConnectOptions) -> Option<String> {
+    let host = options.get_host();
+    if options.get_socket().is_some() || host.starts_with('/') {
+        return None;
+    }
+    let port = options.get_port();
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some(format!("{host}:{port}"))
+        }
+        _ => None,
     }
 }
 

@@ -3,49 +3,58 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
-use super::{InputError, JsonMoney, Source, item_label};
+use super::{InvalidInput, JsonMoney, Source, item_label};
 use crate::domain::{Product, ProductId, ProductName, Stock};
 
-/// One catalog entry as written in an import file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProductInput {
-    #[serde(rename = "productID")]
-    id: ProductId,
-    name: ProductName,
-    #[serde(rename = "unitPrice")]
-    unit_price: JsonMoney,
-    stock: Stock,
-}
+/// The fields of a catalog entry, as serde would list them.
+const PRODUCT_FIELDS: &[&str] = &["productID", "name", "unitPrice", "stock"];
 
-/// Parses a catalog file: every entry valid and no product twice, or an error.
-pub fn parse_catalog(source: &Source) -> Result<Vec<Product>, InputError> {
+/// Parses a catalog file: every entry valid and no product twice, or every
+/// problem found in it.
+pub fn parse_catalog(source: &Source) -> Result<Vec<Product>, InvalidInput> {
     let mut seen: HashMap<ProductId, usize> = HashMap::new();
     let mut products = Vec::new();
+    let mut problems = Vec::new();
     for (index, raw) in source.items()?.into_iter().enumerate() {
         let label = item_label("product", index, raw, "productID");
-        let p: ProductInput = source.parse_item(raw, &label)?;
-        if let Some(first) = seen.insert(p.id.clone(), index) {
-            return Err(source.item_error(
-                &label,
+        let mut f = match source.fields(raw, &label, "") {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let id: Option<ProductId> = f.required("productID");
+        let name: Option<ProductName> = f.required("name");
+        let unit_price: Option<JsonMoney> = f.required("unitPrice");
+        let stock: Option<Stock> = f.required("stock");
+        if let Some(id) = &id
+            && let Some(first) = seen.insert(id.clone(), index)
+        {
+            f.problem(
                 Some("productID"),
                 format!(
-                    "{} appears twice (also product {}); list each product once",
-                    p.id,
+                    "{id} appears twice (also product {}); list each product once",
                     first + 1
                 ),
-            ));
+            );
         }
-        products.push(Product {
-            id: p.id,
-            name: p.name,
-            unit_price: p.unit_price.0,
-            stock: p.stock,
-        });
+        let found = f.finish(PRODUCT_FIELDS);
+        match (id, name, unit_price, stock) {
+            (Some(id), Some(name), Some(unit_price), Some(stock)) if found.is_empty() => products
+                .push(Product {
+                    id,
+                    name,
+                    unit_price: unit_price.0,
+                    stock,
+                }),
+            _ => problems.extend(found),
+        }
     }
-    Ok(products)
+    match InvalidInput::from_problems(problems) {
+        None => Ok(products),
+        Some(invalid) => Err(invalid),
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +89,18 @@ mod tests {
             parse(r#"[{"productID":"P-1","name":"Pen","stock":1}]"#)
                 .unwrap_err()
                 .contains("missing field `unitPrice`")
+        );
+        let many = parse(
+            r#"[{"productID":"P 1","name":"Pen","unitPrice":1,"stock":-1},{"productID":"P-2","name":"Ink","stock":1,"colour":"red"}]"#,
+        )
+        .unwrap_err();
+        assert!(
+            many.starts_with("4 problems in catalog.json:\n")
+                && many.contains("product 1 (P 1): productID: ' ' is not allowed")
+                && many.contains("product 1 (P 1): stock: must not be negative")
+                && many.contains("product 2 (P-2): missing field `unitPrice`")
+                && many.contains("product 2 (P-2): colour: unknown field `colour`"),
+            "{many}"
         );
         let dup = parse(
             r#"[{"productID":"P-1","name":"a","unitPrice":1,"stock":1},{"productID":"P-1","name":"b","unitPrice":1,"stock":1}]"#,

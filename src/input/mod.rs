@@ -6,28 +6,35 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::domain::{MAX_ID_LEN, Money};
 
 mod catalog;
+mod fields;
 mod orders;
+mod problems;
 
 pub use catalog::parse_catalog;
-pub use orders::{ParsedOrder, parse_orders, parse_workflow_order};
+pub use fields::Fields;
+pub use orders::{ParsedOrder, parse_orders, parse_workflow_order, read_orders};
+pub use problems::{InvalidInput, MAX_SHOWN};
 
-/// Input that breaks a rule (exit 2). Nothing is submitted or written when
-/// any item of the input is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// One way the input breaks a rule. Problems are gathered into an
+/// [`InvalidInput`] (exit 2): nothing is submitted or written when any item
+/// of the input is invalid. Its JSON is one entry of a JSON error's
+/// `problems`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 pub struct InputError {
     /// The file as the user named it, or `<stdin>`.
+    #[serde(rename = "file")]
     pub source_name: String,
     /// Which item: `order 2 (ORD-7)`, `product 1`.
     pub item: Option<String>,
     /// The JSON path of the field: `items[0].quantity`.
     pub field: Option<String>,
+    /// The rule broken, or what is wrong.
     pub message: String,
 }
 
@@ -133,19 +140,14 @@ impl Source {
     pub fn items(&self) -> Result<Vec<&RawValue>, InputError> {
         let syntax = |e: serde_json::Error| {
             let what = strip_location(&e.to_string());
+            let at = position(&self.text, e.line(), e.column());
             let message = if what == "recursion limit exceeded" {
                 format!(
                     "is nested more than 128 levels deep (arrays or objects within each \
-                     other, at line {}, column {}); an order is nested 3 levels",
-                    e.line(),
-                    e.column()
+                     other, at {at}); an order is nested 3 levels"
                 )
             } else {
-                format!(
-                    "malformed JSON at line {}, column {}: {what}",
-                    e.line(),
-                    e.column()
-                )
+                format!("malformed JSON at {at}: {what}")
             };
             self.error(None, None, message)
         };
@@ -175,13 +177,17 @@ impl Source {
         }
     }
 
-    /// Deserializes one item, which must be a JSON object; an error names
-    /// the item and the field path.
-    pub fn parse_item<T: DeserializeOwned>(
-        &self,
-        item: &RawValue,
+    /// The fields of one item, to read one by one so that every bad field
+    /// is reported; `path` is where the item sits within its parent
+    /// (`items[0]`), empty for a top-level item. An error when the item is
+    /// not a JSON object.
+    pub fn fields<'s>(
+        &'s self,
+        item: &'s RawValue,
         label: &str,
-    ) -> Result<T, InputError> {
+        path: &str,
+    ) -> Result<Fields<'s>, InputError> {
+        let field = (!path.is_empty()).then(|| path.to_owned());
         let kind = match item.get().trim_start().chars().next() {
             Some('{') => None,
             Some('[') => Some("an array"),
@@ -193,17 +199,38 @@ impl Source {
         if let Some(kind) = kind {
             return Err(self.error(
                 Some(label.to_owned()),
-                None,
+                field,
                 format!("is {kind}, not a JSON object"),
             ));
         }
-        let de = &mut serde_json::Deserializer::from_str(item.get());
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = (path != ".").then_some(path);
+        Fields::new(self, item, label, path).map_err(|e| {
             self.error(
                 Some(label.to_owned()),
                 field,
+                strip_location(&e.to_string()),
+            )
+        })
+    }
+
+    /// Deserializes one value of an item; an error names the item and the
+    /// field's path (`path`, then the path within the value).
+    fn parse_value<'a, T: Deserialize<'a>>(
+        &self,
+        value: &'a RawValue,
+        label: &str,
+        path: &str,
+    ) -> Result<T, InputError> {
+        let de = &mut serde_json::Deserializer::from_str(value.get());
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let within = e.path().to_string();
+            let field = match within.as_str() {
+                "." => path.to_owned(),
+                w if w.starts_with('[') => format!("{path}{w}"),
+                w => format!("{path}.{w}"),
+            };
+            self.error(
+                Some(label.to_owned()),
+                (!field.is_empty()).then_some(field),
                 strip_location(&e.inner().to_string()),
             )
         })
@@ -243,6 +270,26 @@ fn cut(message: String) -> String {
     format!("{head}… (message cut; {count} characters)")
 }
 
+/// Where a syntax error is, for people. serde_json counts a line's columns
+/// from 0, so an error just after a line break (a file that ends too soon)
+/// is at "line L, column 0": that is the end of the last line with text.
+fn position(text: &str, line: usize, column: usize) -> String {
+    if column > 0 {
+        return format!("line {line}, column {column}");
+    }
+    let last_with_text = text
+        .lines()
+        .take(line.saturating_sub(1))
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, _)| i + 1)
+        .last();
+    match last_with_text {
+        Some(l) => format!("the end of line {l}"),
+        None => format!("line {line}"),
+    }
+}
+
 /// serde_json appends " at line L column C"; paths say more within an item.
 fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -279,17 +326,27 @@ impl<'de> Deserialize<'de> for JsonMoney {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Quantity;
 
     fn source(text: &str) -> Source {
         Source::new("in.json", text)
     }
 
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Line {
-        price: JsonMoney,
-        qty: crate::domain::Quantity,
+    /// An item read as `{"price": amount, "qty": quantity}`: its price, or
+    /// every problem in it.
+    fn line(s: &Source, item: &RawValue, label: &str) -> Result<Money, Vec<String>> {
+        let mut f = s.fields(item, label, "").map_err(|e| vec![e.to_string()])?;
+        let price: Option<JsonMoney> = f.required("price");
+        let _: Option<Quantity> = f.required("qty");
+        let problems = f.finish(&["price", "qty"]);
+        match price {
+            Some(price) if problems.is_empty() => Ok(price.0),
+            _ => Err(problems.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    fn first_problem(s: &Source, item: &RawValue) -> String {
+        line(s, item, "line 1").unwrap_err().remove(0)
     }
 
     #[test]
@@ -324,15 +381,29 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_ends_too_soon_is_at_the_end_of_its_last_line() {
+        // serde_json says "line 3, column 0" here.
+        let err = source("[{\"a\": 1},\n {\"b\": 2}\n\n").items().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.json: malformed JSON at the end of line 2: EOF while parsing a list"
+        );
+        let err = source("{\"a\": 1,\n").items().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("in.json: malformed JSON at the end of line 1: "),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("column 0"), "{err}");
+    }
+
+    #[test]
     fn amounts_come_from_their_exact_text() {
         let s = source(r#"[{"price": 0.1, "qty": 1}, {"price": "0.20", "qty": 2}]"#);
         let items = s.items().unwrap();
-        let a: Line = s.parse_item(items[0], "line 1").unwrap();
-        let b: Line = s.parse_item(items[1], "line 2").unwrap();
-        assert_eq!(
-            a.price.0.plus(b.price.0).unwrap(),
-            Money::parse("0.3").unwrap()
-        );
+        let a = line(&s, items[0], "line 1").unwrap();
+        let b = line(&s, items[1], "line 2").unwrap();
+        assert_eq!(a.plus(b).unwrap(), Money::parse("0.3").unwrap());
     }
 
     #[test]
@@ -345,9 +416,9 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, it)| {
-                s.parse_item::<Line>(it, &format!("line {}", i + 1))
+                line(&s, it, &format!("line {}", i + 1))
                     .unwrap_err()
-                    .to_string()
+                    .remove(0)
             })
             .collect();
         assert_eq!(
@@ -379,9 +450,8 @@ mod tests {
         let deep = format!("[{}{}]", "[".repeat(200), "]".repeat(200));
         let s = source(&deep);
         let items = s.items().unwrap();
-        let err = s.parse_item::<Line>(items[0], "line 1").unwrap_err();
         assert_eq!(
-            err.to_string(),
+            first_problem(&s, items[0]),
             "in.json: line 1: is an array, not a JSON object"
         );
         // Objects in objects, within a field: its path and what it expected.
@@ -392,10 +462,7 @@ mod tests {
         );
         let s = source(&deep);
         let items = s.items().unwrap();
-        let err = s
-            .parse_item::<Line>(items[0], "line 1")
-            .unwrap_err()
-            .to_string();
+        let err = first_problem(&s, items[0]);
         assert!(err.starts_with("in.json: line 1: qty: "), "{err}");
     }
 
@@ -404,10 +471,7 @@ mod tests {
         let email = "x".repeat(5_000_000);
         let s = source(&format!(r#"{{"price": "{email}", "qty": 1}}"#));
         let items = s.items().unwrap();
-        let err = s
-            .parse_item::<Line>(items[0], "line 1")
-            .unwrap_err()
-            .to_string();
+        let err = first_problem(&s, items[0]);
         assert!(err.len() < 400, "{} bytes", err.len());
         assert!(err.starts_with("in.json: line 1: price: \"xxx"), "{err}");
     }

@@ -2,37 +2,39 @@
 //! completely before anything is submitted.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::{InputError, JsonMoney, Source, item_label};
+use super::{Fields, InputError, InvalidInput, JsonMoney, Source, item_label};
 use crate::domain::{
     Currency, CustomerEmail, CustomerId, Order, OrderId, OrderLine, OrderRuleError, PaymentMethod,
     ProductId, Quantity,
 };
 
+/// The fields of an order, as serde would list them in "expected one of".
+const ORDER_FIELDS: &[&str] = &[
+    "id",
+    "customerID",
+    "customerEmail",
+    "paymentMethod",
+    "totalAmount",
+    "currency",
+    "items",
+];
+const LINE_FIELDS: &[&str] = &["productID", "quantity", "unitPrice"];
+
 /// One order as written in a file: amounts as numbers or strings, optional
 /// fields with the SPEC's defaults.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 struct OrderInput {
     id: Option<OrderId>,
-    #[serde(rename = "customerID")]
     customer_id: CustomerId,
     customer_email: Option<CustomerEmail>,
     payment_method: Option<PaymentMethod>,
     total_amount: JsonMoney,
     currency: Option<Currency>,
-    items: Vec<LineInput>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LineInput {
-    #[serde(rename = "productID")]
-    product_id: ProductId,
-    quantity: Quantity,
-    unit_price: JsonMoney,
+    items: Vec<OrderLine>,
 }
 
 /// Orders from several files, in order, with their source for messages.
@@ -46,6 +48,47 @@ pub struct ParsedOrder {
 }
 
 impl OrderInput {
+    /// Reads one order, field by field: every problem in it, or the order.
+    fn read(source: &Source, raw: &RawValue, label: &str) -> Result<Self, Vec<InputError>> {
+        let mut f = source.fields(raw, label, "").map_err(|e| vec![e])?;
+        let id = f.optional("id");
+        let customer_id = f.required("customerID");
+        let customer_email = f.optional("customerEmail");
+        let payment_method = f.optional("paymentMethod");
+        let total_amount = f.required("totalAmount");
+        let currency = f.optional("currency");
+        let items = read_lines(source, &mut f);
+        let problems = f.finish(ORDER_FIELDS);
+        match (
+            id,
+            customer_id,
+            customer_email,
+            payment_method,
+            total_amount,
+            currency,
+            items,
+        ) {
+            (
+                Some(id),
+                Some(customer_id),
+                Some(customer_email),
+                Some(payment_method),
+                Some(total_amount),
+                Some(currency),
+                Some(items),
+            ) if problems.is_empty() => Ok(Self {
+                id,
+                customer_id,
+                customer_email,
+                payment_method,
+                total_amount,
+                currency,
+                items,
+            }),
+            _ => Err(problems),
+        }
+    }
+
     /// The order, under `id`; its rules checked as a whole.
     fn into_order(self, id: OrderId) -> Result<Order, OrderRuleError> {
         Order::new(
@@ -55,65 +98,140 @@ impl OrderInput {
             self.payment_method.unwrap_or_default(),
             self.total_amount.0,
             self.currency.unwrap_or_default(),
-            self.items
-                .into_iter()
-                .map(|l| OrderLine {
-                    product_id: l.product_id,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price.0,
-                })
-                .collect(),
+            self.items,
         )
+    }
+}
+
+/// An order's `items`, each line read field by field; `None` when any is
+/// invalid (the problems are recorded in `order`).
+fn read_lines(source: &Source, order: &mut Fields<'_>) -> Option<Vec<OrderLine>> {
+    let raw = order.raw("items");
+    let Some(raw) = raw else {
+        order.problem(None, "missing field `items`");
+        return None;
+    };
+    let elements: Vec<&RawValue> = order.parse(raw, "items")?;
+    let label = order.label().to_owned();
+    let mut lines = Some(Vec::with_capacity(elements.len()));
+    for (i, element) in elements.into_iter().enumerate() {
+        let path = format!("items[{i}]");
+        let line = match source.fields(element, &label, &path) {
+            Ok(mut f) => {
+                let product_id: Option<ProductId> = f.required("productID");
+                let quantity: Option<Quantity> = f.required("quantity");
+                let unit_price: Option<JsonMoney> = f.required("unitPrice");
+                let problems = f.finish(LINE_FIELDS);
+                let ok = problems.is_empty();
+                problems.into_iter().for_each(|p| order.push(p));
+                match (product_id, quantity, unit_price) {
+                    (Some(product_id), Some(quantity), Some(unit_price)) if ok => Some(OrderLine {
+                        product_id,
+                        quantity,
+                        unit_price: unit_price.0,
+                    }),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                order.push(e);
+                None
+            }
+        };
+        match (line, lines.as_mut()) {
+            (Some(line), Some(lines)) => lines.push(line),
+            _ => lines = None,
+        }
+    }
+    lines
+}
+
+/// Reads and parses every order in the files at `paths` (`-` is stdin):
+/// every problem in every file, or every order. See [`parse_orders`].
+pub fn read_orders(
+    paths: &[PathBuf],
+    id: Option<&OrderId>,
+) -> Result<Vec<ParsedOrder>, InvalidInput> {
+    let mut unreadable = Vec::new();
+    let sources: Vec<Source> = paths
+        .iter()
+        .filter_map(|path| Source::read(path).map_err(|e| unreadable.push(e)).ok())
+        .collect();
+    match parse_orders(&sources, id) {
+        Ok(parsed) => match InvalidInput::from_problems(unreadable) {
+            None => Ok(parsed),
+            Some(invalid) => Err(invalid),
+        },
+        Err(invalid) => {
+            unreadable.extend_from_slice(invalid.problems());
+            Err(InvalidInput::from_problems(unreadable).expect("at least one problem"))
+        }
     }
 }
 
 /// Parses every order in `sources`. `id` replaces the ID of the one order
 /// (an error when there are several). Any invalid order, or an ID used
-/// twice, fails the whole input.
+/// twice, fails the whole input, with every problem found in it.
 pub fn parse_orders(
     sources: &[Source],
     id: Option<&OrderId>,
-) -> Result<Vec<ParsedOrder>, InputError> {
+) -> Result<Vec<ParsedOrder>, InvalidInput> {
     let mut parsed = Vec::new();
+    let mut problems = Vec::new();
+    let mut count = 0;
     for source in sources {
-        for (index, raw) in source.items()?.into_iter().enumerate() {
+        let items = match source.items() {
+            Ok(items) => items,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        for (index, raw) in items.into_iter().enumerate() {
+            count += 1;
             let label = item_label("order", index, raw, "id");
-            let input: OrderInput = source.parse_item(raw, &label)?;
+            let input = match OrderInput::read(source, raw, &label) {
+                Ok(input) => input,
+                Err(found) => {
+                    problems.extend(found);
+                    continue;
+                }
+            };
             let generated_id = input.id.is_none();
             let id = input.id.clone().unwrap_or_else(OrderId::generate);
-            let order = input
-                .into_order(id)
-                .map_err(|e| source.item_error(&label, Some(&e.field), e.rule.to_string()))?;
-            parsed.push(ParsedOrder {
-                order,
-                origin: format!("{}: {label}", source.name),
-                generated_id,
-            });
+            match input.into_order(id) {
+                Ok(order) => parsed.push(ParsedOrder {
+                    order,
+                    origin: format!("{}: {label}", source.name),
+                    generated_id,
+                }),
+                Err(e) => {
+                    problems.push(source.item_error(&label, Some(&e.field), e.rule.to_string()))
+                }
+            }
         }
     }
     if let Some(id) = id {
         match parsed.as_mut_slice() {
-            [one] => {
+            [one] if count == 1 => {
                 one.order = one.order.clone().with_id(id.clone());
                 one.generated_id = false;
             }
-            _ => {
-                return Err(InputError {
-                    source_name: "--id".into(),
-                    item: None,
-                    field: None,
-                    message: format!(
-                        "names one order, but the input holds {}; put IDs in the files instead",
-                        parsed.len()
-                    ),
-                });
-            }
+            _ if count <= 1 => {}
+            _ => problems.push(InputError {
+                source_name: "--id".into(),
+                item: None,
+                field: None,
+                message: format!(
+                    "names one order, but the input holds {count}; put IDs in the files instead"
+                ),
+            }),
         }
     }
     let mut seen: HashMap<&OrderId, &str> = HashMap::new();
     for p in &parsed {
         if let Some(first) = seen.insert(p.order.id(), &p.origin) {
-            return Err(InputError {
+            problems.push(InputError {
                 source_name: p.origin.clone(),
                 item: None,
                 field: Some("id".into()),
@@ -124,28 +242,31 @@ pub fn parse_orders(
             });
         }
     }
-    Ok(parsed)
+    match InvalidInput::from_problems(problems) {
+        None => Ok(parsed),
+        Some(invalid) => Err(invalid),
+    }
 }
 
 /// One order sent as a workflow's input by any Temporal client, checked
 /// as an order file's is (amounts as numbers or strings, the same
 /// defaults), and its ID against the workflow's: an order's ID is its
 /// workflow ID, and the workflow's ID stands in for an absent one. The
-/// error is the broken rule, `field: rule`.
+/// error is the first broken rule, `field: rule`.
 pub fn parse_workflow_order(text: &str, workflow_id: &str) -> Result<Order, String> {
     let source = Source::new("input", text);
-    let rule = |e: InputError| match e.field {
+    let rule = |e: &InputError| match &e.field {
         Some(field) => format!("{field}: {}", e.message),
-        None => e.message,
+        None => e.message.clone(),
     };
     if source.text.trim_start().starts_with('[') {
         return Err("must be one order object, not an array".into());
     }
-    let items = source.items().map_err(rule)?;
+    let items = source.items().map_err(|e| rule(&e))?;
     let [raw] = items.as_slice() else {
         return Err("must be one order object".into());
     };
-    let input: OrderInput = source.parse_item(raw, "order").map_err(rule)?;
+    let input = OrderInput::read(&source, raw, "order").map_err(|problems| rule(&problems[0]))?;
     let id = match &input.id {
         Some(id) if id.as_str() == workflow_id => id.clone(),
         Some(id) => {
@@ -270,6 +391,58 @@ mod tests {
                 .contains("order 1 (bad id): id: ' ' is not allowed")
         );
         assert!(error("[{").starts_with("orders.json: malformed JSON"));
+    }
+
+    #[test]
+    fn every_problem_in_every_order_is_reported() {
+        let text = r#"[
+          {"id":"A","customerID":"C 1","totalAmount":1,"currency":"usd",
+           "items":[{"productID":"P","quantity":0,"unitPrice":1}]},
+          {"id":"B","customerID":"C","totalAmount":"x",
+           "items":[{"productID":"P","quantity":1,"unitPrice":1,"colour":1}]},
+          {"id":"C","customerID":"C","totalAmount":1,"items":[{"productID":"P","quantity":1,"unitPrice":1}]}
+        ]"#;
+        let err = error(text);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines[0], "5 problems in orders.json:", "{err}");
+        for (line, expected) in lines[1..].iter().zip([
+            "orders.json: order 1 (A): customerID: ' ' is not allowed",
+            "orders.json: order 1 (A): currency: \"usd\" is not a currency code",
+            "orders.json: order 1 (A): items[0].quantity: must be at least 1",
+            "orders.json: order 2 (B): totalAmount: ",
+            "orders.json: order 2 (B): items[0].colour: unknown field `colour`, expected one of `productID`, `quantity`, `unitPrice`",
+        ]) {
+            assert!(line.starts_with(&format!("  {expected}")), "{line}\n  expected: {expected}");
+        }
+        assert_eq!(lines.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn problems_in_several_files_and_repeated_ids_are_all_reported() {
+        let one = r#"{"id":"X","customerID":"C","totalAmount":1,"items":[{"productID":"A","quantity":1,"unitPrice":1}]}"#;
+        let sources = [
+            Source::new("a.json", one),
+            Source::new("b.json", "[{"),
+            Source::new("c.json", one),
+        ];
+        let err = parse_orders(&sources, None).unwrap_err().to_string();
+        assert!(err.starts_with("2 problems in 2 files:\n"), "{err}");
+        assert!(err.contains("b.json: malformed JSON"), "{err}");
+        assert!(
+            err.contains("c.json: order 1 (X): id: X is also the ID of a.json: order 1 (X)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_workflow_input_reports_its_first_problem() {
+        assert_eq!(
+            parse_workflow_order(
+                r#"{"customerID":"C","totalAmount":1,"items":[{"productID":"A","quantity":0,"unitPrice":1}],"x":1}"#,
+                "W"
+            ),
+            Err("items[0].quantity: must be at least 1".to_owned())
+        );
     }
 
     #[test]

@@ -21,12 +21,12 @@ pub enum ServiceError {
     /// Trouble that may pass and counts as an attempt: the payment gateway
     /// did not answer, a webhook refused the notice, the database refused a
     /// statement.
-    #[error("{0:#}")]
+    #[error("{}", crate::errors::text(.0.as_ref()))]
     Transient(anyhow::Error),
     /// A dependency is down (the database cannot be reached, a connection
     /// died, the schema changed under us): not the order's fault, so it is
     /// retried until the dependency answers and never counts as an attempt.
-    #[error("{0:#}")]
+    #[error("{}", crate::errors::text(.0.as_ref()))]
     Unavailable(anyhow::Error),
 }
 

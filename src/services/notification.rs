@@ -264,7 +264,12 @@ impl Notifications {
             .bind(n.order_id.as_str())
             .bind(n.kind.as_str())
             .bind(delivered.is_ok())
-            .bind(delivered.as_ref().err().map(|e| format!("{e:#}")))
+            .bind(
+                delivered
+                    .as_ref()
+                    .err()
+                    .map(|e| crate::errors::text(e.as_ref())),
+            )
             .bind(completes_order)
             .fetch_one(&mut self.db.acquire().await?)
             .await?;

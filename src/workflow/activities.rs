@@ -114,7 +114,7 @@ fn to_activity_error(error: ServiceError) -> ActivityError {
         ),
         ServiceError::Transient(e) => e.into(),
         ServiceError::Unavailable(e) => ActivityError::application(
-            ApplicationFailure::builder(format!("{e:#}"))
+            ApplicationFailure::builder(crate::errors::text(e.as_ref()))
                 .type_name(UNAVAILABLE.to_owned())
                 .build(),
         ),

@@ -6,6 +6,7 @@ mod compose;
 mod crash;
 mod db;
 mod docs;
+mod errors;
 mod faults;
 mod generated;
 mod layers;

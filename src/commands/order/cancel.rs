@@ -15,7 +15,8 @@ use crate::workflow::state::OrderView;
 #[serde(rename_all = "camelCase")]
 struct CancelDoc<'a> {
     order_id: &'a str,
-    /// `requested` (with --no-wait), `cancelled`, `already cancelled` or `refused`.
+    /// `requested` (with --no-wait), `cancelled` or `already cancelled`. A
+    /// refused cancel is an error (exit 6), reported on stderr only.
     outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<OrderStatus>,
@@ -69,7 +70,17 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let outcome = match (running, view.status) {
         (true, OrderStatus::Cancelled) => "cancelled",
         (false, OrderStatus::Cancelled) => "already cancelled",
-        _ => "refused",
+        // Said once, as the error: not also as a result on stdout.
+        _ => {
+            return Err(Fail::new(
+                Exit::Conflict,
+                format!(
+                    "order {id} already ended {}; the cancellation was refused and nothing changed",
+                    view.status
+                ),
+            )
+            .into());
+        }
     };
     report(
         cx,
@@ -81,16 +92,6 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         },
         Some(&view),
     )?;
-    if outcome == "refused" {
-        return Err(Fail::new(
-            Exit::Conflict,
-            format!(
-                "order {id} already ended {}; the cancellation was refused and nothing changed",
-                view.status
-            ),
-        )
-        .into());
-    }
     Ok(Exit::Success)
 }
 
@@ -100,7 +101,6 @@ fn report(cx: &Context, doc: &CancelDoc<'_>, view: Option<&OrderView>) -> std::i
     }
     match view {
         Some(view) => cx.printer.line(match doc.outcome {
-            "refused" => format!("{}: cancel refused, nothing changed", change_line(view)),
             "already cancelled" => format!("{} (it was already cancelled)", change_line(view)),
             _ => change_line(view),
         }),

@@ -10,7 +10,7 @@ use crate::commands::Context;
 use crate::config::TemporalConfig;
 use crate::domain::{Order, OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
-use crate::input::{ParsedOrder, Source, parse_orders};
+use crate::input::{ParsedOrder, read_orders};
 use crate::workflow::client::{OrderClient, Submitted};
 
 /// Orders submitted at once.
@@ -33,12 +33,7 @@ struct Submission {
 }
 
 pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
-    let sources = args
-        .files
-        .iter()
-        .map(|f| Source::read(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    let parsed = parse_orders(&sources, args.id.as_ref())?;
+    let parsed = read_orders(&args.files, args.id.as_ref())?;
     let p = &cx.printer;
     if args.dry_run {
         let orders: Vec<&Order> = parsed.iter().map(|o| &o.order).collect();
