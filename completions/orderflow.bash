@@ -40,6 +40,9 @@ _orderflow() {
             orderflow,man)
                 cmd="orderflow__subcmd__man"
                 ;;
+            orderflow,options)
+                cmd="orderflow__subcmd__options"
+                ;;
             orderflow,order)
                 cmd="orderflow__subcmd__order"
                 ;;
@@ -96,6 +99,9 @@ _orderflow() {
                 ;;
             orderflow__subcmd__help,man)
                 cmd="orderflow__subcmd__help__subcmd__man"
+                ;;
+            orderflow__subcmd__help,options)
+                cmd="orderflow__subcmd__help__subcmd__options"
                 ;;
             orderflow__subcmd__help,order)
                 cmd="orderflow__subcmd__help__subcmd__order"
@@ -197,7 +203,7 @@ _orderflow() {
 
     case "${cmd}" in
         orderflow)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version worker order db product dev demo bench doctor completions man help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version worker order db product dev demo bench doctor completions man options help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +218,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -235,23 +257,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -279,7 +285,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__bench)
-            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --workers --hot --big-tables --no-eager --metrics --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --workers --hot --big-tables --no-eager --metrics --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -329,6 +335,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -349,23 +371,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -393,7 +399,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__completions)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version bash zsh fish elvish powershell"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version bash zsh fish elvish powershell"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -408,6 +414,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -431,23 +453,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -475,7 +481,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__db)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version migrate status reset help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version migrate status reset help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -490,6 +496,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -513,23 +535,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -627,7 +633,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__db__subcmd__migrate)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -642,6 +648,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -665,23 +687,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -709,7 +715,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__db__subcmd__reset)
-            opts="-o -v -q -h -V --yes --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --yes --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -724,6 +730,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -747,23 +769,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -791,7 +797,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__db__subcmd__status)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -806,6 +812,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -829,23 +851,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -873,7 +879,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__demo)
-            opts="-o -v -q -h -V --keep --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --keep --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -888,6 +894,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -911,23 +933,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -955,13 +961,21 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__dev)
-            opts="-o -v -q -h -V --data-dir --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --data-dir --port --ui-port --fresh --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -974,6 +988,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -997,23 +1027,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1041,7 +1055,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__doctor)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1056,6 +1070,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1079,23 +1109,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1123,7 +1137,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__help)
-            opts="worker order db product dev demo bench doctor completions man help"
+            opts="worker order db product dev demo bench doctor completions man options help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1290,6 +1304,20 @@ _orderflow() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        orderflow__subcmd__help__subcmd__options)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         orderflow__subcmd__help__subcmd__order)
             opts="create status watch cancel list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1431,7 +1459,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__man)
-            opts="-o -v -q -h -V --out-dir --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --out-dir --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1450,6 +1478,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1473,6 +1517,52 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orderflow__subcmd__options)
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1485,11 +1575,31 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --database-url)
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --connect-timeout)
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1517,7 +1627,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version create status watch cancel list help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version create status watch cancel list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1532,6 +1642,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1555,23 +1681,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1599,7 +1709,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__cancel)
-            opts="-o -v -q -h -V --reason --no-wait --timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --reason --no-wait --timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1625,6 +1735,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1645,23 +1771,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1689,7 +1799,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__create)
-            opts="-f -w -o -v -q -h -V --file --id --watch --dry-run --timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-f -w -o -v -q -h -V --file --id --watch --dry-run --timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1723,6 +1833,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1743,23 +1869,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1885,14 +1995,14 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__list)
-            opts="-o -v -q -h -V --status --customer --limit --after --query --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --status --customer --limit --after --query --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "PENDING CREATED INVENTORY_RESERVED PAID COMPLETED CANCELLED FAILED" -- "${cur}"))
                     return 0
                     ;;
                 --customer)
@@ -1923,6 +2033,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1943,23 +2069,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1987,7 +2097,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__status)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2002,6 +2112,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2025,23 +2151,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2069,7 +2179,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__watch)
-            opts="-o -v -q -h -V --timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2088,6 +2198,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2111,23 +2237,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2155,7 +2265,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__product)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version import list help"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version import list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2170,6 +2280,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2193,23 +2319,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2293,7 +2403,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__product__subcmd__import)
-            opts="-f -o -v -q -h -V --file --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-f -o -v -q -h -V --file --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2319,6 +2429,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2339,23 +2465,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2383,7 +2493,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__product__subcmd__list)
-            opts="-o -v -q -h -V --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2398,6 +2508,22 @@ _orderflow() {
                     return 0
                     ;;
                 --task-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2421,23 +2547,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2465,7 +2575,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__worker)
-            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --with-baseline --max-concurrent-workflow-task-polls --nonsticky-to-sticky-poll-ratio --max-cached-workflows --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --profile --config-file --ui-url --database-url --connect-timeout --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --with-baseline --max-concurrent-workflow-task-polls --nonsticky-to-sticky-poll-ratio --max-cached-workflows --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2547,6 +2657,22 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ui-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2567,23 +2693,7 @@ _orderflow() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --profile)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --ui-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

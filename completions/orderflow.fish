@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_orderflow_global_optspecs
-    string join \n address= namespace= task-queue= api-key= tls tls-cert-path= tls-key-path= tls-ca-path= tls-server-name= profile= config-file= ui-url= database-url= connect-timeout= o/output= color= v/verbose q/quiet log-format= h/help V/version
+    string join \n address= namespace= task-queue= profile= config-file= ui-url= connect-timeout= api-key= tls tls-cert-path= tls-key-path= tls-ca-path= tls-server-name= database-url= o/output= color= v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_orderflow_needs_command
@@ -24,27 +24,27 @@ function __fish_orderflow_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c orderflow -n "__fish_orderflow_needs_command" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_needs_command" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_needs_command" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_needs_command" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_needs_command" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_needs_command" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_needs_command" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_needs_command" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_needs_command" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_needs_command" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_needs_command" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_needs_command" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -59,6 +59,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "bench" -d 'Meas
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-max-attempts -d 'Attempts per step before a transient failure fails the order' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l retry-initial-interval -d 'Wait before the first retry' -r
@@ -76,53 +77,53 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-we
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l metrics-address -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-timeout -d 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l shutdown-timeout -d 'How long to let in-flight tasks finish after SIGINT/SIGTERM' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l with-baseline -d 'Also host the no-op baseline workflow (for `orderflow bench`)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -136,138 +137,144 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fis
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s f -l file -d 'Order file (JSON); repeat for several; \'-\' for stdin' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l id -d 'Order ID to use (one order only); overrides the file\'s "id"' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l timeout -d 'With --watch: give up after this long (exit 7), e.g. 30s, 5m' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s w -l watch -d 'Follow the orders after submitting; exit codes as for `order watch`'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l dry-run -d 'Only validate and print what would be submitted'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l timeout -d 'Give up after this long (exit 7), e.g. 30s, 5m' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l reason -d 'Why the order is cancelled (recorded with the order)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l timeout -d 'Give up waiting after this long (exit 7)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l no-wait -d 'Send the cancellation and return without waiting for the outcome'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status (any case)' -r -f -a "PENDING\t''
+CREATED\t''
+INVENTORY_RESERVED\t''
+PAID\t''
+COMPLETED\t''
+CANCELLED\t''
+FAILED\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l customer -d 'Only this customer\'s orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l limit -d 'At most this many orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l after -d 'The next page: only the orders listed after this one (the last order ID of the previous page), with the same filters' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l query -d 'List from Temporal\'s visibility instead of the database, with a visibility query on the orders\' search attributes (OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. \'OrderStatus="FAILED"\'' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -278,27 +285,27 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Cancel an order and wait for the outcome'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "list" -d 'List orders, newest first'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -307,78 +314,78 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_s
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -f -a "status" -d 'List applied and pending migrations'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -f -a "reset" -d 'Drop everything orderflow stored and re-apply the migrations'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l yes -d 'Do not ask; required when stdin is not a terminal'
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -387,27 +394,27 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "status" -d 'List applied and pending migrations'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Drop everything orderflow stored and re-apply the migrations'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -416,52 +423,52 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __f
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -f -a "list" -d 'Show the catalog with prices and stock'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s f -l file -d 'Catalog file (JSON); \'-\' for stdin' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -469,54 +476,57 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "import" -d 'Insert or update products from a JSON file'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the catalog with prices and stock'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l data-dir -d 'Where the dev server keeps its state [default: the user\'s data directory]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l data-dir -d 'Where the stack keeps its state, Temporal\'s and PostgreSQL\'s together [default: ~/.local/share/orderflow]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l port -d 'Start a Temporal dev server on this port (127.0.0.1), rather than use the one that answers at --address or localhost:7233' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-port -d 'The Web UI\'s port of the server it starts [default: 8233 when free]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l keep -d 'Leave the stack running after the demo'
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -529,120 +539,146 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight 
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l workers -d 'Separate worker processes on the real path (W)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l hot -d 'Orders for the one-product run (H), on a stock of H/2; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l big-tables -d 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page) and `order status`, each as a whole process; 0 skips it' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start the in-process run\'s workflows without eager start too'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l out-dir -d 'Write every page (orderflow.1, orderflow-order-create.1, …) into DIR instead of printing orderflow.1' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l address -d 'Temporal frontend address, host:port [env: TEMPORAL_ADDRESS, or the seed\'s TEMPORAL_HOST_PORT; default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l namespace -d 'Temporal namespace [env: TEMPORAL_NAMESPACE; default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l task-queue -d 'Task queue the worker polls and orders are sent to' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l api-key -d 'API key for Temporal Cloud; turns TLS on [env: TEMPORAL_API_KEY]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-cert-path -d 'Client certificate for mTLS [env: TEMPORAL_TLS_CLIENT_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-key-path -d 'Client private key for mTLS [env: TEMPORAL_TLS_CLIENT_KEY_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-ca-path -d 'CA certificate to verify the server with [env: TEMPORAL_TLS_SERVER_CA_CERT_PATH]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-server-name -d 'Server name to verify the certificate against [env: TEMPORAL_TLS_SERVER_NAME]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l profile -d 'Profile to read from the Temporal CLI\'s config file [env: TEMPORAL_PROFILE]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l config-file -d 'The Temporal CLI\'s config file (temporal.toml) [env: TEMPORAL_CONFIG_FILE]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l ui-url -d 'Web UI base for order links [default: derived from the address, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls -d 'Connect to Temporal over TLS [env: TEMPORAL_TLS]'
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

@@ -36,7 +36,10 @@ const GROUPS: [(&str, &[&str]); 4] = [
         ],
     ),
     (DATABASE, &["database_url"]),
-    (OUTPUT, &["output", "color", "verbose", "quiet", "log_format"]),
+    (
+        OUTPUT,
+        &["output", "color", "verbose", "quiet", "log_format"],
+    ),
 ];
 
 /// Environment variables read besides the options' own.
@@ -51,7 +54,10 @@ const MORE_ENVIRONMENT: [(&str, &str); 5] = [
     ),
     ("NO_COLOR", "no colour under --color auto"),
     ("RUST_LOG", "log filter, e.g. orderflow=debug; overrides -v"),
-    ("COLUMNS, LINES", "the terminal size, when it cannot be asked"),
+    (
+        "COLUMNS, LINES",
+        "the terminal size, when it cannot be asked",
+    ),
 ];
 
 /// One command's page: its path ("" for orderflow itself, "order create").
@@ -69,7 +75,10 @@ const CLIENT: &[&str] = &[TEMPORAL, TLS, OUTPUT];
 const DB: &[&str] = &[DATABASE, OUTPUT];
 const LOCAL: &[&str] = &[TEMPORAL, DATABASE, OUTPUT];
 
-const UNREACHABLE: (u8, &str) = (8, "Temporal or PostgreSQL is unreachable or refused the credentials");
+const UNREACHABLE: (u8, &str) = (
+    8,
+    "Temporal or PostgreSQL is unreachable or refused the credentials",
+);
 const TEMPORAL_UNREACHABLE: (u8, &str) = (8, "Temporal is unreachable or refused the credentials");
 const DB_UNREACHABLE: (u8, &str) = (8, "PostgreSQL is unreachable");
 const USAGE: (u8, &str) = (2, "invalid flags or input");
@@ -91,7 +100,10 @@ pub const PAGES: &[Page] = &[
             ("orderflow product import --file examples/catalog.json", ""),
             ("orderflow order create --file order.json --watch", ""),
             ("orderflow order status ORD-1001 -o json", ""),
-            ("orderflow order cancel ORD-1001 --reason 'customer asked'", ""),
+            (
+                "orderflow order cancel ORD-1001 --reason 'customer asked'",
+                "",
+            ),
             ("orderflow help options", "the options every command takes"),
         ],
         exit_codes: &[
@@ -101,7 +113,10 @@ pub const PAGES: &[Page] = &[
             (3, "order not found"),
             (4, "an order ended FAILED"),
             (5, "an order ended CANCELLED"),
-            (6, "conflict: an order that cannot be cancelled, or an ID reused with other content"),
+            (
+                6,
+                "conflict: an order that cannot be cancelled, or an ID reused with other content",
+            ),
             (7, "--timeout elapsed"),
             UNREACHABLE,
             (130, "interrupted (Ctrl-C)"),
@@ -111,12 +126,18 @@ pub const PAGES: &[Page] = &[
         path: "options",
         shows: ALL,
         examples: &[
-            ("orderflow --address temporal.example.com:7233 --namespace shop order list", ""),
+            (
+                "orderflow --address temporal.example.com:7233 --namespace shop order list",
+                "",
+            ),
             (
                 "TEMPORAL_API_KEY=… orderflow --address eu-west-1.aws.api.temporal.io:7233 --namespace shop.a1b2c doctor",
                 "Temporal Cloud",
             ),
-            ("orderflow --profile prod order status ORD-1001", "a temporal.toml profile"),
+            (
+                "orderflow --profile prod order status ORD-1001",
+                "a temporal.toml profile",
+            ),
             ("orderflow -o json order list | jq '.[].orderId'", ""),
         ],
         exit_codes: &[(0, "the page was shown")],
@@ -126,8 +147,14 @@ pub const PAGES: &[Page] = &[
         shows: ALL,
         examples: &[
             ("orderflow worker", "until Ctrl-C or SIGTERM, then drain"),
-            ("orderflow worker --metrics-address 0.0.0.0:9464", "with /metrics, /healthz, /readyz"),
-            ("orderflow worker --notify-webhook https://hooks.example.com/orders", ""),
+            (
+                "orderflow worker --metrics-address 0.0.0.0:9464",
+                "with /metrics, /healthz, /readyz",
+            ),
+            (
+                "orderflow worker --notify-webhook https://hooks.example.com/orders",
+                "",
+            ),
         ],
         exit_codes: &[
             (0, "stopped on SIGINT/SIGTERM after draining"),
@@ -161,14 +188,29 @@ pub const PAGES: &[Page] = &[
         shows: CLIENT,
         examples: &[
             ("orderflow order create --file order.json", ""),
-            ("cat orders.json | orderflow order create --file - -o json", ""),
-            ("orderflow order create --file order.json --id ORD-42 --watch", ""),
-            ("orderflow order create --file order.json --dry-run", "only check it"),
+            (
+                "cat orders.json | orderflow order create --file - -o json",
+                "",
+            ),
+            (
+                "orderflow order create --file order.json --id ORD-42 --watch",
+                "",
+            ),
+            (
+                "orderflow order create --file order.json --dry-run",
+                "only check it",
+            ),
         ],
         exit_codes: &[
-            (0, "every order submitted (with --watch: every order COMPLETED)"),
+            (
+                0,
+                "every order submitted (with --watch: every order COMPLETED)",
+            ),
             ERROR,
-            (2, "invalid flags, or an invalid order file: every problem is listed, nothing is submitted"),
+            (
+                2,
+                "invalid flags, or an invalid order file: every problem is listed, nothing is submitted",
+            ),
             (4, "with --watch: an order ended FAILED"),
             (5, "with --watch: an order ended CANCELLED"),
             (6, "an order ID that exists with other content"),
@@ -182,7 +224,10 @@ pub const PAGES: &[Page] = &[
         shows: CLIENT,
         examples: &[
             ("orderflow order status ORD-1001", ""),
-            ("orderflow order status ORD-1001 -o json | jq -r .status", ""),
+            (
+                "orderflow order status ORD-1001 -o json | jq -r .status",
+                "",
+            ),
         ],
         exit_codes: &[
             (0, "shown, whatever the order's status"),
@@ -198,7 +243,10 @@ pub const PAGES: &[Page] = &[
         shows: CLIENT,
         examples: &[
             ("orderflow order watch ORD-1001 ORD-1002", ""),
-            ("orderflow order watch ORD-1001 --timeout 5m -o jsonl", "one JSON line per change"),
+            (
+                "orderflow order watch ORD-1001 --timeout 5m -o jsonl",
+                "one JSON line per change",
+            ),
         ],
         exit_codes: &[
             (0, "every order COMPLETED"),
@@ -216,15 +264,27 @@ pub const PAGES: &[Page] = &[
         path: "order cancel",
         shows: CLIENT,
         examples: &[
-            ("orderflow order cancel ORD-1001 --reason 'customer asked'", ""),
-            ("orderflow order cancel ORD-1001 --no-wait", "send it and return"),
+            (
+                "orderflow order cancel ORD-1001 --reason 'customer asked'",
+                "",
+            ),
+            (
+                "orderflow order cancel ORD-1001 --no-wait",
+                "send it and return",
+            ),
         ],
         exit_codes: &[
-            (0, "the order ended CANCELLED (with --no-wait: the request was sent)"),
+            (
+                0,
+                "the order ended CANCELLED (with --no-wait: the request was sent)",
+            ),
             ERROR,
             USAGE,
             (3, "no such order"),
-            (6, "the order already COMPLETED or FAILED: nothing was changed"),
+            (
+                6,
+                "the order already COMPLETED or FAILED: nothing was changed",
+            ),
             (7, "--timeout elapsed"),
             TEMPORAL_UNREACHABLE,
             ORDERS_GO_ON,
@@ -235,9 +295,18 @@ pub const PAGES: &[Page] = &[
         shows: DB,
         examples: &[
             ("orderflow order list", "the newest 50"),
-            ("orderflow order list --status failed --customer CUST-001", ""),
-            ("orderflow order list --limit 50 --after ORD-0950", "the next page"),
-            ("orderflow order list --query 'OrderStatus=\"FAILED\"'", "from Temporal's visibility"),
+            (
+                "orderflow order list --status failed --customer CUST-001",
+                "",
+            ),
+            (
+                "orderflow order list --limit 50 --after ORD-0950",
+                "the next page",
+            ),
+            (
+                "orderflow order list --query 'OrderStatus=\"FAILED\"'",
+                "from Temporal's visibility",
+            ),
         ],
         exit_codes: &[
             (0, "listed (perhaps none)"),
@@ -258,15 +327,27 @@ pub const PAGES: &[Page] = &[
         shows: DB,
         examples: &[
             ("orderflow db migrate", ""),
-            ("DATABASE_URL=postgres://orderflow@db:5432/orderflow orderflow db migrate", ""),
+            (
+                "DATABASE_URL=postgres://orderflow@db:5432/orderflow orderflow db migrate",
+                "",
+            ),
         ],
         exit_codes: &[(0, "up to date"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
     },
     Page {
         path: "db status",
         shows: DB,
-        examples: &[("orderflow db status", ""), ("orderflow db status -o json", "")],
-        exit_codes: &[(0, "shown, pending migrations or not"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+        examples: &[
+            ("orderflow db status", ""),
+            ("orderflow db status -o json", ""),
+        ],
+        exit_codes: &[
+            (0, "shown, pending migrations or not"),
+            ERROR,
+            USAGE,
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
     },
     Page {
         path: "db reset",
@@ -278,7 +359,10 @@ pub const PAGES: &[Page] = &[
         exit_codes: &[
             (0, "reset"),
             ERROR,
-            (2, "not confirmed: the question was declined, or no --yes when stdin is not a terminal; nothing was changed"),
+            (
+                2,
+                "not confirmed: the question was declined, or no --yes when stdin is not a terminal; nothing was changed",
+            ),
             DB_UNREACHABLE,
             INTERRUPTED,
         ],
@@ -302,7 +386,10 @@ pub const PAGES: &[Page] = &[
         exit_codes: &[
             (0, "every product inserted or updated"),
             ERROR,
-            (2, "invalid flags, an invalid file (every problem is listed, nothing is written), or a database without orderflow's schema"),
+            (
+                2,
+                "invalid flags, an invalid file (every problem is listed, nothing is written), or a database without orderflow's schema",
+            ),
             DB_UNREACHABLE,
             INTERRUPTED,
         ],
@@ -312,7 +399,10 @@ pub const PAGES: &[Page] = &[
         shows: DB,
         examples: &[
             ("orderflow product list", ""),
-            ("orderflow product list -o json | jq '.[] | select(.stock == 0)'", ""),
+            (
+                "orderflow product list -o json | jq '.[] | select(.stock == 0)'",
+                "",
+            ),
         ],
         exit_codes: &[(0, "listed"), ERROR, DB_USAGE, DB_UNREACHABLE, INTERRUPTED],
     },
@@ -320,16 +410,31 @@ pub const PAGES: &[Page] = &[
         path: "dev",
         shows: LOCAL,
         examples: &[
-            ("orderflow dev", "reuse or start Temporal; PostgreSQL kept in ~/.local/share/orderflow"),
-            ("orderflow dev --port 17233 --ui-port 18233", "its own server on these ports"),
-            ("orderflow dev --data-dir /tmp/stack-b", "a second stack beside the first"),
+            (
+                "orderflow dev",
+                "reuse or start Temporal; PostgreSQL kept in ~/.local/share/orderflow",
+            ),
+            (
+                "orderflow dev --port 17233 --ui-port 18233",
+                "its own server on these ports",
+            ),
+            (
+                "orderflow dev --data-dir /tmp/stack-b",
+                "a second stack beside the first",
+            ),
             ("orderflow dev --fresh", "start with no orders"),
         ],
         exit_codes: &[
             (0, "stopped with Ctrl-C; what it started is stopped"),
             ERROR,
-            (2, "invalid flags, or another `orderflow dev` runs from the data directory"),
-            (8, "the Temporal server or database it was told to use is unreachable"),
+            (
+                2,
+                "invalid flags, or another `orderflow dev` runs from the data directory",
+            ),
+            (
+                8,
+                "the Temporal server or database it was told to use is unreachable",
+            ),
         ],
     },
     Page {
@@ -338,13 +443,19 @@ pub const PAGES: &[Page] = &[
         examples: &[
             ("orderflow demo", ""),
             ("orderflow demo --keep", "leave the stack up to look around"),
-            ("orderflow demo -o json | jq '.orders[] | {sample, status}'", ""),
+            (
+                "orderflow demo -o json | jq '.orders[] | {sample, status}'",
+                "",
+            ),
         ],
         exit_codes: &[
             (0, "every sample ended as expected"),
             (1, "a sample did not, or another error"),
             USAGE,
-            (8, "the Temporal server or database it was told to use is unreachable"),
+            (
+                8,
+                "the Temporal server or database it was told to use is unreachable",
+            ),
             (130, "interrupted (Ctrl-C)"),
         ],
     },
@@ -353,14 +464,23 @@ pub const PAGES: &[Page] = &[
         shows: LOCAL,
         examples: &[
             ("orderflow bench", "the defaults of DOCS.md's recorded runs"),
-            ("orderflow bench --orders 400 --rounds 2 --single 10 --in-flight 100 --hot 0", "a quick look"),
+            (
+                "orderflow bench --orders 400 --rounds 2 --single 10 --in-flight 100 --hot 0",
+                "a quick look",
+            ),
             ("orderflow bench -o json > bench.json", ""),
         ],
         exit_codes: &[
             (0, "measured"),
-            (1, "a check failed (e.g. the one-product run oversold), or another error"),
+            (
+                1,
+                "a check failed (e.g. the one-product run oversold), or another error",
+            ),
             USAGE,
-            (8, "the Temporal server or database it was told to use is unreachable"),
+            (
+                8,
+                "the Temporal server or database it was told to use is unreachable",
+            ),
         ],
     },
     Page {
@@ -368,7 +488,10 @@ pub const PAGES: &[Page] = &[
         shows: ALL,
         examples: &[
             ("orderflow doctor", ""),
-            ("orderflow doctor -o json | jq '.checks[] | select(.ok | not)'", ""),
+            (
+                "orderflow doctor -o json | jq '.checks[] | select(.ok | not)'",
+                "",
+            ),
         ],
         exit_codes: &[
             (0, "every check passed"),
@@ -381,9 +504,15 @@ pub const PAGES: &[Page] = &[
         path: "completions",
         shows: &[],
         examples: &[
-            ("orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow", ""),
+            (
+                "orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow",
+                "",
+            ),
             ("orderflow completions zsh > ~/.zfunc/_orderflow", ""),
-            ("orderflow completions fish > ~/.config/fish/completions/orderflow.fish", ""),
+            (
+                "orderflow completions fish > ~/.config/fish/completions/orderflow.fish",
+                "",
+            ),
         ],
         exit_codes: &[(0, "printed"), USAGE],
     },
@@ -392,9 +521,16 @@ pub const PAGES: &[Page] = &[
         shows: &[],
         examples: &[
             ("orderflow man | man -l -", "read orderflow(1)"),
-            ("orderflow man --out-dir ~/.local/share/man/man1", "every page"),
+            (
+                "orderflow man --out-dir ~/.local/share/man/man1",
+                "every page",
+            ),
         ],
-        exit_codes: &[(0, "printed or written"), (1, "a page could not be written"), USAGE],
+        exit_codes: &[
+            (0, "printed or written"),
+            (1, "a page could not be written"),
+            USAGE,
+        ],
     },
 ];
 
@@ -464,7 +600,10 @@ impl Page {
             .filter_map(|a| {
                 let name = a.get_env()?.to_string_lossy().into_owned();
                 let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
-                Some((name, format!("--{}: {help}", a.get_long().unwrap_or_default())))
+                Some((
+                    name,
+                    format!("--{}: {help}", a.get_long().unwrap_or_default()),
+                ))
             })
             .collect();
         environment.extend(
@@ -561,7 +700,11 @@ mod tests {
             assert!(page(path).is_some(), "`orderflow {path}` has no help page");
         }
         for page in PAGES {
-            assert!(paths.iter().any(|p| p == page.path), "no command {}", page.path);
+            assert!(
+                paths.iter().any(|p| p == page.path),
+                "no command {}",
+                page.path
+            );
         }
     }
 

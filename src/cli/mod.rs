@@ -417,7 +417,7 @@ pub struct ListArgs {
 
     /// The next page: only the orders listed after this one (the last
     /// order ID of the previous page), with the same filters
-    #[arg(long, value_parser = parse_order_id, value_name = "ORDER_ID", conflicts_with = "query")]
+    #[arg(long, value_parser = parse_order_id, value_name = "ID", conflicts_with = "query")]
     pub after: Option<OrderId>,
 
     /// List from Temporal's visibility instead of the database, with a
@@ -600,8 +600,11 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, String> {
 /// The statuses, listed in `--help` and completed by the shell.
 fn status_parser() -> impl clap::builder::TypedValueParser<Value = OrderStatus> {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(OrderStatus::ALL.iter().map(|s| s.as_str()))
-        .map(|s| s.to_ascii_uppercase().parse().expect("one of the listed statuses"))
+    clap::builder::PossibleValuesParser::new(OrderStatus::ALL.iter().map(|s| s.as_str())).map(|s| {
+        s.to_ascii_uppercase()
+            .parse()
+            .expect("one of the listed statuses")
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::stack::local::{
 use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
+    let shutdown = shutdown_signal();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     if args.fresh {
         forget(&data_dir)?;
@@ -42,13 +43,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     let result = async {
         let client = crate::workflow::client::OrderClient::connect(&stack.temporal).await?;
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
-        worker::run(
-            client,
-            Connections::like(&stack.pool),
-            settings,
-            shutdown_signal(),
-        )
-        .await
+        worker::run(client, Connections::like(&stack.pool), settings, shutdown).await
     }
     .await;
     stack.stop().await;
@@ -67,7 +62,11 @@ fn forget(data_dir: &Path) -> anyhow::Result<()> {
     }
     // The SQLite file and its journal files.
     for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("temporal.db") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("temporal.db")
+        {
             std::fs::remove_file(entry.path())
                 .with_context(|| format!("deleting {}", entry.path().display()))?;
         }
@@ -82,7 +81,10 @@ fn instructions(info: &StackInfo, data_dir: &Path) -> String {
         "  Temporal    {}  ({})\n",
         info.temporal_address,
         if started("temporal") {
-            format!("started here; state in {}", data_dir.join("temporal.db").display())
+            format!(
+                "started here; state in {}",
+                data_dir.join("temporal.db").display()
+            )
         } else {
             "reused: it was already running; not started or stopped by this stack".into()
         }

@@ -27,7 +27,13 @@ fn render(command: &clap::Command, path: &str, pages: &mut Vec<(String, Vec<u8>)
         .clone()
         .name(name.clone())
         .bin_name(format!("orderflow {path}").trim_end().to_owned())
-        .mut_subcommands(|sub| if sub.get_name() == "help" { sub.hide(true) } else { sub });
+        .mut_subcommands(|sub| {
+            if sub.get_name() == "help" {
+                sub.hide(true)
+            } else {
+                sub
+            }
+        });
     let man = clap_mangen::Man::new(shown.clone());
     let mut page = Vec::new();
     let write = |page: &mut Vec<u8>| -> std::io::Result<()> {

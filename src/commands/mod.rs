@@ -59,7 +59,8 @@ impl Context {
         let database_url = self.global.database_url.as_deref();
         let stack = LocalStack::start(&self.global.temporal(), database_url, options).await?;
         if let Some(note) = stack.info.reuse_note() {
-            self.printer.note(format!("orderflow {}: {note}", options.role));
+            self.printer
+                .note(format!("orderflow {}: {note}", options.role));
         }
         Ok(stack)
     }

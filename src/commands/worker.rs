@@ -15,6 +15,7 @@ use crate::workflow::retry::RetryConfig;
 use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
+    let shutdown = shutdown_signal();
     let database = cx.database()?;
     let temporal = cx.temporal()?;
     // Both must answer now, so a misconfigured worker fails fast (exit 8).
@@ -77,16 +78,21 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         temporal.namespace,
         database.redacted()
     ));
-    worker::run(client, db, settings, shutdown_signal()).await?;
+    worker::run(client, db, settings, shutdown).await?;
     Ok(Exit::Success)
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
+    // Handled from now on, not from the first poll: a signal that comes
+    // while the caller is still starting up is not fatal, and is seen.
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = term.recv() => {},
+        }
     }
 }

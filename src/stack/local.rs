@@ -196,13 +196,23 @@ impl LocalStack {
         let mut temporal_server = None;
         if options.port.is_some() || crate::temporal::connect(&probe).await.is_err() {
             if options.port.is_none() && settings.names_a_server() {
-                crate::temporal::connect(&temporal).await.map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e:#}\nhint: `orderflow dev` uses a server that answers, or starts its own: \
-                         drop --address / TEMPORAL_ADDRESS to start one on the default port, \
-                         or give --port N (and --ui-port N) to start one there"
+                if let Err(e) = crate::temporal::connect(&temporal).await {
+                    let Some(unreachable) = e.downcast_ref::<crate::temporal::ConnectError>()
+                    else {
+                        return Err(e);
+                    };
+                    return Err(Fail::new(
+                        Exit::Unavailable,
+                        format!(
+                            "cannot reach the Temporal server at {} to reuse: {}\n\
+                             hint: `orderflow dev` uses a server that answers, or starts its own: \
+                             drop --address / TEMPORAL_ADDRESS to start one on the default port, \
+                             or give --port N (and --ui-port N) to start one there",
+                            temporal.address, unreachable.reason
+                        ),
                     )
-                })?;
+                    .into());
+                }
             }
             let state = options.data_dir.as_ref().map(|d| d.join("temporal.db"));
             let logs = options.data_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -242,9 +252,7 @@ impl LocalStack {
             match DatabaseConfig::resolve_optional(database_url, settings.connect_timeout)? {
                 // The URL a previous run printed (still exported in this
                 // shell) names the cluster kept here: start it again.
-                Some(database) if !names_cluster_in(&database, postgres_dir.as_deref()) => {
-                    database
-                }
+                Some(database) if !names_cluster_in(&database, postgres_dir.as_deref()) => database,
                 _ => {
                     let (dir, throwaway) = match &postgres_dir {
                         Some(dir) => (dir.clone(), false),

@@ -33,14 +33,137 @@ fn every_command_has_help() {
     );
     for path in paths {
         let usage = format!("Usage: orderflow {}", path.join(" "));
-        orderflow()
-            .args(&path)
-            .arg("--help")
-            .assert()
-            .success()
-            .stdout(contains(usage.trim_end()))
-            .stderr("");
+        for flag in ["-h", "--help"] {
+            let out = orderflow().args(&path).arg(flag).output().unwrap();
+            assert!(out.status.success() && out.stderr.is_empty());
+            let help = String::from_utf8(out.stdout).unwrap();
+            assert!(help.contains(usage.trim_end()), "{help}");
+            // It ends with examples, then the exit codes.
+            let examples = help
+                .find("\nExamples:\n")
+                .unwrap_or_else(|| panic!("{path:?}: {help}"));
+            let codes = help
+                .find("\nExit codes:\n")
+                .unwrap_or_else(|| panic!("{path:?}: {help}"));
+            assert!(examples < codes, "{path:?}");
+            assert!(
+                help[codes..].lines().skip(2).all(|l| l.starts_with("  ")),
+                "{path:?}: nothing after the exit codes:\n{help}"
+            );
+            assert!(help[codes..].contains("  0 "), "{path:?}");
+            // Placeholders read as words: <N>, not <RETRY_MAX_ATTEMPTS>.
+            for placeholder in help.split('<').skip(1).filter_map(|p| p.split_once('>')) {
+                assert!(
+                    !placeholder.0.contains('_'),
+                    "{path:?}: <{}>",
+                    placeholder.0
+                );
+            }
+            assert!(!help.contains("seed"), "{path:?} speaks of the seed");
+        }
     }
+}
+
+#[test]
+fn each_command_shows_the_global_options_it_uses() {
+    let help = |args: &[&str]| {
+        let out = orderflow().args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = help(&["order", "list", "-h"]);
+    assert!(list.contains("--database-url") && list.contains("--output"));
+    assert!(!list.contains("--tls") && !list.contains("--api-key") && !list.contains("--address"));
+    assert!(list.contains("orderflow help options"));
+    let create = help(&["order", "create", "--help"]);
+    assert!(create.contains("--address") && create.contains("--tls-ca-path"));
+    assert!(!create.contains("--database-url"));
+    // The page with every one of them, under its heading.
+    let options = help(&["help", "options"]);
+    for heading in [
+        "Temporal:",
+        "Temporal TLS and API key:",
+        "Database:",
+        "Output:",
+    ] {
+        assert!(options.contains(heading), "{heading} in {options}");
+    }
+    for flag in [
+        "--address",
+        "--tls",
+        "--api-key",
+        "--database-url",
+        "--log-format",
+    ] {
+        assert!(options.contains(flag), "{flag}");
+    }
+    assert_eq!(
+        help(&["options"]).trim_end(),
+        options.trim_end().replace("\n\n\n", "\n\n")
+    );
+}
+
+#[test]
+fn status_values_are_listed_and_completed() {
+    orderflow()
+        .args(["order", "list", "-h"])
+        .assert()
+        .stdout(contains("[possible values: PENDING, CREATED"));
+    orderflow()
+        .args(["completions", "bash"])
+        .assert()
+        .stdout(contains(
+            "PENDING CREATED INVENTORY_RESERVED PAID COMPLETED CANCELLED FAILED",
+        ));
+}
+
+#[test]
+fn every_example_in_help_parses() {
+    for page in orderflow::cli::help::PAGES {
+        for (example, _) in page.examples {
+            // The orderflow part of a pipeline, without variables set before it.
+            let first = example
+                .split(['|', '>'])
+                .find(|p| p.contains("orderflow"))
+                .unwrap();
+            let words = shell_words::split(first).unwrap();
+            let words: Vec<&String> = words.iter().skip_while(|w| w.contains('=')).collect();
+            if words.get(1).is_some_and(|w| *w == "help") {
+                continue;
+            }
+            orderflow::cli::command()
+                .try_get_matches_from(&words)
+                .unwrap_or_else(|e| panic!("`{example}` does not parse: {e}"));
+        }
+    }
+}
+
+#[test]
+fn man_pages_have_examples_exit_status_and_environment() {
+    let pages = orderflow::commands::man_pages();
+    for (name, page) in &pages {
+        let page = String::from_utf8_lossy(page);
+        for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+            assert!(page.contains(section), "{name} has no {section}");
+        }
+        // Every page it names is shipped.
+        for named in page.split("orderflow\\-").skip(1) {
+            let Some((stem, _)) = named.split_once("(1)") else {
+                continue;
+            };
+            if !stem
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c == '\\')
+            {
+                continue;
+            }
+            let file = format!("orderflow-{}.1", stem.replace("\\-", "-"));
+            assert!(pages.iter().any(|(n, _)| *n == file), "{name} names {file}");
+        }
+    }
+    let root = String::from_utf8_lossy(&pages[0].1).into_owned();
+    assert!(!root.contains("help(1)"));
+    assert!(root.contains("DATABASE_URL") && root.contains("NO_COLOR"));
 }
 
 #[test]
