@@ -38,7 +38,8 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -l ui-url -d 'Web UI b
 complete -c orderflow -n "__fish_orderflow_needs_command" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_needs_command" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -90,7 +91,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l ui-url -d
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -116,7 +118,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fis
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -150,7 +153,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -177,7 +181,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -203,7 +208,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -230,7 +236,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -261,7 +268,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -292,7 +300,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_s
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -321,7 +330,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -346,7 +356,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -371,7 +382,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -401,7 +413,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __f
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -430,7 +443,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -455,7 +469,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -484,7 +499,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-url -d 'W
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -509,7 +525,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l ui-url -d '
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -543,7 +560,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l ui-url -d 
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -570,7 +588,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l ui-url -d
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -595,7 +614,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l ui-u
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -621,7 +641,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l ui-url -d 'W
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l database-url -d 'PostgreSQL URL, postgres://user:password@host:port/db [env: DATABASE_URL, else built from the seed\'s POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s o -l output -d 'Output format for data on stdout' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l color -d 'When to use colour (NO_COLOR is honoured under auto)' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
