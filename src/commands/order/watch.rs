@@ -429,9 +429,10 @@ impl<'a> Reporter<'a> {
     }
 
     /// Whether an order has stayed `PENDING` (as far as we know) long
-    /// enough for a hint.
+    /// enough for a hint, where a hint can be shown (the view, or lines
+    /// with notes on stderr).
     fn waits_for_a_worker(&self) -> bool {
-        self.shows()
+        matches!(self.mode, Mode::View { .. } | Mode::Lines)
             && self.started.elapsed() >= PENDING_HINT
             && self
                 .state()
