@@ -38,7 +38,8 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-ca-path -d 'CA 
 complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_needs_command" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -91,7 +92,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-ca-pa
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -117,7 +119,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fis
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -151,7 +154,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -178,7 +182,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -204,7 +209,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -231,7 +237,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -268,7 +275,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -299,7 +307,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_s
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -328,7 +337,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -353,7 +363,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -378,7 +389,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -408,7 +420,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __f
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -437,7 +450,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -462,7 +476,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -493,7 +508,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-ca-path 
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -519,7 +535,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-ca-path
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -553,7 +570,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-ca-pat
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -580,7 +598,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-ca-pa
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -605,7 +624,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -631,7 +651,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-ca-path 
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
@@ -656,7 +677,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-ca-p
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-server-name -d 'Server name to verify the certificate against' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
-json\t'Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr'"
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"

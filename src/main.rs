@@ -75,13 +75,21 @@ fn usage_error(error: clap::Error) -> ExitCode {
     Exit::Usage.into()
 }
 
-/// Whether `-o json` was asked for, looking at the raw arguments since they
+/// Whether `-o json` (or jsonl) was asked for, looking at the raw arguments since they
 /// did not parse.
 fn wants_json() -> bool {
     let args: Vec<String> = std::env::args().collect();
     let from_args = args
         .windows(2)
-        .any(|w| matches!(w[0].as_str(), "-o" | "--output") && w[1] == "json")
-        || args.iter().any(|a| a == "--output=json" || a == "-ojson");
-    from_args || std::env::var("ORDERFLOW_OUTPUT").is_ok_and(|v| v == "json")
+        .any(|w| matches!(w[0].as_str(), "-o" | "--output") && is_json(&w[1]))
+        || args.iter().any(|a| {
+            ["--output=", "-o"]
+                .iter()
+                .any(|p| a.strip_prefix(p).is_some_and(is_json))
+        });
+    from_args || std::env::var("ORDERFLOW_OUTPUT").is_ok_and(|v| is_json(&v))
+}
+
+fn is_json(format: &str) -> bool {
+    matches!(format, "json" | "jsonl")
 }

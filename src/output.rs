@@ -16,8 +16,13 @@ pub enum OutputFormat {
     /// Tables and sentences for people.
     #[default]
     Text,
-    /// Stable JSON on stdout (JSON Lines for `watch`); errors as JSON on stderr.
+    /// Stable JSON on stdout (JSON Lines for `order watch` and `order create
+    /// --watch`); errors as JSON on stderr.
     Json,
+    /// JSON Lines: one record per line for `order watch` and `order create`
+    /// (with or without --watch); commands that print one document print it
+    /// as with json.
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -70,8 +75,14 @@ impl Printer {
         }
     }
 
+    /// JSON on stdout and stderr: `-o json` or `-o jsonl`.
     pub fn is_json(&self) -> bool {
-        self.format == OutputFormat::Json
+        matches!(self.format, OutputFormat::Json | OutputFormat::Jsonl)
+    }
+
+    /// `-o jsonl`: records one per line where a command has several.
+    pub fn is_json_lines(&self) -> bool {
+        self.format == OutputFormat::Jsonl
     }
 
     pub fn color_stderr(&self) -> bool {
@@ -141,11 +152,22 @@ impl Printer {
     /// Reports an error on stderr: `error: …` with its causes, or a JSON
     /// object under `-o json` (with the report's details as extra fields).
     pub fn error(&self, report: &ErrorReport) {
-        let ErrorReport {
-            exit,
-            message,
-            details,
-        } = report;
+        self.report(&report.message, report.exit, "error:", &report.details);
+    }
+
+    /// Says the command was interrupted and what to do next: a sentence on
+    /// stderr (even under `-q`), or the JSON error object under `-o json`.
+    pub fn interrupted(&self, message: &str) {
+        self.report(message, Exit::Interrupted, "", &Default::default());
+    }
+
+    fn report(
+        &self,
+        message: &str,
+        exit: Exit,
+        label: &str,
+        details: &serde_json::Map<String, serde_json::Value>,
+    ) {
         if self.is_json() {
             let mut error = serde_json::json!({
                 "code": exit.error_code(), "message": message, "exitCode": exit.code()
@@ -154,10 +176,12 @@ impl Printer {
                 fields.extend(details.clone());
             }
             eprintln!("{}", serde_json::json!({ "error": error }));
+        } else if label.is_empty() {
+            eprintln!("{message}");
         } else if self.color_stderr {
-            eprintln!("\x1b[1;31merror:\x1b[0m {message}");
+            eprintln!("\x1b[1;31m{label}\x1b[0m {message}");
         } else {
-            eprintln!("error: {message}");
+            eprintln!("{label} {message}");
         }
     }
 }

@@ -91,7 +91,7 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         settings,
         async {
             let result = run_samples(cx, &stack, &client, &orders, args.keep).await;
-            if args.keep && result.is_ok() {
+            if args.keep && matches!(result, Ok(Some(_))) {
                 cx.printer
                     .note("--keep: the stack and worker stay up; Ctrl-C stops them.");
                 cx.printer.note(stack.info.exports());
@@ -102,7 +102,10 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
     )
     .await;
     stack.stop().await;
-    let outcomes = outcomes??;
+    // Interrupted (Ctrl-C): the following said so.
+    let Some(outcomes) = outcomes?? else {
+        return Ok(Exit::Interrupted);
+    };
 
     let unexpected: Vec<&str> = outcomes
         .iter()
@@ -128,7 +131,7 @@ async fn run_samples(
     client: &OrderClient,
     orders: &[Order],
     keep: bool,
-) -> anyhow::Result<Vec<Outcome>> {
+) -> anyhow::Result<Option<Vec<Outcome>>> {
     for order in orders {
         client
             .start(&stack.temporal.task_queue, order, false)
@@ -158,16 +161,27 @@ async fn run_samples(
     };
     // Under -o json, stdout is one document at the end: follow silently.
     let show = !cx.printer.is_json();
-    let follow = super::order::follow(
-        &cx.printer,
+    let follow = super::order::Follow {
+        printer: &cx.printer,
         client,
-        &ids,
-        Some(Duration::from_secs(120)),
+        task_queue: &stack.temporal.task_queue,
+        timeout: Some(Duration::from_secs(120)),
         show,
-    );
-    let (followed, cancel) = tokio::join!(follow, canceller);
-    cancel?;
-    followed?;
+        on_interrupt: super::order::OnInterrupt::Say("stopping the demo and the stack it started"),
+    };
+    let following = follow.run(&ids);
+    tokio::pin!(following);
+    // Ctrl-C ends the following before the cancel is sent: it is not.
+    let followed = tokio::select! {
+        followed = &mut following => followed?,
+        cancel = canceller => {
+            cancel?;
+            following.await?
+        }
+    };
+    if followed == Exit::Interrupted {
+        return Ok(None);
+    }
 
     let mut outcomes = Vec::new();
     for (order, (sample, _, expected)) in orders.iter().zip(SAMPLES) {
@@ -214,5 +228,5 @@ async fn run_samples(
             p.note("(The demo stops the stack it started when it ends; run `orderflow demo --keep` to browse them.)");
         }
     }
-    Ok(outcomes)
+    Ok(Some(outcomes))
 }

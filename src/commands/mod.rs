@@ -169,11 +169,14 @@ fn options(cx: &Context) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Ends with 130 when Ctrl-C comes first.
+/// Ends with 130 when Ctrl-C comes first. The command is polled first, so
+/// one that handles Ctrl-C itself (`order watch` stops its view and says
+/// how to resume) has its say.
 async fn interruptible(
     command: impl Future<Output = anyhow::Result<Exit>>,
 ) -> anyhow::Result<Exit> {
     tokio::select! {
+        biased;
         result = command => result,
         _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
     }

@@ -419,6 +419,13 @@ impl OrderClient {
         ))
     }
 
+    /// How many attempts each of the order's steps gets: the retry policy
+    /// its workflow recorded when it started (`None` until it has).
+    pub async fn max_attempts(&self, id: &impl Id) -> Result<Option<u32>, OrderCallError> {
+        let events = self.history(id).await?;
+        Ok(super::history::settings(&events).map(|s| s.retry.max_attempts))
+    }
+
     async fn history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
         self.handle(id)
             .fetch_history(WorkflowFetchHistoryOptions::default())

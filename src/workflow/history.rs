@@ -10,6 +10,7 @@ use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
+use super::activities::WorkflowSettings;
 use super::input::WorkflowInput;
 use super::state::{OrderView, StepState};
 use crate::domain::{OrderStatus, Step, WorkflowId};
@@ -40,6 +41,25 @@ fn marker(event: &HistoryEvent) -> Option<(String, Option<(String, bool)>)> {
         (f.message.clone(), fin)
     });
     Some((data.get("activity_type")?.as_str()?.to_owned(), failure))
+}
+
+/// The settings the workflow took from its worker when it started (the
+/// result of its `settings` local activity): among them the retry policy
+/// its steps follow. `None` before that result is recorded.
+pub fn settings(events: &[HistoryEvent]) -> Option<WorkflowSettings> {
+    events.iter().find_map(|event| {
+        let Some(Attributes::MarkerRecordedEventAttributes(marker)) = &event.attributes else {
+            return None;
+        };
+        let (activity, None) = self::marker(event)? else {
+            return None;
+        };
+        if activity != "settings" {
+            return None;
+        }
+        let result = marker.details.get("result")?.payloads.first()?;
+        serde_json::from_slice(&result.data).ok()
+    })
 }
 
 /// The order's state as far as the history tells: its input, and each
@@ -164,6 +184,18 @@ mod tests {
                 [(StepState::Done, 1), (StepState::Done, 1)]
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_retry_policy_is_read_from_the_recorded_settings() {
+        let events = events(include_str!(
+            "../../tests/histories/cancelled-while-retrying-v3.json"
+        ))
+        .await;
+        let settings = settings(&events).expect("the settings marker");
+        assert_eq!(settings.retry.max_attempts, 50);
+        // Before the settings result is recorded there is nothing to read.
+        assert_eq!(super::settings(&events[..3]), None);
     }
 
     #[tokio::test]

@@ -20,4 +20,5 @@ mod services;
 mod support;
 mod temporal;
 mod trust;
+mod watch;
 mod workflow;

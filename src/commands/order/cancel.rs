@@ -101,8 +101,10 @@ fn report(cx: &Context, doc: &CancelDoc<'_>, view: Option<&OrderView>) -> std::i
     }
     match view {
         Some(view) => cx.printer.line(match doc.outcome {
-            "already cancelled" => format!("{} (it was already cancelled)", change_line(view)),
-            _ => change_line(view),
+            "already cancelled" => {
+                format!("{} (it was already cancelled)", change_line(view, None))
+            }
+            _ => change_line(view, None),
         }),
         None => cx.printer.line(format!(
             "{} cancellation requested; follow it with `orderflow order watch {}`",

@@ -20,6 +20,10 @@ const CONCURRENCY: usize = 32;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Submission {
+    /// Always `created`: tells these records from `watch`'s `change` ones
+    /// in the stream of `create --watch`.
+    #[serde(rename = "type")]
+    kind: &'static str,
     order_id: String,
     workflow_id: String,
     run_id: String,
@@ -78,8 +82,8 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         bar.finish_and_clear();
     }
 
-    if p.is_json() && args.watch {
-        // One JSON Lines stream: the submissions, then the changes.
+    if p.is_json() && (args.watch || p.is_json_lines()) {
+        // JSON Lines: the submissions, then (with --watch) the changes.
         for s in &submissions {
             p.json_line(s)?;
         }
@@ -121,7 +125,16 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
             .into_iter()
             .map(|o| o.order.id().clone().into())
             .collect();
-        return super::watch::follow(p, &client, &ids, args.timeout, true).await;
+        return super::watch::Follow {
+            printer: p,
+            client: &client,
+            task_queue: &config.task_queue,
+            timeout: args.timeout,
+            show: true,
+            on_interrupt: super::watch::OnInterrupt::Resume,
+        }
+        .run(&ids)
+        .await;
     }
     Ok(Exit::Success)
 }
@@ -152,6 +165,7 @@ async fn submit(
 ) -> anyhow::Result<Submission> {
     let id = order.id().as_str().to_owned();
     let mut submission = Submission {
+        kind: "created",
         order_id: id.clone(),
         workflow_id: id.clone(),
         run_id: String::new(),

@@ -3,11 +3,12 @@
 mod cancel;
 mod create;
 mod list;
+mod progress;
 mod render;
 mod status;
 mod watch;
 
-pub(crate) use watch::follow;
+pub(crate) use watch::{Follow, OnInterrupt};
 
 use super::Context;
 use crate::cli::OrderCommand;

@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use comfy_table::{Attribute, Cell, CellAlignment, Color};
 use serde::Serialize;
 
+use super::progress::retry_text;
 use crate::domain::{OrderStatus, Step};
 use crate::output::Printer;
 use crate::workflow::client::Source;
@@ -22,10 +23,13 @@ pub struct StatusDoc<'a> {
     pub source: Source,
 }
 
-/// One `watch -o json` record.
+/// One `watch -o json`/`-o jsonl` record: a change of one order.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchRecord<'a> {
+    /// Always `change`; `order create --watch` writes `created` records first.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     pub order_id: &'a str,
     pub status: OrderStatus,
     pub step: Option<Step>,
@@ -33,31 +37,52 @@ pub struct WatchRecord<'a> {
     pub step_state: Option<StepState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// Attempts the step gets in all, when known (the order's retry policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// While the step waits to try again: when it will.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// While the step waits to try again: why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<&'a crate::workflow::state::FailureView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<&'a crate::workflow::state::CancellationView>,
-    pub at: String,
+    /// When the change happened: the order's own `updatedAt`.
+    pub at: DateTime<Utc>,
 }
 
 impl<'a> WatchRecord<'a> {
-    pub fn new(view: &'a OrderView) -> Self {
+    pub fn new(view: &'a OrderView, max_attempts: Option<u32>) -> Self {
         let current = view.step.map(|s| view.step_view(s));
+        let waiting = current.filter(|s| {
+            !view.status.is_terminal()
+                && matches!(s.state, StepState::Retrying | StepState::Waiting)
+        });
         Self {
+            kind: "change",
             order_id: view.order_id.as_str(),
             status: view.status,
             step: view.step,
             step_state: current.map(|s| s.state),
             attempt: current.map(|s| s.attempts),
+            max_attempts,
+            next_attempt_at: waiting.and_then(|s| s.next_attempt_at),
+            last_error: waiting.and_then(|s| s.last_error.as_deref()),
             failure: view.failure.as_ref(),
             cancellation: view.cancellation.as_ref(),
-            at: timestamp(Utc::now()),
+            at: changed_at(view),
         }
     }
 }
 
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// When the order last changed, as its state records it. Only a state
+/// that records no time at all (none that orderflow's workflow returns)
+/// falls back to now.
+pub fn changed_at(view: &OrderView) -> DateTime<Utc> {
+    view.updated_at.or(view.created_at).unwrap_or_else(Utc::now)
 }
 
 /// What changed between two looks at an order, for "one line per change".
@@ -71,8 +96,11 @@ pub fn change_key(view: &OrderView) -> (OrderStatus, Option<Step>, Option<StepSt
     )
 }
 
-/// One plain line for a change: `ORD-1001 PAID send_notification running (attempt 1)`.
-pub fn change_line(view: &OrderView) -> String {
+/// One plain line for a change: `ORD-1001 PAID send_notification running`,
+/// `ORD-1001 INVENTORY_RESERVED process_payment retrying (attempt 2/3 · next
+/// in 0.4 s: card network unavailable)`. `max_attempts`: how many attempts a
+/// step gets, when known.
+pub fn change_line(view: &OrderView, max_attempts: Option<u32>) -> String {
     let mut line = format!("{} {}", view.order_id, view.status);
     if view.status.is_terminal() {
         if let Some(f) = &view.failure {
@@ -86,8 +114,15 @@ pub fn change_line(view: &OrderView) -> String {
     if let Some(step) = view.step {
         let s = view.step_view(step);
         let _ = write!(line, " {step} {}", state_word(s.state));
-        if s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting) {
-            let _ = write!(line, " (attempt {}", s.attempts);
+        let retry = retry_text(
+            s.state,
+            s.attempts,
+            max_attempts,
+            s.next_attempt_at,
+            Utc::now(),
+        );
+        if let Some(retry) = retry {
+            let _ = write!(line, " ({retry}");
             if let (StepState::Retrying | StepState::Waiting, Some(e)) = (s.state, &s.last_error) {
                 let _ = write!(line, ": {e}");
             }

@@ -1,14 +1,18 @@
-//! `orderflow order watch ID…`: follows orders until each ends. Progress
-//! bars on a terminal, one plain line per change otherwise, JSON Lines with
-//! `-o json`. The orders themselves are never touched.
+//! `orderflow order watch ID…`: follows orders until each ends. A live view
+//! on a terminal (`progress`), one plain line per change otherwise, JSON
+//! Lines with `-o json`/`-o jsonl`. The orders themselves are never touched.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use chrono::Utc;
+use console::Term;
 
-use super::render::{WatchRecord, change_key, change_line, state_word};
+use super::progress::{self, Row, Tally};
+use super::render::{WatchRecord, change_key, change_line};
 use crate::cli::WatchArgs;
 use crate::commands::Context;
 use crate::domain::{OrderStatus, WorkflowId};
@@ -26,61 +30,162 @@ const POLL: Duration = Duration::from_millis(250);
 /// query: each order's result is long-polled and arrives as it happens.
 const QUERIES_PER_POLL: usize = 4;
 
+/// How often the live view is redrawn (changes are shown at the next one).
+const FRAME: Duration = Duration::from_millis(100);
+
+/// An order still `PENDING` this long gets a hint when no worker polls its
+/// task queue; the pollers are looked at again as often while it stays so.
+const PENDING_HINT: Duration = Duration::from_secs(5);
+
+/// At most this many IDs in the resume command after Ctrl-C.
+const RESUME_IDS: usize = 5;
+
 /// How often each of `count` followed orders is queried, within the budget.
 fn query_interval(count: usize) -> Duration {
     POLL * count.div_ceil(QUERIES_PER_POLL).max(1) as u32
 }
 
 pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
-    let (_, client) = super::connect(cx).await?;
+    let (config, client) = super::connect(cx).await?;
     for id in &args.ids {
         if client.describe(id).await?.is_none() {
             return Err(OrderCallError::NotFound(id.to_string()).into());
         }
     }
-    follow(&cx.printer, &client, &args.ids, args.timeout, true).await
+    Follow {
+        printer: &cx.printer,
+        client: &client,
+        task_queue: &config.task_queue,
+        timeout: args.timeout,
+        show: true,
+        on_interrupt: OnInterrupt::Resume,
+    }
+    .run(&args.ids)
+    .await
 }
 
-/// Follows `ids` to their ends; the exit code of the worst outcome
-/// (FAILED, then CANCELLED), or 7 when `timeout` passes first. `show`:
-/// report changes (bars, lines or JSON Lines as the printer says).
-pub(crate) async fn follow(
-    printer: &Printer,
-    client: &OrderClient,
-    ids: &[WorkflowId],
-    timeout: Option<Duration>,
-    show: bool,
-) -> anyhow::Result<Exit> {
-    let reporter = Reporter::new(printer, ids, show);
-    let every = query_interval(ids.len());
-    // The queries are spread evenly over the interval, not sent in bursts,
-    // and none comes at once: a query that reaches an order during its
-    // first workflow task makes the worker end that task early to answer
-    // it, which costs the order a second task — and an order usually ends
-    // within its first, well before a query could show anything.
-    let all = futures::future::try_join_all(ids.iter().enumerate().map(|(i, id)| {
-        let first = every.mul_f64((i + 1) as f64 / ids.len() as f64);
-        track(client, id, &reporter, first, every)
-    }));
-    let finals = match timeout {
-        None => all.await?,
-        Some(limit) => match tokio::time::timeout(limit, all).await {
-            Ok(finals) => finals?,
-            Err(_) => {
-                reporter.abandon();
-                return Err(Fail::new(
-                    Exit::Timeout,
-                    format!(
-                        "--timeout {} elapsed before every order ended; they go on running",
-                        humantime::format_duration(limit)
-                    ),
-                )
-                .into());
+/// What Ctrl-C says when it stops the following.
+pub(crate) enum OnInterrupt {
+    /// The orders go on: how to follow them again.
+    Resume,
+    /// The caller stops them or their stack: this.
+    Say(&'static str),
+}
+
+/// Following orders to their ends.
+pub(crate) struct Follow<'a> {
+    pub printer: &'a Printer,
+    pub client: &'a OrderClient,
+    /// Where the orders wait for a worker (for the hint when none polls).
+    pub task_queue: &'a str,
+    /// Give up after this long (exit 7).
+    pub timeout: Option<Duration>,
+    /// Report changes (view, lines or JSON Lines as the printer says).
+    pub show: bool,
+    pub on_interrupt: OnInterrupt,
+}
+
+impl Follow<'_> {
+    /// Follows `ids` to their ends; the exit code of the worst outcome
+    /// (FAILED, then CANCELLED), 7 when the timeout passes first, 130 on
+    /// Ctrl-C (the view is left finished and says what to do).
+    pub async fn run(&self, ids: &[WorkflowId]) -> anyhow::Result<Exit> {
+        let reporter = Reporter::new(self.printer, ids, self.show);
+        let every = query_interval(ids.len());
+        // The queries are spread evenly over the interval, not sent in bursts,
+        // and none comes at once: a query that reaches an order during its
+        // first workflow task makes the worker end that task early to answer
+        // it, which costs the order a second task — and an order usually ends
+        // within its first, well before a query could show anything.
+        let all = futures::future::try_join_all(ids.iter().enumerate().map(|(i, id)| {
+            let first = every.mul_f64((i + 1) as f64 / ids.len() as f64);
+            track(self.client, id, &reporter, first, every)
+        }));
+        let work = async {
+            tokio::select! {
+                finals = all => finals,
+                never = self.tick(&reporter) => match never {},
             }
-        },
-    };
-    reporter.finish(&finals)?;
-    Ok(worst(finals.iter().map(|v| v.status)))
+        };
+        let limited = async {
+            match self.timeout {
+                None => Ok(work.await),
+                Some(limit) => tokio::time::timeout(limit, work).await,
+            }
+        };
+        let finals = tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {
+                reporter.stop();
+                self.printer.interrupted(&self.interrupted(&reporter));
+                return Ok(Exit::Interrupted);
+            }
+            finals = limited => match finals {
+                Ok(finals) => finals?,
+                Err(_) => {
+                    reporter.stop();
+                    let limit = self.timeout.unwrap_or_default();
+                    return Err(Fail::new(
+                        Exit::Timeout,
+                        format!(
+                            "--timeout {} elapsed before every order ended; they go on running",
+                            humantime::format_duration(limit)
+                        ),
+                    )
+                    .into());
+                }
+            },
+        };
+        reporter.finish(&finals)?;
+        Ok(worst(finals.iter().map(|v| v.status)))
+    }
+
+    /// Redraws the view, and looks for a worker while an order stays
+    /// `PENDING`: forever (the caller stops it).
+    async fn tick(&self, reporter: &Reporter<'_>) -> Infallible {
+        let mut looked: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(FRAME).await;
+            reporter.draw();
+            if reporter.waits_for_a_worker() && looked.is_none_or(|t| t.elapsed() >= PENDING_HINT) {
+                looked = Some(Instant::now());
+                // Only a queue nobody polls is worth a hint; an error here
+                // is not the order's and is left to the calls that follow it.
+                let idle =
+                    matches!(self.client.pollers(self.task_queue).await, Ok(p) if p.is_empty());
+                reporter.hint(idle.then(|| {
+                    format!(
+                        "no worker seems to poll task queue {} in namespace {}: start one \
+                         with `orderflow worker --task-queue {}`",
+                        self.task_queue,
+                        self.client.namespace(),
+                        self.task_queue
+                    )
+                }));
+            }
+        }
+    }
+
+    fn interrupted(&self, reporter: &Reporter<'_>) -> String {
+        match self.on_interrupt {
+            OnInterrupt::Say(text) => format!("interrupted: {text}"),
+            OnInterrupt::Resume => {
+                let running = reporter.in_flight();
+                if running.is_empty() {
+                    return "interrupted: every order had ended".to_owned();
+                }
+                let ids: Vec<&str> = running.iter().map(String::as_str).collect();
+                let mut text = format!(
+                    "interrupted: orders keep running; resume with `{}`",
+                    progress::resume_command(&ids, RESUME_IDS)
+                );
+                if ids.len() > RESUME_IDS {
+                    let _ = write!(text, " ({} orders in flight)", ids.len());
+                }
+                text
+            }
+        }
+    }
 }
 
 /// FAILED beats CANCELLED beats COMPLETED.
@@ -99,6 +204,14 @@ pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
         .unwrap_or(Exit::Success)
 }
 
+/// Whether a view's current step has attempts to count.
+fn retrying(view: &OrderView) -> bool {
+    view.step.is_some_and(|step| {
+        let s = view.step_view(step);
+        s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting)
+    })
+}
+
 /// Follows one order: its live state while it runs (first after `first`,
 /// then `every`), its result the moment it ends.
 async fn track(
@@ -112,6 +225,9 @@ async fn track(
     tokio::pin!(outcome);
     let mut last = None;
     let mut wait = first;
+    // How many attempts a step gets: read once from the order's history,
+    // when it first retries.
+    let mut max_attempts: Option<Option<u32>> = None;
     loop {
         tokio::select! {
             result = &mut outcome => {
@@ -120,7 +236,7 @@ async fn track(
                     // Terminated from outside: show what was recorded.
                     Err(_) => client.fetch(id).await?.0,
                 };
-                reporter.update(&view)?;
+                reporter.update(&view, max_attempts.flatten())?;
                 return Ok(view);
             }
             _ = tokio::time::sleep(wait) => {
@@ -130,26 +246,63 @@ async fn track(
                     && last != Some(change_key(&view))
                 {
                     last = Some(change_key(&view));
-                    reporter.update(&view)?;
+                    if max_attempts.is_none() && reporter.shows() && retrying(&view) {
+                        max_attempts = Some(client.max_attempts(id).await.ok().flatten());
+                    }
+                    reporter.update(&view, max_attempts.flatten())?;
                 }
             }
         }
     }
 }
 
+/// How changes are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Silent,
-    Bars {
-        _multi: MultiProgress,
-        bars: HashMap<WorkflowId, ProgressBar>,
+    /// A live view on stderr (a terminal), coloured or not.
+    View {
+        color: bool,
     },
     Lines,
     Json,
 }
 
+/// One followed order, as last seen.
+struct Tracked {
+    id: WorkflowId,
+    view: Option<OrderView>,
+    /// Where its bar stands ([`progress::advance`]).
+    position: u64,
+    max_attempts: Option<u32>,
+    /// How long it took, once it ended.
+    took: Option<Duration>,
+}
+
+impl Tracked {
+    fn status(&self) -> OrderStatus {
+        self.view
+            .as_ref()
+            .map_or(OrderStatus::Pending, |v| v.status)
+    }
+}
+
+struct State {
+    orders: Vec<Tracked>,
+    index: HashMap<WorkflowId, usize>,
+    /// Why orders may stay `PENDING`, when it seems no worker polls.
+    hint: Option<String>,
+    /// Whether the hint went out as a note (lines: once).
+    hinted: bool,
+    /// The live view's lines on the terminal.
+    screen: Option<Screen>,
+}
+
 struct Reporter<'a> {
     printer: &'a Printer,
-    mode: Mutex<Mode>,
+    mode: Mode,
+    started: Instant,
+    state: Mutex<State>,
 }
 
 impl<'a> Reporter<'a> {
@@ -159,99 +312,245 @@ impl<'a> Reporter<'a> {
         } else if printer.is_json() {
             Mode::Json
         } else if printer.progress_enabled() {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix:<24} [{bar:16}] {msg} {elapsed:>4}")
-                .expect("static template")
-                .progress_chars("=> ");
-            let width = ids.iter().map(|i| i.as_str().len()).max().unwrap_or(8);
-            let bars = ids
-                .iter()
-                .map(|id| {
-                    let bar = multi.add(ProgressBar::new(4).with_style(style.clone()));
-                    bar.set_prefix(format!("{id:<width$}"));
-                    bar.set_message("PENDING");
-                    bar.enable_steady_tick(Duration::from_millis(200));
-                    (id.clone(), bar)
-                })
-                .collect();
-            Mode::Bars {
-                _multi: multi,
-                bars,
+            Mode::View {
+                color: printer.color_stderr(),
             }
         } else {
             Mode::Lines
         };
+        let orders = ids
+            .iter()
+            .map(|id| Tracked {
+                id: id.clone(),
+                view: None,
+                position: 0,
+                max_attempts: None,
+                took: None,
+            })
+            .collect();
+        let index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let screen = matches!(mode, Mode::View { .. }).then(Screen::new);
         Self {
             printer,
-            mode: Mutex::new(mode),
+            mode,
+            started: Instant::now(),
+            state: Mutex::new(State {
+                orders,
+                index,
+                hint: None,
+                hinted: false,
+                screen,
+            }),
         }
     }
 
-    fn update(&self, view: &OrderView) -> std::io::Result<()> {
-        let mode = self.mode.lock().unwrap_or_else(|e| e.into_inner());
-        match &*mode {
-            Mode::Silent => Ok(()),
-            Mode::Json => self.printer.json_line(&WatchRecord::new(view)),
-            Mode::Lines => self.printer.line(change_line(view)),
-            Mode::Bars { bars, .. } => {
-                if let Some(bar) = bars.get(&view.order_id) {
-                    let done = view
-                        .steps
-                        .iter()
-                        .filter(|s| s.state == StepState::Done)
-                        .count();
-                    bar.set_position(done as u64);
-                    bar.set_message(bar_message(view));
-                    // A full bar only for a completed order.
-                    match view.status {
-                        OrderStatus::Completed => bar.finish(),
-                        s if s.is_terminal() => bar.abandon(),
-                        _ => {}
-                    }
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether changes are shown at all.
+    fn shows(&self) -> bool {
+        self.mode != Mode::Silent
+    }
+
+    fn update(&self, view: &OrderView, max_attempts: Option<u32>) -> std::io::Result<()> {
+        {
+            let mut state = self.state();
+            if let Some(&i) = state.index.get(&view.order_id) {
+                let took = self.started.elapsed();
+                let order = &mut state.orders[i];
+                order.position = progress::advance(order.position, view);
+                order.max_attempts = max_attempts.or(order.max_attempts);
+                if view.status.is_terminal() {
+                    order.took.get_or_insert(took);
                 }
-                Ok(())
+                order.view = Some(view.clone());
             }
         }
-    }
-
-    /// Leaves bars where they are (timeout): the orders go on.
-    fn abandon(&self) {
-        if let Mode::Bars { bars, .. } = &*self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
-            bars.values().for_each(ProgressBar::abandon);
+        match self.mode {
+            Mode::Silent | Mode::View { .. } => Ok(()),
+            Mode::Json => self
+                .printer
+                .json_line(&WatchRecord::new(view, max_attempts)),
+            Mode::Lines => self.printer.line(change_line(view, max_attempts)),
         }
     }
 
-    /// After bars, the outcome as data on stdout too.
+    /// The view's rows as they stand now.
+    fn rows(&self, state: &State) -> Vec<Row> {
+        let now = Utc::now();
+        let elapsed = self.started.elapsed();
+        state
+            .orders
+            .iter()
+            .map(|o| Row {
+                id: o.id.to_string(),
+                status: o.status(),
+                position: o.position,
+                detail: match &o.view {
+                    Some(view) => progress::detail(view, o.max_attempts, now),
+                    None if state.hint.is_some() => "waiting for a worker".to_owned(),
+                    None => String::new(),
+                },
+                elapsed: o.took.unwrap_or(elapsed),
+            })
+            .collect()
+    }
+
+    /// Draws the live view with `footer` under the rows (or the batch's
+    /// total line and the hint when `None`).
+    fn draw_with(&self, footer: Option<Vec<String>>) {
+        let Mode::View { color } = self.mode else {
+            return;
+        };
+        let mut state = self.state();
+        let rows = self.rows(&state);
+        let footer = footer.unwrap_or_else(|| {
+            let mut footer: Vec<String> = state.hint.iter().map(|h| format!("hint: {h}")).collect();
+            if rows.len() > 1 {
+                footer.push(progress::total_line(&Tally::of(
+                    rows.iter().map(|r| &r.status),
+                )));
+            }
+            footer
+        });
+        if let Some(screen) = state.screen.as_mut() {
+            let (width, height) = screen.size();
+            screen.draw(progress::frame(&rows, &footer, width, height, color));
+        }
+    }
+
+    fn draw(&self) {
+        self.draw_with(None);
+    }
+
+    /// Whether an order has stayed `PENDING` (as far as we know) long
+    /// enough for a hint, where a hint can be shown (the view, or lines
+    /// with notes on stderr).
+    fn waits_for_a_worker(&self) -> bool {
+        matches!(self.mode, Mode::View { .. } | Mode::Lines)
+            && self.started.elapsed() >= PENDING_HINT
+            && self
+                .state()
+                .orders
+                .iter()
+                .any(|o| o.status() == OrderStatus::Pending)
+    }
+
+    /// Shows (or, with `None`, withdraws) the hint: in the view, or once
+    /// as a note.
+    fn hint(&self, hint: Option<String>) {
+        let mut state = self.state();
+        if self.mode == Mode::Lines
+            && let Some(hint) = &hint
+            && !state.hinted
+        {
+            state.hinted = true;
+            self.printer.note(format!(
+                "hint: an order is still PENDING after {}s: {hint}",
+                PENDING_HINT.as_secs()
+            ));
+        }
+        state.hint = hint;
+    }
+
+    /// The IDs of the orders that have not ended.
+    fn in_flight(&self) -> Vec<String> {
+        self.state()
+            .orders
+            .iter()
+            .filter(|o| !o.status().is_terminal())
+            .map(|o| o.id.to_string())
+            .collect()
+    }
+
+    /// Stops the view where it stands (timeout, Ctrl-C): the last frame
+    /// stays, the cursor is back. The orders go on.
+    fn stop(&self) {
+        self.draw();
+        self.state().screen.take();
+    }
+
+    /// The view's last frame with the batch's summary, then the outcome as
+    /// data on stdout too. Without a view, a batch's summary as a note.
     fn finish(&self, finals: &[OrderView]) -> std::io::Result<()> {
-        if let Mode::Bars { .. } = &*self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
-            for view in finals {
-                self.printer.line(change_line(view))?;
+        let summary = (finals.len() > 1).then(|| {
+            progress::summary_line(
+                &Tally::of(finals.iter().map(|v| &v.status)),
+                self.started.elapsed(),
+            )
+        });
+        match self.mode {
+            Mode::View { .. } => {
+                self.draw_with(Some(summary.into_iter().collect()));
+                self.state().screen.take();
+                for view in finals {
+                    self.printer.line(change_line(view, None))?;
+                }
             }
+            Mode::Lines => {
+                if let Some(summary) = summary {
+                    self.printer.note(summary);
+                }
+            }
+            Mode::Silent | Mode::Json => {}
         }
         Ok(())
     }
 }
 
-fn bar_message(view: &OrderView) -> String {
-    if view.status.is_terminal() {
-        return match (&view.failure, &view.cancellation) {
-            (Some(f), _) => format!("{} {}: {}", view.status, f.code, f.message),
-            (None, Some(c)) if view.status == OrderStatus::Cancelled => {
-                format!("{} ({})", view.status, c.reason)
-            }
-            _ => view.status.to_string(),
-        };
-    }
-    match view.step {
-        Some(step) => {
-            let s = view.step_view(step);
-            let mut msg = format!("{} · {step} {}", view.status, state_word(s.state));
-            if s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting) {
-                msg.push_str(&format!(" (attempt {})", s.attempts));
-            }
-            msg
+/// The live view's lines on stderr: each frame is drawn over the last one,
+/// in one write, with the cursor hidden while it runs.
+struct Screen {
+    term: Term,
+    /// The last frame (the cursor is on the line below it).
+    drawn: Vec<String>,
+}
+
+impl Screen {
+    fn new() -> Self {
+        let term = Term::stderr();
+        let _ = term.hide_cursor();
+        Self {
+            term,
+            drawn: Vec::new(),
         }
-        None => view.status.to_string(),
+    }
+
+    /// (columns, rows)
+    fn size(&self) -> (usize, usize) {
+        let (rows, columns) = self.term.size();
+        (usize::from(columns), usize::from(rows))
+    }
+
+    fn draw(&mut self, lines: Vec<String>) {
+        if lines == self.drawn {
+            return;
+        }
+        let mut out = String::new();
+        if !self.drawn.is_empty() {
+            let _ = write!(out, "\x1b[{}A", self.drawn.len());
+        }
+        for line in &lines {
+            // Cleared before it is written, so a full-width line is never
+            // followed by a clear that would take its last column.
+            let _ = writeln!(out, "\r\x1b[2K{line}");
+        }
+        out.push_str("\x1b[J");
+        let _ = self.term.write_str(&out);
+        let _ = self.term.flush();
+        self.drawn = lines;
+    }
+}
+
+impl Drop for Screen {
+    /// However the view ends (done, stopped, an error), the cursor is back.
+    fn drop(&mut self) {
+        let _ = self.term.show_cursor();
     }
 }
 
