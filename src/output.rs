@@ -134,6 +134,19 @@ impl Printer {
 
     /// A table styled for where stdout goes: boxed on a terminal, plain
     /// aligned columns for pipes (easy for `awk`/`cut`).
+    /// The width of the terminal stdout is, if it is one.
+    pub fn stdout_width(&self) -> Option<usize> {
+        self.stdout_terminal
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_, columns)| usize::from(columns))
+    }
+
+    /// Colours a status on stdout as the status card and the bars do.
+    pub fn stdout_colored(&self) -> bool {
+        self.color_stdout
+    }
+
     pub fn table(&self) -> Table {
         let mut table = Table::new();
         if self.stdout_terminal {

@@ -43,7 +43,7 @@ const GROUPS: [(&str, &[&str]); 4] = [
 ];
 
 /// Environment variables read besides the options' own.
-const MORE_ENVIRONMENT: [(&str, &str); 5] = [
+const MORE_ENVIRONMENT: [(&str, &str); 4] = [
     (
         "TEMPORAL_HOST_PORT",
         "the Temporal address, when TEMPORAL_ADDRESS is unset",
@@ -54,10 +54,6 @@ const MORE_ENVIRONMENT: [(&str, &str); 5] = [
     ),
     ("NO_COLOR", "no colour under --color auto"),
     ("RUST_LOG", "log filter, e.g. orderflow=debug; overrides -v"),
-    (
-        "COLUMNS, LINES",
-        "the terminal size, when it cannot be asked",
-    ),
 ];
 
 /// One command's page: its path ("" for orderflow itself, "order create").
@@ -543,7 +539,7 @@ impl Page {
     /// The end of its `--help`: examples, then exit codes.
     pub fn after_help(&self) -> String {
         let mut text = String::new();
-        if !self.shows.contains(&TLS) && self.path != "" {
+        if !self.shows.contains(&TLS) && !self.path.is_empty() {
             text += "Options every command takes (Temporal, TLS, database, output): \
                      `orderflow help options`\n\n";
         }

@@ -198,6 +198,7 @@ pub enum Command {
     ///      must complete (else exit 1), the rest fail OUT_OF_STOCK;
     ///   3. single-order latency, start -> COMPLETED, over R sequential orders;
     ///   4. a worker process's peak memory with M orders in flight at once.
+    ///
     /// Then 1. again with the worker in this process and eager start (the ceiling
     /// of a client that hosts its own worker). Last, with --big-tables N, the
     /// reading commands (order list, order status) with N orders in the table.

@@ -32,38 +32,76 @@ pub async fn created_at(pool: &PgPool, id: &OrderId) -> Result<Option<DateTime<U
         .await
 }
 
-/// Orders, newest first (ties: the greater order ID first), optionally of
-/// one status or customer, and only those after `after` — the creation
-/// time and ID of the last order of the previous page — in that order
-/// (keyset paging: one index range scan at any depth).
+/// Which orders `list` and `count` see: optionally of one status or
+/// customer, and only those after `after` — the creation time and ID of
+/// the last order of the previous page — newest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub status: Option<OrderStatus>,
+    pub customer: Option<&'a CustomerId>,
+    pub after: Option<(DateTime<Utc>, &'a OrderId)>,
+}
+
+impl Filter<'_> {
+    /// `FROM orders WHERE …` with parameters $1–$4; one statement per
+    /// shape, so that each is planned for its index.
+    fn tables_and_conditions(&self) -> String {
+        let mut sql = String::from(" FROM orders WHERE true");
+        if self.status.is_some() {
+            sql.push_str(" AND status = $1");
+        }
+        if self.customer.is_some() {
+            sql.push_str(" AND customer_id = $2");
+        }
+        if self.after.is_some() {
+            sql.push_str(" AND (created_at, order_id) < ($3, $4)");
+        }
+        sql
+    }
+
+    fn bind<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.status.map(OrderStatus::as_str))
+            .bind(self.customer.map(|c| c.as_str().to_owned()))
+            .bind(self.after.map(|(at, _)| at))
+            .bind(self.after.map(|(_, id)| id.as_str().to_owned()))
+    }
+}
+
+/// How many orders `filter` sees, counting no further than `cap` (a count
+/// of millions of rows would cost more than the page it describes).
+pub async fn count_up_to(pool: &PgPool, filter: &Filter<'_>, cap: u32) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1{} LIMIT $5) AS page",
+        filter.tables_and_conditions()
+    );
+    filter
+        .bind(sqlx::query(&sql))
+        .bind(i64::from(cap))
+        .fetch_one(pool)
+        .await?
+        .try_get(0)
+}
+
+/// The orders `filter` sees, newest first (ties: the greater order ID
+/// first), at most `limit` (keyset paging: one index range scan at any
+/// depth).
 pub async fn list(
     pool: &PgPool,
-    status: Option<OrderStatus>,
-    customer: Option<&CustomerId>,
-    after: Option<(DateTime<Utc>, &OrderId)>,
+    filter: &Filter<'_>,
     limit: u32,
 ) -> Result<Vec<OrderSummary>, sqlx::Error> {
-    // One statement per shape, so that each is planned for its index.
-    let mut sql = String::from(
+    let sql = format!(
         "SELECT order_id, status, step, customer_id, total_amount, currency, payment_method,
-                failure_code, created_at, updated_at
-           FROM orders WHERE true",
+                failure_code, created_at, updated_at{}
+          ORDER BY created_at DESC, order_id DESC LIMIT $5",
+        filter.tables_and_conditions()
     );
-    if status.is_some() {
-        sql.push_str(" AND status = $1");
-    }
-    if customer.is_some() {
-        sql.push_str(" AND customer_id = $2");
-    }
-    if after.is_some() {
-        sql.push_str(" AND (created_at, order_id) < ($3, $4)");
-    }
-    sql.push_str(" ORDER BY created_at DESC, order_id DESC LIMIT $5");
-    let rows = sqlx::query(&sql)
-        .bind(status.map(OrderStatus::as_str))
-        .bind(customer.map(CustomerId::as_str))
-        .bind(after.map(|(at, _)| at))
-        .bind(after.map(|(_, id)| id.as_str()))
+    let rows = filter
+        .bind(sqlx::query(&sql))
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;

@@ -195,24 +195,24 @@ impl LocalStack {
         probe.connect_timeout = Duration::from_secs(2);
         let mut temporal_server = None;
         if options.port.is_some() || crate::temporal::connect(&probe).await.is_err() {
-            if options.port.is_none() && settings.names_a_server() {
-                if let Err(e) = crate::temporal::connect(&temporal).await {
-                    let Some(unreachable) = e.downcast_ref::<crate::temporal::ConnectError>()
-                    else {
-                        return Err(e);
-                    };
-                    return Err(Fail::new(
-                        Exit::Unavailable,
-                        format!(
-                            "cannot reach the Temporal server at {} to reuse: {}\n\
-                             hint: `orderflow dev` uses a server that answers, or starts its own: \
-                             drop --address / TEMPORAL_ADDRESS to start one on the default port, \
-                             or give --port N (and --ui-port N) to start one there",
-                            temporal.address, unreachable.reason
-                        ),
-                    )
-                    .into());
-                }
+            if options.port.is_none()
+                && settings.names_a_server()
+                && let Err(e) = crate::temporal::connect(&temporal).await
+            {
+                let Some(unreachable) = e.downcast_ref::<crate::temporal::ConnectError>() else {
+                    return Err(e);
+                };
+                return Err(Fail::new(
+                    Exit::Unavailable,
+                    format!(
+                        "cannot reach the Temporal server at {} to reuse: {}\n\
+                         hint: a local stack uses a server that answers, or starts its own: \
+                         drop --address / TEMPORAL_ADDRESS to start one on the default port, \
+                         or give --port N (and --ui-port N) to start one there",
+                        temporal.address, unreachable.reason
+                    ),
+                )
+                .into());
             }
             let state = options.data_dir.as_ref().map(|d| d.join("temporal.db"));
             let logs = options.data_dir.clone().unwrap_or_else(std::env::temp_dir);

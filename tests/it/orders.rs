@@ -495,7 +495,19 @@ async fn list_shows_newest_first_and_filters() {
         .args(["order", "list", "--limit", "2"])
         .assert()
         .success()
-        .stderr(contains("more may follow: --after ORD-L2"));
+        .stderr(contains(
+            "showing 2 of 3; use --limit for more at once, or --after ORD-L2 for the next page",
+        ));
+    h.cli()
+        .args(["order", "list", "--limit", "1", "--after", "ORD-L3"])
+        .assert()
+        .success()
+        .stderr(contains("showing 1 of 2 after ORD-L3;"));
+    h.cli()
+        .args(["order", "list", "--limit", "3"])
+        .assert()
+        .success()
+        .stderr(contains("showing").not());
     assert_eq!(ids(&["--after", "ORD-L2"]), ["ORD-L1"]);
     assert_eq!(ids(&["--after", "ORD-L1"]), Vec::<String>::new());
     assert_eq!(

@@ -7,7 +7,10 @@ use comfy_table::{Cell, CellAlignment};
 use crate::cli::ListArgs;
 use crate::commands::Context;
 use crate::db::orders;
+use crate::domain::{OrderId, OrderStatus};
 use crate::exit::{Exit, Fail};
+
+use super::render;
 
 pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
     if let Some(query) = &args.query {
@@ -29,47 +32,139 @@ pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
             Some((at, id))
         }
     };
-    let rows = orders::list(
-        &pool,
-        args.status,
-        args.customer.as_ref(),
+    let filter = orders::Filter {
+        status: args.status,
+        customer: args.customer.as_ref(),
         after,
-        args.limit,
-    )
-    .await
-    .context("listing orders")?;
+    };
+    // One more than asked, to know whether the page ends at the limit.
+    let mut rows = orders::list(&pool, &filter, args.limit + 1)
+        .await
+        .context("listing orders")?;
+    let more = rows.len() > args.limit as usize;
+    rows.truncate(args.limit as usize);
     let p = &cx.printer;
     if p.is_json() {
         p.json(&rows)?;
-        return Ok(Exit::Success);
-    }
-    if rows.is_empty() {
+    } else if rows.is_empty() {
         p.note("No orders match.");
-        return Ok(Exit::Success);
+    } else {
+        p.line(table(p, &rows))?;
     }
-    let mut table = p.table();
-    table.set_header([
-        "ORDER", "STATUS", "STEP", "CUSTOMER", "TOTAL", "FAILURE", "CREATED",
-    ]);
-    for r in &rows {
-        table.add_row(vec![
-            Cell::new(&r.order_id),
-            Cell::new(&r.status),
-            Cell::new(r.step.as_deref().unwrap_or("-")),
-            Cell::new(&r.customer_id),
-            Cell::new(format!("{} {}", r.total_amount, r.currency))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(r.failure_code.as_deref().unwrap_or("")),
-            Cell::new(r.created_at.format("%Y-%m-%d %H:%M:%S")),
-        ]);
-    }
-    p.line(table)?;
-    if rows.len() == args.limit as usize
-        && let Some(last) = rows.last()
-    {
-        p.note(format!("more may follow: --after {}", last.order_id));
+    if more && let Some(last) = rows.last() {
+        let total = orders::count_up_to(&pool, &filter, COUNT_CAP)
+            .await
+            .context("counting orders")?;
+        p.note(footer(
+            rows.len(),
+            total,
+            args.after.as_ref(),
+            &last.order_id,
+        ));
     }
     Ok(Exit::Success)
+}
+
+/// Counting stops here: "of more than 10000".
+const COUNT_CAP: u32 = 10_000;
+
+/// Says that the list stopped at the limit, and how to see the rest.
+fn footer(shown: usize, total: i64, after: Option<&OrderId>, last: &str) -> String {
+    let of = if total >= i64::from(COUNT_CAP) {
+        format!("more than {COUNT_CAP}")
+    } else {
+        total.to_string()
+    };
+    let which = match after {
+        Some(id) => format!(" after {id}"),
+        None => String::new(),
+    };
+    format!(
+        "showing {shown} of {of}{which}; use --limit for more at once, or --after {last} for the next page"
+    )
+}
+
+/// The columns, in the order a narrow terminal drops them: never ORDER or
+/// STATUS.
+const HEADERS: [&str; 7] = [
+    "ORDER", "STATUS", "STEP", "CUSTOMER", "TOTAL", "FAILURE", "CREATED",
+];
+const DROP_FIRST: [usize; 5] = [2, 6, 3, 5, 4];
+
+/// Which columns fit in `width` terminal columns, given each column's
+/// widest cell: all, or without the least needed ones, so that no cell is
+/// cut or wrapped. `None` (not a terminal): all.
+fn fitting(widths: &[usize; 7], width: Option<usize>) -> [bool; 7] {
+    let mut shown = [true; 7];
+    let Some(width) = width else { return shown };
+    // A bordered table: one column for the left border, then each column
+    // is its text, one space either side and a border.
+    let total = |shown: &[bool; 7]| {
+        1 + widths
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| **s)
+            .map(|(w, _)| w + 3)
+            .sum::<usize>()
+    };
+    for column in DROP_FIRST {
+        if total(&shown) <= width {
+            break;
+        }
+        shown[column] = false;
+    }
+    shown
+}
+
+fn table(p: &crate::output::Printer, rows: &[orders::OrderSummary]) -> comfy_table::Table {
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.order_id.clone(),
+                r.status.clone(),
+                r.step.clone().unwrap_or_else(|| "-".into()),
+                r.customer_id.clone(),
+                format!("{} {}", r.total_amount, r.currency),
+                r.failure_code.clone().unwrap_or_default(),
+                r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = HEADERS.map(console::measure_text_width);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(console::measure_text_width(cell));
+        }
+    }
+    let shown = fitting(&widths, p.stdout_width());
+    let pick = |row: [Cell; 7]| -> Vec<Cell> {
+        row.into_iter()
+            .zip(shown)
+            .filter_map(|(cell, s)| s.then_some(cell))
+            .collect()
+    };
+    let mut table = p.table();
+    table.set_header(pick(HEADERS.map(Cell::new)));
+    for (row, r) in cells.into_iter().zip(rows) {
+        let [id, status, step, customer, total, failure, created] = row;
+        let mut status = Cell::new(status);
+        if p.stdout_colored()
+            && let Ok(parsed) = r.status.parse::<OrderStatus>()
+        {
+            status = status.fg(render::status_color(parsed));
+        }
+        table.add_row(pick([
+            Cell::new(id),
+            status,
+            Cell::new(step),
+            Cell::new(customer),
+            Cell::new(total).set_alignment(CellAlignment::Right),
+            Cell::new(failure),
+            Cell::new(created),
+        ]));
+    }
+    table
 }
 
 /// `--query`: the orders Temporal's visibility finds, by their search attributes.
@@ -104,4 +199,48 @@ async fn visible(cx: &Context, query: &str, limit: u32) -> anyhow::Result<Exit> 
     }
     p.line(table)?;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIDE: [usize; 7] = [36, 9, 17, 8, 11, 16, 19];
+
+    #[test]
+    fn a_wide_terminal_shows_every_column() {
+        assert_eq!(fitting(&WIDE, Some(200)), [true; 7]);
+        assert_eq!(fitting(&WIDE, None), [true; 7]);
+    }
+
+    #[test]
+    fn a_narrow_terminal_drops_columns_rather_than_cutting_cells() {
+        let shown = fitting(&WIDE, Some(80));
+        assert!(shown[0] && shown[1], "ORDER and STATUS stay");
+        assert!(!shown[2], "STEP goes first");
+        let total: usize = 1 + WIDE
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| *s)
+            .map(|(w, _)| w + 3)
+            .sum::<usize>();
+        assert!(total <= 80, "{total}");
+        assert_eq!(
+            fitting(&WIDE, Some(60)),
+            [true, true, false, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn the_footer_says_how_many_and_how_to_see_the_rest() {
+        assert_eq!(
+            footer(50, 109, None, "ORD-9"),
+            "showing 50 of 109; use --limit for more at once, or --after ORD-9 for the next page"
+        );
+        let after = OrderId::parse("ORD-1").unwrap();
+        assert!(
+            footer(50, 10_000, Some(&after), "ORD-9")
+                .starts_with("showing 50 of more than 10000 after ORD-1;")
+        );
+    }
 }

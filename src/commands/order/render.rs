@@ -145,7 +145,7 @@ pub fn state_word(state: StepState) -> &'static str {
     }
 }
 
-fn status_color(status: OrderStatus) -> Color {
+pub fn status_color(status: OrderStatus) -> Color {
     match status {
         OrderStatus::Completed => Color::Green,
         OrderStatus::Failed => Color::Red,
