@@ -305,7 +305,7 @@ async fn declining_the_reset_prompt_changes_nothing_and_exits_2() {
 async fn cancelling_a_completed_order_says_so_once() {
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 10).await;
-    let id = OrderId::parse("ORD-DONE").unwrap();
+    let id = OrderId::parse("ORD-CANCEL-ONCE").unwrap();
     h.with_worker(async {
         h.submit(&order(
             id.as_str(),
@@ -319,7 +319,7 @@ async fn cancelling_a_completed_order_says_so_once() {
     .await;
     let out = h
         .cli()
-        .args(["order", "cancel", "ORD-DONE"])
+        .args(["order", "cancel", "ORD-CANCEL-ONCE"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6));
@@ -331,13 +331,13 @@ async fn cancelling_a_completed_order_says_so_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
     assert!(
-        stderr.contains("ORD-DONE already ended COMPLETED"),
+        stderr.contains("ORD-CANCEL-ONCE already ended COMPLETED"),
         "{stderr}"
     );
 
     let out = h
         .cli()
-        .args(["-o", "json", "order", "cancel", "ORD-DONE"])
+        .args(["-o", "json", "order", "cancel", "ORD-CANCEL-ONCE"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6));

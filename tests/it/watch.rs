@@ -165,7 +165,7 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
     let h = Harness::new().await;
     let queue = h.settings.task_queue.clone();
     h.submit(&order(
-        "ORD-NOBODY",
+        "ORD-NO-WORKER",
         PaymentMethod::Card,
         &[("P-1", 1, "5.00")],
     ))
@@ -173,7 +173,7 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
     let mut watch = crate::support::command()
         .env("TEMPORAL_ADDRESS", &h.address)
         .env("ORDERFLOW_TASK_QUEUE", &queue)
-        .args(["order", "watch", "ORD-NOBODY"])
+        .args(["order", "watch", "ORD-NO-WORKER"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
