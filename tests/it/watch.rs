@@ -209,7 +209,7 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
     said.extend(stderr.iter());
     assert!(
         said.iter().any(|l| l
-            == "interrupted: orders keep running; resume with `orderflow order watch ORD-NOBODY`"),
+            == "interrupted: orders keep running; resume with `orderflow order watch ORD-NO-WORKER`"),
         "{said:#?}"
     );
 }
