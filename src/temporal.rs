@@ -5,6 +5,11 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url, tonic,
 };
 
+use temporalio_common::data_converters::{
+    DataConverter, DefaultFailureConverter, PayloadConverter,
+};
+
+use crate::codec::Codec;
 use crate::config::{Credentials, TemporalConfig};
 
 /// Temporal could not be reached or refused the connection (exit 8).
@@ -182,11 +187,31 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
                 None => fail(root_cause(&e)).into(),
             }
         })?;
-    Ok(Client::new(
-        connection,
-        ClientOptions::new(config.namespace.clone()).build(),
-    )
-    .map_err(|e| fail(e.to_string()))?)
+    let options = ClientOptions::new(config.namespace.clone())
+        .data_converter(data_converter(config))
+        .build();
+    Ok(Client::new(connection, options).map_err(|e| fail(e.to_string()))?)
+}
+
+/// The SDK's default data converter, with the encryption codec when keys
+/// are configured: the client and the worker built on it encrypt every
+/// payload they send and decrypt every payload they receive.
+fn data_converter(config: &TemporalConfig) -> DataConverter {
+    match &config.encryption {
+        Some(keys) => {
+            tracing::info!(
+                "payloads are encrypted with key {} (keys {})",
+                keys.encrypting_id(),
+                keys.ids().collect::<Vec<_>>().join(", ")
+            );
+            DataConverter::new(
+                PayloadConverter::default(),
+                DefaultFailureConverter::default(),
+                Codec(keys.clone()),
+            )
+        }
+        None => DataConverter::default(),
+    }
 }
 
 /// A command's error, told as a refused credential when that is what it
