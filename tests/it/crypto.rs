@@ -35,7 +35,7 @@ pub fn key_file(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     path
 }
 
-async fn client_with(address: &str, keys: &Path) -> OrderClient {
+pub async fn client_with(address: &str, keys: &Path) -> OrderClient {
     let ring = Arc::new(Keyring::load(keys).expect("the test key file"));
     let config = TemporalConfig::plain(address, "orderflow").encrypted(Some(ring));
     OrderClient::connect(&config).await.unwrap()
@@ -90,21 +90,19 @@ async fn raw_history(h: &Harness, id: &str) -> Value {
     serde_json::to_value(&events).unwrap()
 }
 
-fn assert_no_customer_data(id: &str, history: &Value) {
-    for needle in [CUSTOMER, EMAIL] {
+/// Fails unless no `needle` shows anywhere in `history` (JSON), in clear
+/// or inside base64, and its payloads are marked encrypted.
+pub fn assert_hidden(what: &str, history: &Value, needles: &[&str]) {
+    for needle in needles {
         let mut found = Vec::new();
         leaks(history, needle, "events", &mut found);
-        assert!(
-            found.is_empty(),
-            "{id}'s history shows {needle} at {found:?}"
-        );
+        assert!(found.is_empty(), "{what} shows {needle} at {found:?}");
     }
-    // And the proof it is the codec that hides them: the input is sealed.
+    // And the proof it is the codec that hides them: payloads are sealed.
     let text = history.to_string();
-    let encrypted = STANDARD.encode(ENCRYPTED);
     assert!(
-        text.contains(&encrypted) || text.contains(ENCRYPTED),
-        "{id}'s payloads are marked {ENCRYPTED}"
+        text.contains(&STANDARD.encode(ENCRYPTED)),
+        "{what}'s payloads are marked {ENCRYPTED}"
     );
 }
 
@@ -182,7 +180,7 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
     cli().args(["order", "watch", "ORD-E5"]).assert().code(5);
 
     for id in ["ORD-E0", "ORD-E5"] {
-        assert_no_customer_data(id, &raw_history(&h, id).await);
+        assert_hidden(id, &raw_history(&h, id).await, &[CUSTOMER, EMAIL]);
     }
     // Without the key, the input is unreadable: a clear refusal, no data.
     let wrong = key_file(dir.path(), "other.txt", &[KEY_B]);
@@ -351,4 +349,35 @@ async fn the_codec_server_decodes_history_payloads_to_the_original_json() {
     );
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn a_bad_key_file_is_refused_with_exit_2_and_no_key_material() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = key_file(dir.path(), "shared.txt", &[KEY_A]);
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let short = key_file(dir.path(), "short.txt", &[KEY_A, "short:AAECAwQ="]);
+    let twice = key_file(dir.path(), "twice.txt", &[KEY_A, KEY_A]);
+    for (file, says) in [
+        (&shared, "may be read by others (mode 644); run `chmod 600"),
+        (
+            &short,
+            "line 2: key short is 5 bytes; AES-256 needs exactly 32",
+        ),
+        (&twice, "line 2: key ID key-a is listed twice"),
+    ] {
+        crate::support::orderflow()
+            .args(["order", "status", "ORD-1"])
+            .arg("--encryption-key-file")
+            .arg(file)
+            .assert()
+            .code(2)
+            .stderr(contains(says).and(contains("AAECAwQ").not()));
+    }
+    crate::support::orderflow()
+        .args(["codec-server"])
+        .assert()
+        .code(2)
+        .stderr(contains("codec-server needs the encryption keys"));
 }
