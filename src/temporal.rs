@@ -193,25 +193,23 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
     Ok(Client::new(connection, options).map_err(|e| fail(e.to_string()))?)
 }
 
-/// The SDK's default data converter, with the encryption codec when keys
-/// are configured: the client and the worker built on it encrypt every
-/// payload they send and decrypt every payload they receive.
+/// The SDK's default data converter with orderflow's codec: with keys, the
+/// client and the worker built on it encrypt every payload they send and
+/// decrypt every payload they receive; without, they pass payloads through
+/// and say that an encrypted one needs the key file.
 fn data_converter(config: &TemporalConfig) -> DataConverter {
-    match &config.encryption {
-        Some(keys) => {
-            tracing::info!(
-                "payloads are encrypted with key {} (keys {})",
-                keys.encrypting_id(),
-                keys.ids().collect::<Vec<_>>().join(", ")
-            );
-            DataConverter::new(
-                PayloadConverter::default(),
-                DefaultFailureConverter::default(),
-                Codec(keys.clone()),
-            )
-        }
-        None => DataConverter::default(),
+    if let Some(keys) = &config.encryption {
+        tracing::info!(
+            "payloads are encrypted with key {} (keys {})",
+            keys.encrypting_id(),
+            keys.ids().collect::<Vec<_>>().join(", ")
+        );
     }
+    DataConverter::new(
+        PayloadConverter::default(),
+        DefaultFailureConverter::default(),
+        Codec(config.encryption.clone()),
+    )
 }
 
 /// A command's error, told as a refused credential when that is what it

@@ -39,6 +39,11 @@ pub enum CodecError {
          add the line for key {0} to --encryption-key-file (any position after the first)"
     )]
     MissingKey(String),
+    #[error(
+        "a payload is encrypted with key {0}, and no encryption key file is configured; \
+         pass --encryption-key-file or set ORDERFLOW_ENCRYPTION_KEY_FILE"
+    )]
+    NoKeys(String),
     #[error("an encrypted payload names no key ({KEY_ID} metadata missing)")]
     NoKeyId,
     #[error(
@@ -48,6 +53,20 @@ pub enum CodecError {
     Undecryptable(String),
     #[error("encrypting a payload with key {0} failed")]
     Encrypt(String),
+}
+
+/// Whether `payload` is sealed by this codec, and under which key ID.
+fn sealed_with(payload: &Payload) -> Option<String> {
+    if payload.metadata.get(ENCODING).map(Vec::as_slice) != Some(ENCRYPTED.as_bytes()) {
+        return None;
+    }
+    Some(
+        payload
+            .metadata
+            .get(KEY_ID)
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 impl Keyring {
@@ -76,14 +95,12 @@ impl Keyring {
     /// Opens one payload with the key its metadata names; an unencrypted
     /// payload comes back as it is.
     pub fn decrypt(&self, payload: Payload) -> Result<Payload, CodecError> {
-        if payload.metadata.get(ENCODING).map(Vec::as_slice) != Some(ENCRYPTED.as_bytes()) {
+        let Some(id) = sealed_with(&payload) else {
             return Ok(payload);
+        };
+        if id.is_empty() {
+            return Err(CodecError::NoKeyId);
         }
-        let id = payload
-            .metadata
-            .get(KEY_ID)
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .ok_or(CodecError::NoKeyId)?;
         let key = self
             .find(&id)
             .ok_or_else(|| CodecError::MissingKey(id.clone()))?;
@@ -108,9 +125,12 @@ impl Keyring {
 }
 
 /// The keyring as the Temporal SDK's payload codec: the client and the
-/// worker both apply it to every payload they send and receive.
+/// worker both apply it to every payload they send and receive. Without
+/// keys it passes payloads through, and refuses an encrypted one with an
+/// error that says a key file is needed (rather than the SDK's "wrong
+/// encoding").
 #[derive(Debug, Clone)]
-pub struct Codec(pub Arc<Keyring>);
+pub struct Codec(pub Option<Arc<Keyring>>);
 
 fn sdk_error(e: CodecError) -> PayloadConversionError {
     PayloadConversionError::EncodingError(Box::new(e))
@@ -122,7 +142,10 @@ impl PayloadCodec for Codec {
         _: &SerializationContextData,
         payloads: Vec<Payload>,
     ) -> BoxFuture<'static, Result<Vec<Payload>, PayloadConversionError>> {
-        let result = self.0.encrypt_all(&payloads).map_err(sdk_error);
+        let result = match &self.0 {
+            Some(keys) => keys.encrypt_all(&payloads).map_err(sdk_error),
+            None => Ok(payloads),
+        };
         async move { result }.boxed()
     }
 
@@ -131,7 +154,14 @@ impl PayloadCodec for Codec {
         _: &SerializationContextData,
         payloads: Vec<Payload>,
     ) -> BoxFuture<'static, Result<Vec<Payload>, PayloadConversionError>> {
-        let result = self.0.decrypt_all(payloads).map_err(sdk_error);
+        let result = match &self.0 {
+            Some(keys) => keys.decrypt_all(payloads),
+            None => match payloads.iter().find_map(sealed_with) {
+                Some(id) => Err(CodecError::NoKeys(id)),
+                None => Ok(payloads),
+            },
+        };
+        let result = result.map_err(sdk_error);
         async move { result }.boxed()
     }
 }
@@ -187,6 +217,23 @@ mod tests {
         assert_eq!(
             ring(A).decrypt(new),
             Err(CodecError::MissingKey("key-b".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_keys_the_codec_passes_through_and_names_the_key_it_would_need() {
+        let context = SerializationContextData::Workflow(
+            temporalio_common::data_converters::WorkflowSerializationContext::new(),
+        );
+        let none = Codec(None);
+        let plain = vec![json("1")];
+        assert_eq!(none.encode(&context, plain.clone()).await.unwrap(), plain);
+        assert_eq!(none.decode(&context, plain.clone()).await.unwrap(), plain);
+        let sealed = vec![json("2"), ring(A).encrypt(&json("1")).unwrap()];
+        let error = none.decode(&context, sealed).await.unwrap_err().to_string();
+        assert!(
+            error.contains("encrypted with key key-a, and no encryption key file"),
+            "{error}"
         );
     }
 

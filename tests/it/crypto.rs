@@ -182,7 +182,14 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
     for id in ["ORD-E0", "ORD-E5"] {
         assert_hidden(id, &raw_history(&h, id).await, &[CUSTOMER, EMAIL]);
     }
-    // Without the key, the input is unreadable: a clear refusal, no data.
+    // Without keys, or without the right one: a clear refusal, no data.
+    h.cli()
+        .args(["order", "status", "ORD-E0"])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "encrypted with key key-a, and no encryption key file is configured",
+        ));
     let wrong = key_file(dir.path(), "other.txt", &[KEY_B]);
     h.cli()
         .env("ORDERFLOW_ENCRYPTION_KEY_FILE", &wrong)

@@ -69,7 +69,7 @@ fn encrypting(keys: &str) -> DataConverter {
     DataConverter::new(
         PayloadConverter::default(),
         DefaultFailureConverter::default(),
-        Codec(Arc::new(keys)),
+        Codec(Some(Arc::new(keys))),
     )
 }
 
