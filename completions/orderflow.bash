@@ -295,7 +295,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__bench)
-            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --workers --hot --big-tables --no-eager --metrics --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --orders --concurrency --rounds --single --in-flight --workers --hot --big-tables --no-eager --metrics --encrypt --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1011,7 +1011,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__demo)
-            opts="-o -v -q -h -V --keep --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --keep --encrypt --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1097,7 +1097,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__dev)
-            opts="-o -v -q -h -V --data-dir --port --ui-port --fresh --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --data-dir --port --ui-port --fresh --encrypt --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -533,6 +533,7 @@ never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a key generated into the data directory (mode 0600); the Web UI decodes through a codec server this command runs on 127.0.0.1'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -561,6 +562,7 @@ never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l keep -d 'Leave the stack running after the demo'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a throwaway key; the Web UI decodes through a codec server this command runs on 127.0.0.1'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -598,6 +600,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start the in-process run\'s workflows without eager start too'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l encrypt -d 'Encrypt every payload, as with --encryption-key-file (a throwaway key unless one is given), to measure what encryption costs'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'

@@ -416,6 +416,10 @@ pub const PAGES: &[Page] = &[
                 "its own server on these ports",
             ),
             (
+                "orderflow dev --encrypt",
+                "payloads encrypted with a key kept in the data directory; the Web UI decodes through a local codec server",
+            ),
+            (
                 "orderflow dev --data-dir /tmp/stack-b",
                 "a second stack beside the first",
             ),

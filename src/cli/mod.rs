@@ -500,6 +500,12 @@ pub struct DevArgs {
     /// Delete the kept state (orders in Temporal and in PostgreSQL) first
     #[arg(long)]
     pub fresh: bool,
+
+    /// Encrypt every payload: with --encryption-key-file's keys, else a key
+    /// generated into the data directory (mode 0600); the Web UI decodes
+    /// through a codec server this command runs on 127.0.0.1
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -528,6 +534,12 @@ pub struct DemoArgs {
     /// Leave the stack running after the demo
     #[arg(long)]
     pub keep: bool,
+
+    /// Encrypt every payload: with --encryption-key-file's keys, else a
+    /// throwaway key; the Web UI decodes through a codec server this
+    /// command runs on 127.0.0.1
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -577,6 +589,11 @@ pub struct BenchArgs {
     /// measure what they cost)
     #[arg(long)]
     pub metrics: bool,
+
+    /// Encrypt every payload, as with --encryption-key-file (a throwaway key
+    /// unless one is given), to measure what encryption costs
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
