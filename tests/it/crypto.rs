@@ -354,6 +354,35 @@ async fn the_codec_server_decodes_history_payloads_to_the_original_json() {
             .get("access-control-allow-origin")
             .is_none()
     );
+    // The Temporal CLI, as a person would use it: history shown decoded.
+    let shown = std::process::Command::new("temporal")
+        .args([
+            "workflow",
+            "show",
+            "-w",
+            "ORD-CODEC",
+            "-o",
+            "json",
+            "--address",
+        ])
+        .arg(&h.address)
+        .args([
+            "--codec-endpoint",
+            &base,
+            "--codec-auth",
+            "Bearer s3cret-token",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let mut found = Vec::new();
+    leaks(&shown, "CUST-001", "shown", &mut found);
+    assert!(!found.is_empty(), "decoded by the codec server: {shown}");
     let _ = server.kill();
     let _ = server.wait();
 }
