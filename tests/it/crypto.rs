@@ -128,7 +128,11 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
         cmd.env("ORDERFLOW_ENCRYPTION_KEY_FILE", &keys);
         cmd
     };
-    for (id, method) in [("ORD-E0", "card"), ("ORD-E5", "card_unavailable")] {
+    for (id, method) in [
+        ("ORD-E0", "card"),
+        ("ORD-E4", "card_declined"),
+        ("ORD-E5", "card_unavailable"),
+    ] {
         let (_d, file) = write_temp("o.json", &order_file(id, method));
         cli()
             .args(["order", "create", "--file"])
@@ -178,8 +182,14 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
         .code(0)
         .stdout(contains("ORD-E5 CANCELLED (test)"));
     cli().args(["order", "watch", "ORD-E5"]).assert().code(5);
+    // A failed order's state travels in its failure's details.
+    cli()
+        .args(["order", "watch", "ORD-E4"])
+        .assert()
+        .code(4)
+        .stdout(contains("PAYMENT_DECLINED"));
 
-    for id in ["ORD-E0", "ORD-E5"] {
+    for id in ["ORD-E0", "ORD-E4", "ORD-E5"] {
         assert_hidden(id, &raw_history(&h, id).await, &[CUSTOMER, EMAIL]);
     }
     // Without keys, or without the right one: a clear refusal, no data.
