@@ -136,7 +136,7 @@ fn refuse_open_permissions(metadata: &std::fs::Metadata, path: &Path) -> Result<
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Fail::usage(format!(
-            "the encryption key file {} may be read by others (mode {mode:03o}); \
+            "the encryption key file {} is open to group or others (mode {mode:03o}): a key file must be its owner's only; \
              run `chmod 600 {}`",
             path.display(),
             path.display()
@@ -238,7 +238,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let m = Keyring::load(&path).unwrap_err().message;
         assert!(
-            m.contains("may be read by others (mode 640)") && m.contains("chmod 600"),
+            m.contains("is open to group or others (mode 640)") && m.contains("chmod 600"),
             "{m}"
         );
     }

@@ -406,7 +406,7 @@ fn a_bad_key_file_is_refused_with_exit_2_and_no_key_material() {
     let short = key_file(dir.path(), "short.txt", &[KEY_A, "short:AAECAwQ="]);
     let twice = key_file(dir.path(), "twice.txt", &[KEY_A, KEY_A]);
     for (file, says) in [
-        (&shared, "may be read by others (mode 644); run `chmod 600"),
+        (&shared, "is open to group or others (mode 644)"),
         (
             &short,
             "line 2: key short is 5 bytes; AES-256 needs exactly 32",
