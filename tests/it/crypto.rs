@@ -192,6 +192,11 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
     for id in ["ORD-E0", "ORD-E4", "ORD-E5"] {
         assert_hidden(id, &raw_history(&h, id).await, &[CUSTOMER, EMAIL]);
     }
+    // doctor says which key encrypts, never the key.
+    cli()
+        .args(["doctor"])
+        .assert()
+        .stdout(contains("payloads encrypted with key key-a of 1").and(contains("AAECAw").not()));
     // Without keys, or without the right one: a clear refusal, no data.
     h.cli()
         .args(["order", "status", "ORD-E0"])
