@@ -113,7 +113,7 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
     let dir = tempfile::tempdir().unwrap();
     let keys = key_file(dir.path(), "keys.txt", &[KEY_A]);
     let keys_arg = keys.to_str().unwrap();
-    let _worker = h.spawn_worker(&[
+    let worker = h.spawn_worker(&[
         "--encryption-key-file",
         keys_arg,
         "--retry-max-attempts",
@@ -192,6 +192,22 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
     for id in ["ORD-E0", "ORD-E4", "ORD-E5"] {
         assert_hidden(id, &raw_history(&h, id).await, &[CUSTOMER, EMAIL]);
     }
+    // With no worker to answer, status reads the (decrypted) history.
+    drop(worker);
+    let (_d, file) = write_temp("o.json", &order_file("ORD-E6", "card"));
+    cli()
+        .args(["order", "create", "--file"])
+        .arg(&file)
+        .assert()
+        .success();
+    let status = stdout_json(
+        &cli()
+            .args(["-o", "json", "order", "status", "ORD-E6"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(status["customerID"], CUSTOMER, "{status}");
+    assert_eq!(status["source"], "history", "{status}");
     // doctor says which key encrypts, never the key.
     cli()
         .args(["doctor"])
