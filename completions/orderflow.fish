@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_orderflow_global_optspecs
-    string join \n address= namespace= task-queue= profile= config-file= ui-url= connect-timeout= api-key= tls tls-cert-path= tls-key-path= tls-ca-path= tls-server-name= database-url= o/output= color= v/verbose q/quiet log-format= h/help V/version
+    string join \n address= namespace= task-queue= profile= config-file= ui-url= connect-timeout= encryption-key-file= api-key= tls tls-cert-path= tls-key-path= tls-ca-path= tls-server-name= database-url= o/output= color= v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_orderflow_needs_command
@@ -31,6 +31,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -l profile -d 'Profile
 complete -c orderflow -n "__fish_orderflow_needs_command" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_needs_command" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_needs_command" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_needs_command" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_needs_command" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -57,6 +58,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "product" -d 'Ma
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
@@ -85,6 +87,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l profile -
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -112,6 +115,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fis
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -147,6 +151,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -175,6 +180,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -202,6 +208,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -230,6 +237,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -268,6 +276,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -300,6 +309,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_s
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -330,6 +340,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -356,6 +367,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -382,6 +394,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -413,6 +426,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __f
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -443,6 +457,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -469,6 +484,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -501,6 +517,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l profile -d '
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -516,6 +533,7 @@ never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a key generated into the data directory (mode 0600); the Web UI decodes through a codec server this command runs on 127.0.0.1'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -528,6 +546,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l profile -d 
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -543,6 +562,7 @@ never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l keep -d 'Leave the stack running after the demo'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a throwaway key; the Web UI decodes through a codec server this command runs on 127.0.0.1'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -563,6 +583,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l profile -d
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -579,11 +600,42 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start the in-process run\'s workflows without eager start too'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l encrypt -d 'Encrypt every payload, as with --encryption-key-file (a throwaway key unless one is given), to measure what encryption costs'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l listen -d 'Address to listen on' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l allow-origin -d 'An origin a browser may call from (the Web UI\'s, e.g. http://localhost:8233); repeat for several, `*` for any' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l auth-token-file -d 'Require `Authorization: Bearer <token>` with the token in this file' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -591,6 +643,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l profile -
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -617,6 +670,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l prof
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -644,6 +698,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l profile -d '
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -670,6 +725,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l profile 
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls-key-path -d 'Client private key for mTLS' -r -F
@@ -689,18 +745,19 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s v -l ver
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench doctor completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -14,6 +15,7 @@ use temporalio_common::envconfig::{
 };
 use url::Url;
 
+use crate::codec::Keyring;
 use crate::exit::Fail;
 
 /// Reads an environment variable; empty counts as unset.
@@ -159,6 +161,9 @@ pub struct TemporalConfig {
     pub connect_timeout: Duration,
     pub ui_url: Option<String>,
     api_key: Option<SecretString>,
+    /// The payload encryption keys (`--encryption-key-file`): with them,
+    /// every payload sent to Temporal is encrypted.
+    pub encryption: Option<Arc<Keyring>>,
     /// May hold an inline private key: never in `Debug`.
     tls: Option<ClientConfigTLS>,
     headers: HashMap<String, SecretString>,
@@ -172,6 +177,7 @@ impl fmt::Debug for TemporalConfig {
             .field("task_queue", &self.task_queue)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("tls", &self.tls.as_ref().map(|t| t.disabled != Some(true)))
+            .field("encryption", &self.encryption)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +205,8 @@ pub struct TemporalSettings {
     pub config_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub ui_url: Option<String>,
+    /// `--encryption-key-file` / `ORDERFLOW_ENCRYPTION_KEY_FILE`.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl TemporalSettings {
@@ -240,9 +248,16 @@ impl TemporalConfig {
             connect_timeout: Duration::from_secs(5),
             ui_url: None,
             api_key: None,
+            encryption: None,
             tls: None,
             headers: HashMap::new(),
         }
+    }
+
+    /// The same, with payloads encrypted under `keys`.
+    pub fn encrypted(mut self, keys: Option<Arc<Keyring>>) -> Self {
+        self.encryption = keys;
+        self
     }
 
     pub fn resolve(args: &TemporalSettings) -> Result<Self, Fail> {
@@ -310,6 +325,10 @@ impl TemporalConfig {
             connect_timeout: args.connect_timeout,
             ui_url: args.ui_url.clone(),
             api_key: args.api_key.clone().or(api_key.map(SecretString::from)),
+            encryption: match &args.encryption_key_file {
+                Some(path) => Some(Arc::new(Keyring::load(path)?)),
+                None => None,
+            },
             tls,
             headers: grpc_meta
                 .into_iter()

@@ -4,6 +4,7 @@
 //! library so that tests and later tools can reuse it.
 
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -5,6 +5,11 @@ use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url, tonic,
 };
 
+use temporalio_common::data_converters::{
+    DataConverter, DefaultFailureConverter, PayloadConverter,
+};
+
+use crate::codec::Codec;
 use crate::config::{Credentials, TemporalConfig};
 
 /// Temporal could not be reached or refused the connection (exit 8).
@@ -182,11 +187,29 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
                 None => fail(root_cause(&e)).into(),
             }
         })?;
-    Ok(Client::new(
-        connection,
-        ClientOptions::new(config.namespace.clone()).build(),
+    let options = ClientOptions::new(config.namespace.clone())
+        .data_converter(data_converter(config))
+        .build();
+    Ok(Client::new(connection, options).map_err(|e| fail(e.to_string()))?)
+}
+
+/// The SDK's default data converter with orderflow's codec: with keys, the
+/// client and the worker built on it encrypt every payload they send and
+/// decrypt every payload they receive; without, they pass payloads through
+/// and say that an encrypted one needs the key file.
+fn data_converter(config: &TemporalConfig) -> DataConverter {
+    if let Some(keys) = &config.encryption {
+        tracing::info!(
+            "payloads are encrypted with key {} (keys {})",
+            keys.encrypting_id(),
+            keys.ids().collect::<Vec<_>>().join(", ")
+        );
+    }
+    DataConverter::new(
+        PayloadConverter::default(),
+        DefaultFailureConverter::default(),
+        Codec(config.encryption.clone()),
     )
-    .map_err(|e| fail(e.to_string()))?)
 }
 
 /// A command's error, told as a refused credential when that is what it

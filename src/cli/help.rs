@@ -22,6 +22,7 @@ const GROUPS: [(&str, &[&str]); 4] = [
             "config_file",
             "ui_url",
             "connect_timeout",
+            "encryption_key_file",
         ],
     ),
     (
@@ -415,6 +416,10 @@ pub const PAGES: &[Page] = &[
                 "its own server on these ports",
             ),
             (
+                "orderflow dev --encrypt",
+                "payloads encrypted with a key kept in the data directory; the Web UI decodes through a local codec server",
+            ),
+            (
                 "orderflow dev --data-dir /tmp/stack-b",
                 "a second stack beside the first",
             ),
@@ -476,6 +481,27 @@ pub const PAGES: &[Page] = &[
             (
                 8,
                 "the Temporal server or database it was told to use is unreachable",
+            ),
+        ],
+    },
+    Page {
+        path: "codec-server",
+        shows: &[TEMPORAL, OUTPUT],
+        examples: &[
+            (
+                "orderflow codec-server --encryption-key-file keys.txt",
+                "on 127.0.0.1:8081, for the Web UI at http://localhost:8233",
+            ),
+            (
+                "orderflow codec-server --listen 127.0.0.1:8081 --auth-token-file token.txt",
+                "then: temporal workflow show -w ORD-1001 --codec-endpoint http://127.0.0.1:8081 --codec-auth 'Bearer <token>'",
+            ),
+        ],
+        exit_codes: &[
+            (0, "stopped by SIGINT/SIGTERM"),
+            (
+                2,
+                "no or invalid key file, unreadable token file, address in use",
             ),
         ],
     },

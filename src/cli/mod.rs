@@ -69,6 +69,13 @@ pub struct GlobalArgs {
           value_parser = parse_duration, value_name = "DURATION", help_heading = help::TEMPORAL)]
     pub connect_timeout: Duration,
 
+    /// Encrypt every payload sent to Temporal with the keys in this file:
+    /// one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all
+    /// decrypt; it must be readable by its owner only
+    #[arg(long, global = true, env = "ORDERFLOW_ENCRYPTION_KEY_FILE", value_name = "PATH",
+          help_heading = help::TEMPORAL)]
+    pub encryption_key_file: Option<PathBuf>,
+
     /// API key for Temporal Cloud; turns TLS on. Never printed
     #[arg(long, global = true, env = "TEMPORAL_API_KEY", value_name = "KEY",
           hide_env_values = true, help_heading = help::TLS)]
@@ -162,6 +169,7 @@ impl GlobalArgs {
             config_file: self.config_file.clone(),
             connect_timeout: self.connect_timeout,
             ui_url: self.ui_url.clone(),
+            encryption_key_file: self.encryption_key_file.clone(),
         }
     }
 }
@@ -205,6 +213,14 @@ pub enum Command {
     /// Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
+    /// Serve the Temporal remote codec protocol, so the Web UI and `temporal
+    /// --codec-endpoint` show encrypted orders decrypted
+    ///
+    /// POST /encode and POST /decode with {"payloads": [...]}, using the keys
+    /// of --encryption-key-file. Run it next to the person who reads the
+    /// orders (their machine, or behind their access control); never expose
+    /// it publicly: whoever reaches it can decrypt.
+    CodecServer(CodecServerArgs),
     /// Check the setup end to end and say how to fix what fails
     ///
     /// Checks the configuration in effect (without secrets), that Temporal
@@ -484,6 +500,33 @@ pub struct DevArgs {
     /// Delete the kept state (orders in Temporal and in PostgreSQL) first
     #[arg(long)]
     pub fresh: bool,
+
+    /// Encrypt every payload: with --encryption-key-file's keys, else a key
+    /// generated into the data directory (mode 0600); the Web UI decodes
+    /// through a codec server this command runs on 127.0.0.1
+    #[arg(long)]
+    pub encrypt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CodecServerArgs {
+    /// Address to listen on
+    #[arg(
+        long,
+        env = "ORDERFLOW_CODEC_LISTEN",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// An origin a browser may call from (the Web UI's, e.g.
+    /// http://localhost:8233); repeat for several, `*` for any
+    #[arg(long, value_name = "ORIGIN", default_value = "http://localhost:8233")]
+    pub allow_origin: Vec<String>,
+
+    /// Require `Authorization: Bearer <token>` with the token in this file
+    #[arg(long, env = "ORDERFLOW_CODEC_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +534,12 @@ pub struct DemoArgs {
     /// Leave the stack running after the demo
     #[arg(long)]
     pub keep: bool,
+
+    /// Encrypt every payload: with --encryption-key-file's keys, else a
+    /// throwaway key; the Web UI decodes through a codec server this
+    /// command runs on 127.0.0.1
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -540,6 +589,11 @@ pub struct BenchArgs {
     /// measure what they cost)
     #[arg(long)]
     pub metrics: bool,
+
+    /// Encrypt every payload, as with --encryption-key-file (a throwaway key
+    /// unless one is given), to measure what encryption costs
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -74,9 +74,17 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
     let stack = cx
         .local_stack(&StackOptions {
             role: "demo",
+            encrypt: args.encrypt,
             ..StackOptions::default()
         })
         .await?;
+    if let (Some(keys), Some(codec)) = (&stack.info.encryption_key_file, &stack.info.codec_endpoint)
+    {
+        cx.printer.note(format!(
+            "orderflow demo: payloads encrypted with the keys in {}; codec endpoint for the Web UI: {codec}",
+            keys.display()
+        ));
+    }
     let client = OrderClient::connect(&stack.temporal).await?;
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     // Room to cancel the sample whose gateway never answers before retries run out.

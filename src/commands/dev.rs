@@ -33,6 +33,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             data_dir: Some(data_dir.clone()),
             port: args.port,
             ui_port: args.ui_port,
+            encrypt: args.encrypt,
         })
         .await?;
     if cx.printer.is_json() {
@@ -55,6 +56,11 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
 /// `--fresh`: deletes both kept stores, so that neither outlives the other.
 fn forget(data_dir: &Path) -> anyhow::Result<()> {
     refuse_if_in_use(data_dir)?;
+    // The orders it encrypted go too: a fresh stack gets a fresh key.
+    let keys = crate::stack::codec::key_file_in(data_dir);
+    if keys.exists() {
+        std::fs::remove_file(&keys).with_context(|| format!("deleting {}", keys.display()))?;
+    }
     let postgres = postgres_dir(data_dir);
     if postgres.exists() {
         std::fs::remove_dir_all(&postgres)
@@ -91,6 +97,20 @@ fn instructions(info: &StackInfo, data_dir: &Path) -> String {
     );
     if let Some(ui) = &info.ui_url {
         text += &format!("  Web UI      {ui}\n");
+    }
+    if let (Some(keys), Some(codec)) = (&info.encryption_key_file, &info.codec_endpoint) {
+        text += &format!(
+            "  Encryption  payloads encrypted with the keys in {}\n",
+            keys.display()
+        );
+        text += &format!(
+            "  Codec       {codec}  ({})\n",
+            if started("temporal") {
+                "the Web UI decodes through it"
+            } else {
+                "set it as the Web UI's codec endpoint (Data Encoder settings)"
+            }
+        );
     }
     text += &format!(
         "  PostgreSQL  {}  ({})\n",

@@ -59,12 +59,20 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
             checks.push(Check::pass(
                 "configuration",
                 format!(
-                    "Temporal {} (namespace {}, task queue {}, TLS {}, API key {}); database {}",
+                    "Temporal {} (namespace {}, task queue {}, TLS {}, API key {}, payloads {}); database {}",
                     t.address,
                     t.namespace,
                     t.task_queue,
                     if c.tls { "on" } else { "off" },
                     if c.api_key { "set" } else { "not set" },
+                    match &t.encryption {
+                        Some(keys) => format!(
+                            "encrypted with key {} of {}",
+                            keys.encrypting_id(),
+                            keys.ids().count()
+                        ),
+                        None => "in clear".to_owned(),
+                    },
                     d.redacted()
                 ),
             ));

@@ -1,6 +1,7 @@
 //! One file per subcommand; this module dispatches and holds what they share.
 
 mod bench;
+mod codec_server;
 mod completions;
 mod db;
 mod demo;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Order(cmd) => interruptible(order::run(&cx, cmd)).await,
         Command::Db(cmd) => interruptible(db::run(&cx, cmd)).await,
         Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
+        Command::CodecServer(args) => codec_server::run(&cx, args).await,
         Command::Doctor => interruptible(doctor::run(&cx)).await,
         Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),

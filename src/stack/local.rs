@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::codec::LocalCodec;
 use super::postgres::PostgresCluster;
 use super::temporal_server::{DevServerOptions, TemporalDevServer};
 use crate::config::{DEFAULT_TASK_QUEUE, DatabaseConfig, TemporalConfig, TemporalSettings};
@@ -35,6 +36,12 @@ pub struct StackInfo {
     pub pids: Vec<u32>,
     /// Where the stack keeps its state (`dev`); `None`: nothing is kept.
     pub data_dir: Option<PathBuf>,
+    /// `--encrypt`: the key file payloads are encrypted with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// `--encrypt`: the codec server the Web UI decodes payloads through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec_endpoint: Option<String>,
 }
 
 impl StackInfo {
@@ -52,6 +59,12 @@ impl StackInfo {
         }
         if let Some(ui) = &self.ui_url {
             text += &format!("  export ORDERFLOW_UI_URL={ui}\n");
+        }
+        if let Some(keys) = &self.encryption_key_file {
+            text += &format!(
+                "  export ORDERFLOW_ENCRYPTION_KEY_FILE={}\n",
+                keys.display()
+            );
         }
         text
     }
@@ -82,6 +95,10 @@ pub struct StackOptions {
     pub port: Option<u16>,
     /// Its Web UI on this port (else 8233 when free, else any).
     pub ui_port: Option<u16>,
+    /// Encrypt payloads (`--encrypt`): with the configured key file, else
+    /// one kept in `data_dir`, else a throwaway one; and serve the codec
+    /// protocol for the Web UI.
+    pub encrypt: bool,
 }
 
 pub struct LocalStack {
@@ -89,6 +106,8 @@ pub struct LocalStack {
     pub database: DatabaseConfig,
     pub pool: PgPool,
     pub info: StackInfo,
+    /// `--encrypt`: the keys (a throwaway file lives as long as the stack).
+    _codec: Option<LocalCodec>,
     // Dropped (stopped) in this order: the database after Temporal.
     temporal_server: Option<TemporalDevServer>,
     postgres: Option<PostgresCluster>,
@@ -189,6 +208,17 @@ impl LocalStack {
         }
         let postgres_dir = options.data_dir.as_deref().map(postgres_dir);
 
+        let mut codec = match options.encrypt {
+            true => Some(
+                LocalCodec::prepare(
+                    settings.encryption_key_file.as_deref(),
+                    options.data_dir.as_deref(),
+                )
+                .await?,
+            ),
+            false => None,
+        };
+
         // Temporal: the configured one, or the default when it answers, or our own.
         let mut temporal = TemporalConfig::resolve(settings)?;
         let mut probe = temporal.clone();
@@ -227,6 +257,7 @@ impl LocalStack {
                     ui_port: options.ui_port,
                     preferred_port: Some(7233),
                     preferred_ui_port: Some(8233),
+                    ui_codec_endpoint: codec.as_ref().map(|c| c.endpoint.clone()),
                 },
             )
             .await?;
@@ -309,8 +340,15 @@ impl LocalStack {
                 .chain(postgres.iter().map(|p| p.pid()))
                 .collect(),
             data_dir: options.data_dir.clone(),
+            encryption_key_file: codec.as_ref().map(|c| c.key_file.clone()),
+            codec_endpoint: codec.as_ref().map(|c| c.endpoint.clone()),
         };
+        if let Some(codec) = &mut codec {
+            codec.serve(info.ui_url.as_deref());
+            temporal = temporal.encrypted(Some(codec.keys.clone()));
+        }
         Ok(Self {
+            _codec: codec,
             temporal,
             database,
             pool,

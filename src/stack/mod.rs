@@ -5,6 +5,7 @@
 //! when its [`Service`] is dropped *and* when this process dies for any
 //! reason, because the lifeline waits on a pipe that only we hold open.
 
+pub mod codec;
 pub mod local;
 pub mod postgres;
 pub mod temporal_server;

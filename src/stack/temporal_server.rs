@@ -32,6 +32,8 @@ pub struct DevServerOptions {
     /// and the Web UI.
     pub preferred_port: Option<u16>,
     pub preferred_ui_port: Option<u16>,
+    /// The Web UI decodes payloads through this remote codec endpoint.
+    pub ui_codec_endpoint: Option<String>,
 }
 
 /// `port` when given (it must be free), else `preferred` when nothing
@@ -84,6 +86,9 @@ impl TemporalDevServer {
         };
         if let Some(file) = &options.db_file {
             args.extend(["--db-filename".into(), file.display().to_string()]);
+        }
+        if let (true, Some(endpoint)) = (options.ui, &options.ui_codec_endpoint) {
+            args.extend(["--ui-codec-endpoint".into(), endpoint.clone()]);
         }
         std::fs::create_dir_all(log_dir)?;
         let mut service = Service::spawn(

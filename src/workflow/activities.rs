@@ -41,6 +41,11 @@ pub struct WorkflowSettings {
     /// so false, in histories from before.)
     #[serde(default)]
     pub search_attributes: bool,
+    /// Payloads are encrypted: keep the customer ID out of the search
+    /// attributes, which Temporal stores in clear. (Absent, so false, in
+    /// histories from before.)
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 pub fn default_outage_timeout() -> std::time::Duration {

@@ -17,7 +17,9 @@ use temporalio_client::{
     WorkflowStartOptions,
 };
 use temporalio_common::HasWorkflowDefinition;
+use temporalio_common::data_converters::{SerializationContextData, WorkflowSerializationContext};
 use temporalio_common::error::IncomingError;
+use temporalio_common::payload_visitor::decode_payloads;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 
 use super::OrderWorkflow;
@@ -101,6 +103,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct OrderClient {
     client: Client,
+    /// Its payloads are encrypted (`--encryption-key-file`).
+    encrypted: bool,
 }
 
 /// One not-found mapping for every call on a workflow.
@@ -127,7 +131,15 @@ fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOp
 impl OrderClient {
     /// Connects (exit 8 when no server answers or it refuses the credentials).
     pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Self> {
-        Ok(Self::from(crate::temporal::connect(config).await?))
+        Ok(Self {
+            client: crate::temporal::connect(config).await?,
+            encrypted: config.encryption.is_some(),
+        })
+    }
+
+    /// Whether this client encrypts payloads.
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// The server's version (`GetSystemInfo`): proves it answers.
@@ -426,7 +438,22 @@ impl OrderClient {
         Ok(super::history::settings(&events).map(|s| s.retry.max_attempts))
     }
 
+    /// The workflow's history, its payloads decoded with the client's codec
+    /// (decrypted when keys are configured).
     async fn history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
+        let mut events = self.raw_history(id).await?;
+        let codec = self.client.options().data_converter.codec();
+        let context = SerializationContextData::Workflow(WorkflowSerializationContext::new());
+        for event in &mut events {
+            decode_payloads(event, codec, &context)
+                .await
+                .with_context(|| format!("decoding the history of order {id}"))?;
+        }
+        Ok(events)
+    }
+
+    /// The workflow's history as the server holds it: no codec applied.
+    pub async fn raw_history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
         self.handle(id)
             .fetch_history(WorkflowFetchHistoryOptions::default())
             .into_events()
@@ -467,12 +494,6 @@ impl OrderClient {
             .get_result(WorkflowGetResultOptions::default())
             .await?;
         Ok(())
-    }
-}
-
-impl From<Client> for OrderClient {
-    fn from(client: Client) -> Self {
-        Self { client }
     }
 }
 

@@ -256,10 +256,12 @@ impl OrderWorkflow {
             ctx,
             OrderStatus::Pending,
             None,
-            [
-                search::CUSTOMER_ID.value_set(order.customer_id().to_string()),
-                search::ORDER_TOTAL.value_set(order.total_amount().as_f64()),
-            ],
+            // Search attributes are stored in clear: with encryption on,
+            // the customer stays out of them.
+            (!settings.encrypted)
+                .then(|| search::CUSTOMER_ID.value_set(order.customer_id().to_string()))
+                .into_iter()
+                .chain([search::ORDER_TOTAL.value_set(order.total_amount().as_f64())]),
         );
         let mut compensations = Vec::new();
         let notified = match Self::steps(ctx, order, &settings, &mut compensations).await {

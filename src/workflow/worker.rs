@@ -78,10 +78,12 @@ impl WorkerSettings {
 
 /// The activities with their services. `indexed`: the namespace has the
 /// orders' search attributes.
+/// `encrypted`: payloads are encrypted.
 pub fn activities(
     db: Connections,
     settings: &WorkerSettings,
     indexed: bool,
+    encrypted: bool,
 ) -> anyhow::Result<OrderActivities> {
     let notifier: Box<dyn Notifier> = match &settings.notify_webhook {
         Some(url) => Box::new(WebhookNotifier::new(
@@ -100,6 +102,7 @@ pub fn activities(
             step_timeout: super::activities::default_step_timeout()
                 .max(settings.notify_timeout + Duration::from_secs(10)),
             search_attributes: indexed,
+            encrypted,
         },
         orders: OrderStore::new(db.clone()),
         inventory: Box::new(PgInventory::new(db.clone())),
@@ -145,7 +148,7 @@ pub async fn run(
     let mut options = WorkerOptions::new(settings.task_queue.clone())
         .register_workflow::<OrderWorkflow>()
         .context("registering the order workflow")?
-        .register_activities(activities(db, &settings, indexed)?)
+        .register_activities(activities(db, &settings, indexed, client.encrypted())?)
         .tuner(tuner)
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(
             settings.max_concurrent_workflow_task_polls,

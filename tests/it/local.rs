@@ -478,3 +478,63 @@ fn dev_says_how_to_start_a_server_where_none_answers() {
         .code(8)
         .stderr(contains("give --port N"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_encrypt_keeps_a_private_key_and_serves_the_codec_for_the_ui() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = crate::support::temporal_address();
+    let dir = data_dir();
+    let dev = Dev::start(&[
+        "--encrypt",
+        "--address",
+        &server,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let keys = std::path::PathBuf::from(dev.stack["encryptionKeyFile"].as_str().unwrap());
+    assert!(
+        keys.starts_with(dir.path()),
+        "kept with the stack: {keys:?}"
+    );
+    let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the generated key file is its owner's only");
+    let endpoint = dev.stack["codecEndpoint"].as_str().unwrap().to_owned();
+
+    // Another terminal, with the printed exports (the key file among them).
+    dev.cli()
+        .env("ORDERFLOW_ENCRYPTION_KEY_FILE", &keys)
+        .args(completes("ORD-DEV-SEALED"))
+        .assert()
+        .success()
+        .stdout(contains("COMPLETED"));
+    let plain = crate::support::stack::temporal_client(&server).await;
+    let events = plain
+        .raw_history(&orderflow::domain::OrderId::parse("ORD-DEV-SEALED").unwrap())
+        .await
+        .unwrap();
+    let history = serde_json::to_value(&events).unwrap();
+    crate::crypto::assert_hidden("ORD-DEV-SEALED", &history, &["CUST-001", "ann@example.com"]);
+
+    // The codec server dev runs decodes them for the Web UI's origin.
+    let input = events[0].clone();
+    let input = serde_json::to_value(&input).unwrap();
+    let payloads =
+        &input["attributes"]["WorkflowExecutionStartedEventAttributes"]["input"]["payloads"];
+    let answer = reqwest::Client::new()
+        .post(format!("{endpoint}/decode"))
+        .header("Origin", dev.stack["uiUrl"].as_str().unwrap())
+        .json(&serde_json::json!({ "payloads": payloads }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().contains_key("access-control-allow-origin"));
+    let decoded: Value = answer.json().await.unwrap();
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(decoded["payloads"][0]["data"].as_str().unwrap())
+        .unwrap();
+    let order: Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(order["customerID"], "CUST-001");
+    dev.stop().await;
+}

@@ -4,6 +4,7 @@
 mod cli;
 mod compose;
 mod crash;
+mod crypto;
 mod db;
 mod docs;
 mod errors;

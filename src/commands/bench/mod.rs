@@ -30,6 +30,8 @@ use workers::Workers;
 struct Report {
     machine: String,
     server: String,
+    /// Every payload encrypted (`--encrypt`).
+    encrypted: bool,
     /// Worker processes of the real path.
     workers: u32,
     metrics: bool,
@@ -75,6 +77,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     let stack = cx
         .local_stack(&StackOptions {
             role: "bench",
+            encrypt: args.encrypt,
             ..StackOptions::default()
         })
         .await?;
@@ -143,6 +146,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     let report = Report {
         machine: machine(),
         server,
+        encrypted: args.encrypt,
         workers: args.workers,
         metrics: args.metrics,
         rounds: args.rounds,
@@ -446,7 +450,7 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         None => String::new(),
     };
     p.line(format!(
-        "orderflow bench — {}; {}; {} worker process(es); metrics {}; {} alternating round(s)\n\n{table}\n\
+        "orderflow bench — {}; {}; {} worker process(es); metrics {}; payloads {}; {} alternating round(s)\n\n{table}\n\
          real path: `orderflow worker` in its own process(es), orders started by a client without eager start\n\
          orders/s: the median over the rounds of each one's steady part, without its start and drain \
          (see --help); range: the slowest and fastest round; latencies: every order\n\n\
@@ -456,6 +460,11 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         report.server,
         report.workers,
         if report.metrics { "on" } else { "off" },
+        if report.encrypted {
+            "encrypted"
+        } else {
+            "in clear"
+        },
         report.rounds,
         report.throughput_ratio,
         report.in_process.throughput_ratio,

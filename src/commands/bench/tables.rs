@@ -112,11 +112,16 @@ async fn time(stack: &LocalStack, args: &[&str]) -> anyhow::Result<Timed> {
     let mut took = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let started = Instant::now();
-        let out = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        command
             .args(args)
             .args(["-o", "json", "--address", &stack.temporal.address])
             .args(["--namespace", &stack.temporal.namespace])
-            .env("DATABASE_URL", stack.database.url())
+            .env("DATABASE_URL", stack.database.url());
+        if let Some(keys) = &stack.info.encryption_key_file {
+            command.arg("--encryption-key-file").arg(keys);
+        }
+        let out = command
             .output()
             .await
             .with_context(|| format!("running orderflow {}", args.join(" ")))?;

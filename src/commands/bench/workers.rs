@@ -38,6 +38,9 @@ impl Workers {
                 // The environment, not the command line, carries the URL.
                 .env("DATABASE_URL", stack.database.url())
                 .env("RUST_LOG", "warn");
+            if let Some(keys) = &stack.info.encryption_key_file {
+                command.arg("--encryption-key-file").arg(keys);
+            }
             if metrics {
                 command.arg("--metrics-address").arg(format!(
                     "127.0.0.1:{}",

@@ -1,0 +1,71 @@
+//! `orderflow codec-server`: the Temporal remote codec protocol over HTTP
+//! (`codec::server`), with the keys of `--encryption-key-file`, until
+//! SIGINT or SIGTERM.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Context;
+use super::worker::shutdown_signal;
+use crate::cli::CodecServerArgs;
+use crate::codec::server::{self, CodecServer};
+use crate::exit::{Exit, Fail};
+
+pub async fn run(cx: &Context, args: CodecServerArgs) -> anyhow::Result<Exit> {
+    let keys = cx.temporal()?.encryption.ok_or_else(|| {
+        Fail::usage(
+            "codec-server needs the encryption keys: pass --encryption-key-file \
+             or set ORDERFLOW_ENCRYPTION_KEY_FILE",
+        )
+    })?;
+    let token = match &args.auth_token_file {
+        Some(path) => Some(read_token(path)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            Fail::usage(format!(
+                "cannot listen on --listen {}: {e}; choose a free port",
+                args.listen
+            ))
+        })?;
+    let address = listener.local_addr()?;
+    cx.printer.note(format!(
+        "orderflow codec-server: http://{address} (keys {}; origins {}; {})",
+        keys.ids().collect::<Vec<_>>().join(", "),
+        args.allow_origin.join(", "),
+        if token.is_some() {
+            "bearer token required"
+        } else {
+            "no token: keep it on this machine"
+        }
+    ));
+    let server = CodecServer {
+        keys,
+        allow_origins: args.allow_origin,
+        token,
+    };
+    tokio::select! {
+        served = server::serve(listener, server) => served?,
+        () = shutdown_signal() => {}
+    }
+    Ok(Exit::Success)
+}
+
+/// The token's file, trimmed; an empty or unreadable one is refused.
+fn read_token(path: &std::path::Path) -> Result<SecretString, Fail> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fail::usage(format!(
+            "cannot read --auth-token-file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let token = SecretString::from(text.trim().to_owned());
+    if token.expose_secret().is_empty() {
+        return Err(Fail::usage(format!(
+            "--auth-token-file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token)
+}
