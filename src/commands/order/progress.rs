@@ -184,11 +184,13 @@ pub fn retry_text(
     }
 }
 
-/// `4s`, `1m05s`, `2h03m`.
+/// `0.4s`, `12s`, `1m05s`, `2h03m`.
 pub fn elapsed(took: Duration) -> String {
     let secs = took.as_secs();
     match secs {
-        0..60 => format!("{secs}s"),
+        // A batch that ends within seconds: "0.4s", not "0s".
+        0..10 => format!("{:.1}s", took.as_secs_f64()),
+        10..60 => format!("{secs}s"),
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
@@ -577,6 +579,8 @@ mod tests {
             summary_line(&tally, Duration::from_secs(65)),
             "5 orders in 1m05s: 2 completed, 1 failed, 1 cancelled"
         );
+        assert_eq!(elapsed(Duration::from_millis(420)), "0.4s");
+        assert_eq!(elapsed(Duration::from_millis(12_900)), "12s");
     }
 
     #[test]
