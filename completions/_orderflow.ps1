@@ -245,7 +245,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;order;cancel' {
-            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why the order is cancelled (recorded with the order)')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why the order is cancelled: one line, at most 500 characters, recorded with the order and told to the customer')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting after this long (exit 7)')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [default: the profile''s, else default]')

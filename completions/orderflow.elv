@@ -236,7 +236,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;order;cancel'= {
-            cand --reason 'Why the order is cancelled (recorded with the order)'
+            cand --reason 'Why the order is cancelled: one line, at most 500 characters, recorded with the order and told to the customer'
             cand --timeout 'Give up waiting after this long (exit 7)'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'

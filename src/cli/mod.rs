@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::config::TemporalSettings;
-use crate::domain::{CustomerId, OrderId, OrderStatus, WorkflowId};
+use crate::domain::{CancelReason, CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
 
@@ -405,9 +405,10 @@ pub struct CancelArgs {
     #[arg(value_name = "ID", value_parser = parse_workflow_id)]
     pub id: WorkflowId,
 
-    /// Why the order is cancelled (recorded with the order)
-    #[arg(long, value_name = "TEXT", default_value = "cancelled by operator")]
-    pub reason: String,
+    /// Why the order is cancelled: one line, at most 500 characters,
+    /// recorded with the order and told to the customer
+    #[arg(long, value_name = "TEXT", default_value = "cancelled by operator", value_parser = parse_reason)]
+    pub reason: CancelReason,
 
     /// Send the cancellation and return without waiting for the outcome
     #[arg(long)]
@@ -646,6 +647,10 @@ fn parse_ratio(text: &str) -> Result<f32, String> {
 
 fn parse_workflow_id(text: &str) -> Result<WorkflowId, String> {
     WorkflowId::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_reason(text: &str) -> Result<CancelReason, String> {
+    CancelReason::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_customer_id(text: &str) -> Result<CustomerId, String> {

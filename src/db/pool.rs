@@ -90,6 +90,26 @@ impl Connections {
         Self { pool }
     }
 
+    /// The same connections, with each statement limited to `limit`
+    /// (PostgreSQL's `statement_timeout` and `lock_timeout`): a statement
+    /// held up behind a lock, or by a server that does not answer, fails
+    /// as an outage (SQLSTATE 57014, 55P03; [`super::is_outage`]) well
+    /// within its step's time limit, so the step waits for the database
+    /// instead of timing out as if the order had failed.
+    pub fn limited(&self, limit: Duration) -> Self {
+        let millis = limit.as_millis().max(1).to_string();
+        let options = self.pool.manager().options.clone().options([
+            ("statement_timeout", millis.as_str()),
+            ("lock_timeout", millis.as_str()),
+        ]);
+        let timeouts = self.pool.timeouts();
+        Self::new(
+            options,
+            self.pool.status().max_size,
+            timeouts.wait.unwrap_or(limit),
+        )
+    }
+
     /// A connection for one statement or transaction; it goes back when
     /// the lease is dropped.
     pub async fn acquire(&self) -> Result<Lease, sqlx::Error> {

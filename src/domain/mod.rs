@@ -9,6 +9,7 @@ mod money;
 mod order;
 mod product;
 mod quantity;
+mod reason;
 mod vocabulary;
 
 pub use id::{CustomerId, MAX_ID_LEN, OrderId, ProductId, WorkflowId};
@@ -16,7 +17,8 @@ pub use money::{Currency, Money};
 pub use order::{CustomerEmail, Order, OrderLine, OrderRuleError};
 pub use product::{Product, ProductName, Stock};
 pub use quantity::Quantity;
-pub use vocabulary::{FailureCode, OrderStatus, PaymentMethod, Step};
+pub use reason::{CancelReason, MAX_REASON_CHARS};
+pub use vocabulary::{Delivery, FailureCode, OrderStatus, PaymentMethod, Step};
 
 /// How many characters of a value an error message quotes.
 pub const QUOTE_MAX_CHARS: usize = 100;

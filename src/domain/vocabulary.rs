@@ -90,6 +90,55 @@ vocabulary!(
     }
 );
 
+impl FailureCode {
+    /// What the customer is told of an order that ended with this code.
+    /// Only this: a failure's message is for operators (it may carry a
+    /// database's or a gateway's words), never for the customer.
+    pub fn customer_message(self) -> &'static str {
+        match self {
+            Self::InvalidOrder => {
+                "Your order could not be accepted: it was not complete or not valid. \
+                 You have not been charged."
+            }
+            Self::UnknownProduct => {
+                "Your order could not be completed: an item in it is not in our catalog. \
+                 You have not been charged."
+            }
+            Self::PriceMismatch => {
+                "Your order could not be completed: the price of an item in it has changed. \
+                 You have not been charged."
+            }
+            Self::OutOfStock => {
+                "Your order could not be completed: an item in it is out of stock. \
+                 You have not been charged."
+            }
+            Self::PaymentDeclined => {
+                "Your order could not be completed: your payment was declined. \
+                 You have not been charged."
+            }
+            Self::PaymentUnavailable => {
+                "Your order could not be completed: we could not reach the payment provider. \
+                 You have not been charged."
+            }
+            Self::Internal => {
+                "Your order could not be completed because of a problem on our side. \
+                 Any payment taken for it is refunded."
+            }
+        }
+    }
+}
+
+vocabulary!(
+    /// What became of a notice to the customer, as recorded: `UNKNOWN`
+    /// when it may have reached them (the request went out and no answer
+    /// came), which every decision treats as delivered.
+    Delivery, "delivery" {
+        Sent => "SENT",
+        Failed => "FAILED",
+        Unknown => "UNKNOWN",
+    }
+);
+
 vocabulary!(
     /// The simulated gateway's test tokens (SPEC §5).
     PaymentMethod, "payment method" {
@@ -141,6 +190,21 @@ mod tests {
                 &OrderStatus::Failed
             ]
         );
+    }
+
+    #[test]
+    fn customers_are_told_by_code_only() {
+        for code in FailureCode::ALL {
+            let text = code.customer_message();
+            assert!(
+                text.starts_with("Your order could not be"),
+                "{code}: {text}"
+            );
+            assert!(
+                text.ends_with("You have not been charged.") || text.ends_with("is refunded."),
+                "{code}: {text}"
+            );
+        }
     }
 
     #[test]

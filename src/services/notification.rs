@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use super::ServiceError;
 use crate::db::pool::Connections;
-use crate::domain::{Currency, CustomerEmail, Money, OrderId};
+use crate::domain::{Currency, CustomerEmail, Delivery, Money, OrderId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -56,10 +56,24 @@ impl Notification {
     }
 }
 
+/// Why a delivery did not succeed: it did not reach the receiver, or it
+/// may have and no answer said so.
+#[derive(Debug, thiserror::Error)]
+pub enum Undelivered {
+    /// It did not reach the receiver, or the receiver refused it (no
+    /// connection was made; the answer was not a success).
+    #[error("{}", crate::errors::text(.0.as_ref()))]
+    Refused(anyhow::Error),
+    /// The request went out and no answer came (a time limit, a connection
+    /// cut): the receiver may have it.
+    #[error("{}; it may have reached the receiver", crate::errors::text(.0.as_ref()))]
+    Unknown(anyhow::Error),
+}
+
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Delivers one message; an error means it may be tried again.
-    async fn deliver(&self, notification: &Notification) -> anyhow::Result<()>;
+    async fn deliver(&self, notification: &Notification) -> Result<(), Undelivered>;
 
     /// True when delivery stays in this process and cannot fail (the log).
     /// Such a notice is marked sent in one statement and then delivered;
@@ -81,7 +95,7 @@ pub struct LogNotifier;
 
 #[async_trait]
 impl Notifier for LogNotifier {
-    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+    async fn deliver(&self, n: &Notification) -> Result<(), Undelivered> {
         tracing::info!(
             order_id = %n.order_id,
             kind = n.kind.as_str(),
@@ -124,6 +138,27 @@ pub fn signature(secret: &SecretString, at_unix: i64, body: &[u8]) -> String {
 }
 
 impl WebhookNotifier {
+    /// What a failed request means: refused when no connection was made
+    /// (nothing was sent), else unknown: the receiver may have the notice.
+    fn failed(&self, error: reqwest::Error) -> Undelivered {
+        let origin = self.origin();
+        let error = error.without_url();
+        if error.is_connect() || error.is_builder() {
+            return Undelivered::Refused(anyhow::anyhow!(
+                "webhook {origin}: {}",
+                crate::errors::text(&error)
+            ));
+        }
+        Undelivered::Unknown(if error.is_timeout() {
+            anyhow::anyhow!(
+                "webhook {origin}: no answer within {}",
+                humantime::format_duration(self.timeout)
+            )
+        } else {
+            anyhow::anyhow!("webhook {origin}: {}", crate::errors::text(&error))
+        })
+    }
+
     /// The URL as messages show it: scheme, host and port, without a path
     /// or query that may carry a token.
     fn origin(&self) -> String {
@@ -147,9 +182,9 @@ impl WebhookNotifier {
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
-    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+    async fn deliver(&self, n: &Notification) -> Result<(), Undelivered> {
         // The exact bytes sent are the bytes signed.
-        let body = serde_json::to_vec(n)?;
+        let body = serde_json::to_vec(n).map_err(|e| Undelivered::Refused(e.into()))?;
         let mut request = self
             .http
             .post(self.url.clone())
@@ -165,13 +200,14 @@ impl Notifier for WebhookNotifier {
             .body(body)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("webhook {}: {}", self.origin(), e.without_url()))?;
+            .map_err(|e| self.failed(e))?;
         let status = response.status();
-        anyhow::ensure!(
-            status.is_success(),
-            "webhook {} answered {status}",
-            self.origin()
-        );
+        if !status.is_success() {
+            return Err(Undelivered::Refused(anyhow::anyhow!(
+                "webhook {} answered {status}",
+                self.origin()
+            )));
+        }
         Ok(())
     }
 
@@ -182,13 +218,18 @@ impl Notifier for WebhookNotifier {
 
 /// The outbox's second half: a delivery's result and, for a delivered
 /// confirmation (`$3` delivered, `$5` completes the order), the order's
-/// completion; says whether the order is completed.
+/// completion; says whether the order is completed. `$6`: the delivery's
+/// outcome is unknown (it may have arrived), which the row keeps through
+/// later attempts (`maybe_delivered`).
 static DELIVERED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH noted AS (
              UPDATE notifications
                 SET attempts = attempts + 1, claimed_until = NULL,
-                    status = CASE WHEN $3 OR status = 'SENT' THEN 'SENT' ELSE 'FAILED' END,
+                    status = CASE WHEN $3 OR status = 'SENT' THEN 'SENT'
+                                  WHEN $6 OR maybe_delivered THEN 'UNKNOWN'
+                                  ELSE 'FAILED' END,
+                    maybe_delivered = maybe_delivered OR $6,
                     sent_at = CASE WHEN $3 THEN now() ELSE sent_at END,
                     last_error = CASE WHEN $3 THEN NULL ELSE $4 END
               WHERE order_id = $1 AND kind = $2
@@ -264,16 +305,12 @@ impl Notifications {
             .bind(n.order_id.as_str())
             .bind(n.kind.as_str())
             .bind(delivered.is_ok())
-            .bind(
-                delivered
-                    .as_ref()
-                    .err()
-                    .map(|e| crate::errors::text(e.as_ref())),
-            )
+            .bind(delivered.as_ref().err().map(|e| e.to_string()))
             .bind(completes_order)
+            .bind(matches!(delivered, Err(Undelivered::Unknown(_))))
             .fetch_one(&mut self.db.acquire().await?)
             .await?;
-        delivered.map_err(ServiceError::Transient)?;
+        delivered.map_err(|e| ServiceError::Transient(e.into()))?;
         if completes_order && !completed {
             // Ended otherwise meanwhile (only a concurrent execution can).
             return Err(super::payment::ended(&n.order_id, "ended"));
@@ -295,7 +332,7 @@ impl Notifications {
                        WHERE NOT $4 OR (SELECT status FROM current) IN ('PAID', 'COMPLETED')
                       ON CONFLICT (order_id, kind) DO UPDATE
                          SET status = 'SENDING', claimed_until = EXCLUDED.claimed_until
-                       WHERE notifications.status IN ('PENDING', 'FAILED')
+                       WHERE notifications.status IN ('PENDING', 'FAILED', 'UNKNOWN')
                           OR (notifications.status = 'SENDING' AND notifications.claimed_until < now())
                       RETURNING 1)
              SELECT (SELECT status FROM current) AS order_status,
@@ -377,8 +414,26 @@ impl Notifications {
         self.notifier
             .deliver(n)
             .await
-            .map_err(ServiceError::Transient)?;
+            .map_err(|e| ServiceError::Transient(e.into()))?;
         Ok(true)
+    }
+
+    /// What became of the order's confirmation, as recorded (`None`: none
+    /// was recorded).
+    pub async fn confirmation(&self, order_id: &OrderId) -> Result<Option<Delivery>, ServiceError> {
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT CASE WHEN status = 'SENT' THEN 'SENT'
+                         WHEN maybe_delivered OR status IN ('SENDING', 'UNKNOWN') THEN 'UNKNOWN'
+                         ELSE 'FAILED' END
+               FROM notifications WHERE order_id = $1 AND kind = 'CONFIRMATION'",
+        )
+        .bind(order_id.as_str())
+        .fetch_optional(&mut self.db.acquire().await?)
+        .await?;
+        status
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: crate::domain::RuleError| ServiceError::Transient(e.into()))
     }
 }
 

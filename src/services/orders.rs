@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::ServiceError;
 use crate::db::pool::Connections;
-use crate::domain::{FailureCode, Money, Order, OrderId, OrderStatus, Step};
+use crate::domain::{Delivery, FailureCode, Money, Order, OrderId, OrderStatus, Step};
 
 /// An order's lines as column arrays, for `UNNEST` in one statement.
 pub(crate) struct LineArrays<'a> {
@@ -180,7 +180,7 @@ impl OrderStore {
         }
         let row = sqlx::query(
             "SELECT outcome, final_status, final_code, final_message, final_reason, released,
-                    refund_payment_id, ended_now
+                    refund_payment_id, ended_now, confirmation
                FROM finish_order($1, $2, $3, $4, $5, $6)",
         )
         .bind(order.id().as_str())
@@ -196,7 +196,13 @@ impl OrderStore {
             ServiceError::Transient(anyhow::anyhow!("order {} holds {e}", order.id()))
         };
         match text("outcome")?.as_deref() {
-            Some("COMPLETED") => finished.completed = true,
+            Some("COMPLETED") => {
+                finished.completed = true;
+                finished.confirmation = text("confirmation")?
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(unknown)?;
+            }
             Some("ENDED") => {
                 let failure = match text("final_code")? {
                     Some(code) => Some((
@@ -247,8 +253,13 @@ pub struct Ending {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finished {
-    /// The order had completed (its confirmation went out): nothing changed.
+    /// The order had completed (its confirmation went out, or may have):
+    /// nothing changed.
     pub completed: bool,
+    /// A completed order's confirmation, as recorded. (Absent from
+    /// histories recorded before it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Delivery>,
     /// Another order is recorded under this order's ID: nothing was
     /// touched, and no notice is recorded for it.
     #[serde(default)]

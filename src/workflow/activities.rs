@@ -11,7 +11,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError, activities};
 
 use super::metrics::Metrics;
 use super::retry::RetryConfig;
-use crate::domain::{FailureCode, Order, OrderId, OrderStatus, Step};
+use crate::domain::{Delivery, FailureCode, Order, OrderId, OrderStatus, Step};
 use crate::services::ServiceError;
 use crate::services::inventory::{Inventory, Reserved};
 use crate::services::notification::{Notification, Notifications};
@@ -63,6 +63,10 @@ pub struct StepReport {
     pub detail: String,
     /// True when the effect already existed (a retry or replay): nothing was done twice.
     pub already: bool,
+    /// A completion's confirmation, as recorded (`record_outcome` of
+    /// `COMPLETED`; absent before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Delivery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ fn report(detail: impl Into<String>, already: bool) -> StepReport {
     StepReport {
         detail: detail.into(),
         already,
+        notification: None,
     }
 }
 
@@ -363,6 +368,14 @@ impl OrderActivities {
         tracing::info!(order_id = %input.order_id, status = %input.status, "order finished");
         let code = input.failure.as_ref().map(|(code, _)| *code);
         self.metrics.order_ended(input.status, code);
-        Ok(report(format!("order {}", input.status), false))
+        let mut done = report(format!("order {}", input.status), false);
+        if input.status == OrderStatus::Completed {
+            done.notification = self
+                .notifications
+                .confirmation(&input.order_id)
+                .await
+                .map_err(to_activity_error)?;
+        }
+        Ok(done)
     }
 }

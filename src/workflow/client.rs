@@ -25,8 +25,8 @@ use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use super::OrderWorkflow;
 use super::baseline::BaselineWorkflow;
 use super::input::WorkflowInput;
-use super::order_workflow::CancelRequest;
 use super::search;
+use super::signals::CancelRequest;
 use super::state::{FailureView, OrderView};
 use crate::config::TemporalConfig;
 use crate::domain::{FailureCode, Order};
@@ -304,7 +304,7 @@ impl OrderClient {
         self.handle(id)
             .signal(
                 OrderWorkflow::cancel,
-                request,
+                request.to_raw(),
                 WorkflowSignalOptions::default(),
             )
             .await

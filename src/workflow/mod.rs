@@ -16,6 +16,7 @@ pub mod metrics;
 mod order_workflow;
 pub mod retry;
 pub mod search;
+pub mod signals;
 pub mod state;
 pub mod worker;
 

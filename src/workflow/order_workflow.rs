@@ -22,8 +22,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
+use temporalio_common::data_converters::RawValue;
 use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_common::search_attributes::SearchAttributeUpdate;
 use temporalio_sdk::workflows::{select, workflow, workflow_methods};
@@ -40,8 +40,9 @@ use super::activities::{
 use super::input::WorkflowInput;
 use super::retry::RetryConfig;
 use super::search;
+use super::signals::{self, CancelSignal};
 use super::state::{CancellationView, FailureView, OrderView, StepState};
-use crate::domain::{FailureCode, Order, OrderStatus, Step, WorkflowId};
+use crate::domain::{CancelReason, Delivery, FailureCode, Order, OrderStatus, Step, WorkflowId};
 use crate::services::notification::{Notification, NotificationKind};
 use crate::services::orders::Ending;
 
@@ -49,24 +50,32 @@ use crate::services::orders::Ending;
 /// upserted at each status change.
 pub const SEARCH_ATTRIBUTES: &str = "search-attributes";
 
-/// The patch of today's workflow. It implies every earlier one
-/// ([`END_FROM_DATABASE`], [`SEARCH_ATTRIBUTES`]) and sends the search
-/// attributes once per workflow task rather than once per status change.
-/// One patch for all: each costs every order a marker and an upsert of
-/// `TemporalChangeVersion`, a visibility write on the server. The next
-/// change adds `order-workflow-4`, checked first.
+/// The patch of today's workflow. It implies every earlier one and drives
+/// the bookkeeping that must happen (an ending, a record) with durable
+/// timers whose waits grow with an outage, instead of the SDK's local
+/// retries, which heartbeat the workflow task every few seconds: an ending
+/// waiting out a long outage then adds a bounded number of events to the
+/// history, not some twenty a minute. A step's wait that a cancellation
+/// cuts short also cancels its timer. The next change adds
+/// `order-workflow-5`, checked first.
+pub const ORDER_WORKFLOW_4: &str = "order-workflow-4";
+
+/// The patch that sends the search attributes once per workflow task
+/// rather than once per status change; it implies every earlier one
+/// ([`END_FROM_DATABASE`], [`SEARCH_ATTRIBUTES`]). One patch for all: each
+/// costs every order a marker and an upsert of `TemporalChangeVersion`, a
+/// visibility write on the server.
 pub const ORDER_WORKFLOW_3: &str = "order-workflow-3";
 
 /// The patch under which an early ending is decided by the database
 /// (`end_order`) rather than by the compensations the workflow registered.
 pub const END_FROM_DATABASE: &str = "end-from-database";
 
-/// The `cancel` signal's payload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CancelRequest {
-    pub reason: String,
-}
+/// The reason recorded for a `cancel` signal that gave none.
+const SIGNALLED: &str = "cancel requested";
+
+/// The reason recorded for Temporal's own cancellation when it gave none.
+const THROUGH_TEMPORAL: &str = "cancelled through Temporal";
 
 /// What undoes a step; registered before the step runs. Only histories
 /// recorded before [`END_FROM_DATABASE`] use it.
@@ -96,8 +105,10 @@ pub struct OrderWorkflow {
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.
     cancel_reason: Option<String>,
-    /// Whether this order runs today's code ([`ORDER_WORKFLOW_3`]).
+    /// Whether this order runs [`ORDER_WORKFLOW_3`] or later.
     current: bool,
+    /// Whether this order runs today's code ([`ORDER_WORKFLOW_4`]).
+    v4: bool,
     /// Whether this order sets its search attributes.
     indexed: bool,
     /// Search-attribute changes not yet sent: they go out together, once,
@@ -131,6 +142,40 @@ fn must_complete_options() -> LocalActivityOptions {
                 .maximum_interval(Duration::from_secs(60))
                 .build(),
         )
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build()
+}
+
+/// Bookkeeping in today's code: a few quick tries inside the local
+/// activity (well within a workflow task's timeout, so without heartbeats),
+/// then the workflow waits on a durable timer ([`OrderWorkflow::must_complete`]).
+fn short_local_retries() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .maximum_attempts(3)
+                .initial_interval(Duration::from_millis(250))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(1))
+                .build(),
+        )
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build()
+}
+
+/// A timer no cancellation touches.
+///
+/// The SDK (temporalio-workflow 1.1) cancels a timer tied to the workflow's
+/// cancellation token while it applies Temporal's cancellation, before the
+/// rest of the same activation. When the timer fired while no worker held
+/// the order, its firing arrives in that same activation, finds the timer
+/// gone and panics ("resolution must have a registered unblocker"), in
+/// every retry of the workflow task: the order never ends. Timers here are
+/// tied to tokens of their own and cancelled by the workflow's code
+/// (DOCS.md, "A cancellation that meets a retry's timer").
+fn detached(wait: Duration) -> TimerOptions {
+    TimerOptions::builder(wait)
         .cancellation_token(WorkflowCancellationToken::new())
         .build()
 }
@@ -215,6 +260,7 @@ impl OrderWorkflow {
             view,
             cancel_reason: None,
             current: false,
+            v4: false,
             indexed: false,
             unindexed: Vec::new(),
         }
@@ -242,7 +288,8 @@ impl OrderWorkflow {
         // Before anything awaits: on replay a patch is seen only in the
         // workflow task that recorded it, and a query can end the first task
         // right after its first local activity.
-        let current = ctx.patched(ORDER_WORKFLOW_3);
+        let v4 = ctx.patched(ORDER_WORKFLOW_4);
+        let current = v4 || ctx.patched(ORDER_WORKFLOW_3);
         let settings: WorkflowSettings = ctx
             .execute_local_activity(OrderActivities::settings, (), must_complete_options())
             .await?;
@@ -250,6 +297,7 @@ impl OrderWorkflow {
         let indexed = settings.search_attributes && (current || ctx.patched(SEARCH_ATTRIBUTES));
         ctx.state_mut(|s| {
             s.current = current;
+            s.v4 = v4;
             s.indexed = indexed;
         });
         Self::index(
@@ -271,6 +319,7 @@ impl OrderWorkflow {
         Self::update(ctx, |v| {
             v.status = OrderStatus::Completed;
             v.notified = Some(notified);
+            v.notification = notified.then_some(Delivery::Sent);
         });
         Self::index(ctx, OrderStatus::Completed, None, []);
         // A delivered confirmation recorded COMPLETED itself, in its own
@@ -278,11 +327,13 @@ impl OrderWorkflow {
         // otherwise meanwhile (then that ending is the order's).
         if !notified {
             let report =
-                Self::record_outcome(ctx, order, OrderStatus::Completed, None, None).await?;
+                Self::record_outcome(ctx, order, &settings, OrderStatus::Completed, None, None)
+                    .await?;
             if report.already {
                 let intent = Intent::Fail(FailureCode::Internal, report.detail);
                 return Self::end(ctx, order, &compensations, &settings, intent).await;
             }
+            Self::update(ctx, |v| v.notification = report.notification);
         }
         Self::flush_index(ctx);
         Ok(ctx.state(|s| s.view.clone()))
@@ -290,12 +341,19 @@ impl OrderWorkflow {
 
     /// Asks the order to cancel. Before `COMPLETED` it is cancelled after
     /// compensation; afterwards the request is refused and changes nothing.
+    /// The payload is read leniently ([`signals::read_cancel`]): one that is
+    /// not a cancel request is recorded as rejected, and the order goes on.
     #[signal(name = "cancel")]
-    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>, request: CancelRequest) {
-        let reason = if request.reason.trim().is_empty() {
-            "cancel requested".to_owned()
-        } else {
-            request.reason
+    pub fn cancel(&mut self, ctx: &mut SyncWorkflowContext<Self>, request: RawValue) {
+        let reason = match signals::read_cancel(&request.payloads) {
+            CancelSignal::Cancel(reason) => reason
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| SIGNALLED.to_owned()),
+            CancelSignal::Rejected(problem) => {
+                let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+                self.view.reject_signal("cancel", problem, at);
+                return;
+            }
         };
         if self.view.status.is_terminal() {
             if self.view.cancellation.is_none() {
@@ -371,19 +429,25 @@ fn refuse_pending_cancel(v: &mut OrderView) {
     }
 }
 
-/// What to tell the customer of an ending.
+/// What to tell the customer of an ending: words chosen by the failure's
+/// code, never its message (which may carry a database's or a gateway's
+/// words), and for a cancellation the reason a person gave, if any.
 fn notice_of(ending: &Ending) -> (NotificationKind, String) {
     match (&ending.failure, &ending.cancel_reason) {
-        (Some((_, message)), _) => (
+        (Some((code, _)), _) => (
             NotificationKind::Failure,
-            format!("Your order could not be completed: {message}"),
+            code.customer_message().to_owned(),
         ),
         (None, reason) => (
             NotificationKind::Cancellation,
-            format!(
-                "Your order was cancelled: {}",
-                reason.as_deref().unwrap_or("cancel requested")
-            ),
+            match reason
+                .as_deref()
+                .filter(|r| ![SIGNALLED, THROUGH_TEMPORAL].contains(r))
+                .and_then(CancelReason::lenient)
+            {
+                Some(reason) => format!("Your order was cancelled: {reason}"),
+                None => "Your order was cancelled.".to_owned(),
+            },
         ),
     }
 }
@@ -486,8 +550,9 @@ impl OrderWorkflow {
         token.is_cancelled().then(|| {
             token
                 .reason()
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "cancelled through Temporal".to_owned())
+                .and_then(|r| CancelReason::lenient(&r))
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| THROUGH_TEMPORAL.to_owned())
         })
     }
 
@@ -583,11 +648,7 @@ impl OrderWorkflow {
                 s.next_attempt_at = next;
             });
             Self::flush_index(ctx);
-            // The timer and the wait both end early on Temporal's cancellation.
-            select! {
-                _ = ctx.timer(wait) => {},
-                _ = ctx.wait_condition(|s: &Self| s.cancel_reason.is_some()) => {},
-            };
+            Self::backoff(ctx, wait).await;
             if Self::cancel_requested(ctx).is_some() {
                 Self::update(ctx, |v| {
                     let s = v.step_mut(step);
@@ -596,6 +657,29 @@ impl OrderWorkflow {
                 });
                 return StepOutcome::Cancelled;
             }
+        }
+    }
+
+    /// Waits `wait` before a step's next attempt; a cancellation (the
+    /// signal, or Temporal's) cuts the wait short. The timer is its own
+    /// ([`detached`]): when Temporal's cancellation ends the wait it is
+    /// cancelled here, as the SDK would have (the same command, so older
+    /// histories replay), and in today's code also when the signal does.
+    async fn backoff(ctx: &WorkflowContext<Self>, wait: Duration) {
+        let token = WorkflowCancellationToken::new();
+        let mut timer = ctx.timer(
+            TimerOptions::builder(wait)
+                .cancellation_token(token.clone())
+                .build(),
+        );
+        // `wait_condition` also ends on Temporal's cancellation.
+        let fired = select! {
+            _ = &mut timer => true,
+            _ = ctx.wait_condition(|s: &Self| s.cancel_reason.is_some()) => false,
+        };
+        drop(timer);
+        if !fired && (ctx.state(|s| s.v4) || ctx.cancellation_token().is_cancelled()) {
+            token.cancel();
         }
     }
 
@@ -622,7 +706,8 @@ impl OrderWorkflow {
                     since: at,
                     waits: 0,
                 });
-                if (at - outage.since).to_std().unwrap_or_default() >= settings.outage_timeout {
+                let elapsed = (at - outage.since).to_std().unwrap_or_default();
+                if elapsed >= settings.outage_timeout {
                     let message = format!(
                         "{message} (the database did not answer for {})",
                         humantime::format_duration(settings.outage_timeout)
@@ -633,7 +718,12 @@ impl OrderWorkflow {
                     );
                 }
                 outage.waits += 1;
-                Retry::Wait(retry.backoff(outage.waits), StepState::Waiting, message)
+                // Not past the outage timeout, so the order fails then, not later.
+                let wait = retry
+                    .outage_backoff(outage.waits, elapsed)
+                    .min(settings.outage_timeout - elapsed)
+                    .max(Duration::from_secs(1));
+                Retry::Wait(wait, StepState::Waiting, message)
             }
             AttemptError::Transient(message) => {
                 *outage = None;
@@ -660,19 +750,17 @@ impl OrderWorkflow {
         intent: Intent,
     ) -> WorkflowResult<OrderView> {
         if !ctx.state(|s| s.current) && !ctx.patched(END_FROM_DATABASE) {
-            return Self::end_v1(ctx, order, compensations, &settings.retry, intent).await;
+            return Self::end_v1(ctx, order, compensations, settings, intent).await;
         }
         let asked = intent.ending(ctx.state(|s| s.view.step));
-        let report: EndReport = ctx
-            .execute_local_activity(
-                OrderActivities::end_order,
-                EndInput {
-                    order: order.clone(),
-                    ending: asked.clone(),
-                },
-                must_complete_options(),
-            )
-            .await?;
+        let input = EndInput {
+            order: order.clone(),
+            ending: asked.clone(),
+        };
+        let report: EndReport = Self::must_complete(ctx, settings, |options| {
+            ctx.execute_local_activity(OrderActivities::end_order, input.clone(), options)
+        })
+        .await?;
         let refused = |v: &mut OrderView| {
             if let Intent::Cancel(reason) = &intent {
                 v.cancellation = Some(CancellationView {
@@ -688,6 +776,8 @@ impl OrderWorkflow {
             Self::update(ctx, |v| {
                 v.status = OrderStatus::Completed;
                 v.step = Some(Step::SendNotification);
+                v.notification = report.confirmation;
+                v.notified = report.confirmation.map(|c| c == Delivery::Sent);
                 for s in &mut v.steps {
                     s.state = StepState::Done;
                     s.attempts = s.attempts.max(1);
@@ -759,11 +849,8 @@ impl OrderWorkflow {
                     Retry::Wait(wait, ..) => wait,
                     Retry::Stop(..) => return,
                 };
-            let detached = TimerOptions::builder(wait)
-                .cancellation_token(WorkflowCancellationToken::new())
-                .build();
             Self::flush_index(ctx);
-            ctx.timer(detached).await;
+            ctx.timer(detached(wait)).await;
         }
     }
 
@@ -839,6 +926,7 @@ impl OrderWorkflow {
     async fn record_outcome(
         ctx: &WorkflowContext<Self>,
         order: &Order,
+        settings: &WorkflowSettings,
         status: OrderStatus,
         failure: Option<(FailureCode, String)>,
         cancel_reason: Option<String>,
@@ -851,13 +939,52 @@ impl OrderWorkflow {
             failure,
             cancel_reason,
         };
-        Ok(ctx
-            .execute_local_activity(
-                OrderActivities::record_outcome,
-                input,
-                must_complete_options(),
-            )
-            .await?)
+        Self::must_complete(ctx, settings, |options| {
+            ctx.execute_local_activity(OrderActivities::record_outcome, input.clone(), options)
+        })
+        .await
+    }
+
+    /// Runs bookkeeping that must happen (an ending, a record) until it
+    /// does. Today's code ([`ORDER_WORKFLOW_4`]) tries it with a short
+    /// local back-off, then waits on durable timers that grow with the
+    /// outage ([`RetryConfig::outage_backoff`]), so however long the
+    /// database is away the history gains a bounded number of events.
+    /// Older histories let the SDK retry the local activity, as they did
+    /// (it heartbeats the workflow task while it retries).
+    async fn must_complete<T, F, Fut>(
+        ctx: &WorkflowContext<Self>,
+        settings: &WorkflowSettings,
+        mut call: F,
+    ) -> WorkflowResult<T>
+    where
+        F: FnMut(LocalActivityOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ActivityExecutionError>>,
+    {
+        if !ctx.state(|s| s.v4) {
+            return Ok(call(must_complete_options()).await?);
+        }
+        let mut since = None;
+        let mut waits = 0;
+        loop {
+            let error = match call(short_local_retries()).await {
+                Ok(done) => return Ok(done),
+                Err(error) => error,
+            };
+            let at = now(ctx).unwrap_or_default();
+            let since = *since.get_or_insert(at);
+            waits += 1;
+            let elapsed = (at - since).to_std().unwrap_or_default();
+            let wait = settings.retry.outage_backoff(waits, elapsed);
+            let message = match classify(&error) {
+                AttemptError::Business(_, m)
+                | AttemptError::Transient(m)
+                | AttemptError::Unavailable(m) => m,
+            };
+            Self::update(ctx, |v| v.ending_error = Some(message));
+            Self::flush_index(ctx);
+            ctx.timer(detached(wait)).await;
+        }
     }
 
     /// Tells the customer; a notice that cannot be delivered stays recorded
@@ -888,7 +1015,7 @@ impl OrderWorkflow {
         ctx: &WorkflowContext<Self>,
         order: &Order,
         compensations: &[Compensation],
-        retry: &RetryConfig,
+        settings: &WorkflowSettings,
         intent: Intent,
     ) -> WorkflowResult<OrderView> {
         Self::compensate_v1(ctx, order, compensations).await?;
@@ -900,8 +1027,8 @@ impl OrderWorkflow {
         );
         Self::update(ctx, |v| show_ending(v, &ending));
         let (kind, message) = notice_of(&ending);
-        Self::record_outcome(ctx, order, status, failure.clone(), reason).await?;
-        Self::notify_best_effort_v1(ctx, order, retry, kind, message).await;
+        Self::record_outcome(ctx, order, settings, status, failure.clone(), reason).await?;
+        Self::notify_best_effort_v1(ctx, order, &settings.retry, kind, message).await;
         Self::ended(ctx, status, failure)
     }
 }

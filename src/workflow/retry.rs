@@ -29,7 +29,23 @@ impl Default for RetryConfig {
     }
 }
 
+/// An outage wait is at most this fraction of the outage so far (and at
+/// least the policy's backoff).
+const OUTAGE_SHARE: u32 = 10;
+
 impl RetryConfig {
+    /// The wait before trying again while a dependency (the database) is
+    /// away, after `waits` waits and `elapsed` of outage: the policy's
+    /// backoff, or a tenth of the outage so far when that is longer. Each
+    /// wait is a timer and a few events in the order's history; waits that
+    /// grow with the outage make their number grow with the logarithm of
+    /// its length (about 70 for a day, 130 for a year at the default
+    /// policy), and the order notices the database is back within a tenth
+    /// of the time it was away.
+    pub fn outage_backoff(&self, waits: u32, elapsed: Duration) -> Duration {
+        self.backoff(waits).max(elapsed / OUTAGE_SHARE)
+    }
+
     /// The wait after failed attempt `attempt` (1-based) before the next one.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = self
@@ -64,6 +80,32 @@ mod tests {
         let policy = RetryConfig::default();
         let waits: Vec<u64> = (1..=7).map(|a| policy.backoff(a).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn outage_waits_grow_with_the_outage_so_their_number_stays_small() {
+        let policy = RetryConfig::default();
+        assert_eq!(
+            policy.outage_backoff(2, Duration::ZERO),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            policy.outage_backoff(9, Duration::from_secs(3600)),
+            Duration::from_secs(360)
+        );
+        // Count the waits of outages of a day and of a year.
+        let count = |outage: Duration| {
+            let (mut elapsed, mut waits) = (Duration::ZERO, 0);
+            while elapsed < outage {
+                waits += 1;
+                elapsed += policy.outage_backoff(waits, elapsed);
+            }
+            waits
+        };
+        let day = count(Duration::from_secs(24 * 3600));
+        let year = count(Duration::from_secs(365 * 24 * 3600));
+        assert!((50..=90).contains(&day), "{day} waits in a day");
+        assert!((100..=150).contains(&year), "{year} waits in a year");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Currency, CustomerEmail, CustomerId, FailureCode, Money, Order, OrderLine, OrderStatus,
-    PaymentMethod, Step, WorkflowId,
+    Currency, CustomerEmail, CustomerId, Delivery, FailureCode, Money, Order, OrderLine,
+    OrderStatus, PaymentMethod, Step, WorkflowId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,19 @@ pub struct CancellationView {
     pub outcome: String,
 }
 
+/// A signal the order received and did not act on: its payload was not
+/// what the signal takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedSignal {
+    pub name: String,
+    pub problem: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// How many rejected signals an order's state keeps (the latest).
+pub const REJECTED_SIGNALS_KEPT: usize = 5;
+
 /// An order's state. The order's own fields are absent only for a workflow
 /// whose input was not a valid order (it ended `FAILED` with
 /// `INVALID_ORDER` before doing anything).
@@ -85,10 +98,24 @@ pub struct OrderView {
     pub failure: Option<FailureView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<CancellationView>,
-    /// Whether the customer's notification went out (`false` when delivery
-    /// failed; the order still completes).
+    /// A completed order's confirmation went out (`false` when its delivery
+    /// failed or its outcome is unknown; the order completes either way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified: Option<bool>,
+    /// A completed order's confirmation, as recorded: `SENT`, `FAILED`, or
+    /// `UNKNOWN` (it may have reached the customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Delivery>,
+    /// Why the order's ending is waiting to be recorded (the database does
+    /// not answer); it is retried until it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending_error: Option<String>,
+    /// Signals the order did not act on, the latest
+    /// [`REJECTED_SIGNALS_KEPT`], and how many there were in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_signals: Vec<RejectedSignal>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_signal_count: u32,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -145,9 +172,26 @@ impl OrderView {
             failure: None,
             cancellation: None,
             notified: None,
+            notification: None,
+            ending_error: None,
+            rejected_signals: Vec::new(),
+            rejected_signal_count: 0,
             created_at: None,
             updated_at: None,
         }
+    }
+
+    /// Records a signal that was not acted on, keeping the latest few.
+    pub fn reject_signal(&mut self, name: &str, problem: String, at: Option<DateTime<Utc>>) {
+        self.rejected_signal_count = self.rejected_signal_count.saturating_add(1);
+        if self.rejected_signals.len() == REJECTED_SIGNALS_KEPT {
+            self.rejected_signals.remove(0);
+        }
+        self.rejected_signals.push(RejectedSignal {
+            name: name.to_owned(),
+            problem,
+            at,
+        });
     }
 
     pub fn step_mut(&mut self, step: Step) -> &mut StepView {
@@ -165,4 +209,8 @@ impl OrderView {
             .expect("every step has a view");
         &self.steps[index]
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -93,14 +93,18 @@ pub fn activities(
         )?),
         None => Box::new(LogNotifier),
     };
+    // Room for a webhook's whole time limit within a step's.
+    let step_timeout = super::activities::default_step_timeout()
+        .max(settings.notify_timeout + Duration::from_secs(10));
+    // A step makes at most three statements: each must fail (as an outage)
+    // before the step's own time limit, which counts as an attempt.
+    let db = db.limited(step_timeout / 4);
     Ok(OrderActivities {
         metrics: settings.metrics.clone(),
         settings: WorkflowSettings {
             retry: settings.retry,
             outage_timeout: settings.outage_timeout,
-            // Room for a webhook's whole time limit within a step's.
-            step_timeout: super::activities::default_step_timeout()
-                .max(settings.notify_timeout + Duration::from_secs(10)),
+            step_timeout,
             search_attributes: indexed,
             encrypted,
         },

@@ -39,6 +39,22 @@ const HISTORIES: [&str; 8] = [
     "cancelled-while-retrying-v3",
 ];
 
+/// Orders that the code before `order-workflow-4` wedged, recorded on the
+/// dev server with that code: every workflow task failed from one point on,
+/// forever (issue #24, cases 1 and 2).
+///
+/// - `wedged-cancel-meets-timer`: a `card_flaky` order's payment waits to
+///   retry; its worker is killed; `temporal workflow cancel` is sent; the
+///   retry's timer fires with no worker; the next worker's SDK panics
+///   ("resolution must have a registered unblocker").
+/// - `poisoned-by-a-malformed-cancel`: `temporal workflow signal --name
+///   cancel --input '{"reason": 12345}'`; the SDK cannot decode the signal
+///   into the typed argument and fails the task.
+const WEDGED: [&str; 2] = [
+    "wedged-cancel-meets-timer",
+    "poisoned-by-a-malformed-cancel",
+];
+
 /// What `record_histories` writes: the endings of today's code.
 const RECORDED: [&str; 2] = ["failed-declined-v3", "cancelled-while-retrying-v3"];
 
@@ -154,6 +170,56 @@ async fn committed_histories_replay_against_the_current_workflow() {
     }
 }
 
+/// The history with its first failed workflow task completed instead, and
+/// nothing after: the replayer runs a history's workflow tasks up to its
+/// last completed one, so this makes it run the task that failed.
+fn with_the_failed_task_completed(name: &str) -> WorkflowHistory {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(history_path(name)).unwrap()).unwrap();
+    let events = json["events"].as_array_mut().unwrap();
+    let failed = events
+        .iter()
+        .position(|e| e["attributes"]["WorkflowTaskFailedEventAttributes"].is_object())
+        .unwrap_or_else(|| panic!("{name} has a failed workflow task"));
+    events.truncate(failed + 1);
+    let event = &mut events[failed];
+    let failure = event["attributes"]["WorkflowTaskFailedEventAttributes"].take();
+    event["event_type"] = serde_json::json!(7); // WORKFLOW_TASK_COMPLETED
+    event["attributes"] = serde_json::json!({
+        "WorkflowTaskCompletedEventAttributes": {
+            "scheduled_event_id": failure["scheduled_event_id"],
+            "started_event_id": failure["started_event_id"],
+            "identity": failure["identity"],
+            "binary_checksum": "",
+            "worker_version": null,
+            "sdk_metadata": null,
+            "metering_metadata": null,
+            "deployment": null,
+            "versioning_behavior": 0,
+            "worker_deployment_version": "",
+            "worker_deployment_name": "",
+            "deployment_version": null
+        }
+    });
+    WorkflowHistory::from_json(&serde_json::to_vec(&json).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn orders_that_old_code_wedged_run_on_with_todays() {
+    let mut stuck = Vec::new();
+    for name in WEDGED {
+        if let Err(e) = replayer()
+            .replay_workflow(with_the_failed_task_completed(name))
+            .await
+        {
+            stuck.push(format!(
+                "{name}: the stuck workflow task still fails: {e:?}"
+            ));
+        }
+    }
+    assert!(stuck.is_empty(), "{}", stuck.join("\n"));
+}
+
 #[tokio::test]
 async fn a_history_from_different_code_fails_to_replay() {
     // The same history with the payment step's activity swapped for another:
@@ -261,4 +327,27 @@ async fn record_histories() {
         }
     })
     .await;
+}
+
+/// Writes the history of workflow `$ORDERFLOW_EXPORT_ID` on the server at
+/// `$TEMPORAL_ADDRESS` to `tests/histories/$ORDERFLOW_EXPORT_NAME.json`:
+/// how a history that only old code could produce (a wedged order) is kept.
+#[tokio::test]
+#[ignore = "writes tests/histories; run by hand against a server holding the workflow"]
+async fn export_history() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+    let client = crate::support::stack::temporal_client(&var("TEMPORAL_ADDRESS")).await;
+    let json = client
+        .sdk()
+        .get_workflow_handle::<OrderWorkflow>(var("ORDERFLOW_EXPORT_ID").as_str())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    std::fs::write(
+        history_path(&var("ORDERFLOW_EXPORT_NAME")),
+        serde_json::to_string_pretty(&value).unwrap() + "\n",
+    )
+    .unwrap();
 }

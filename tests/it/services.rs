@@ -7,7 +7,9 @@ use orderflow::domain::OrderStatus;
 use orderflow::domain::{FailureCode, Money, PaymentMethod};
 use orderflow::services::ServiceError;
 use orderflow::services::inventory::{Inventory, PgInventory, Reserved};
-use orderflow::services::notification::{Notification, NotificationKind, Notifications, Notifier};
+use orderflow::services::notification::{
+    Notification, NotificationKind, Notifications, Notifier, Undelivered,
+};
 use orderflow::services::orders::Ending;
 use orderflow::services::orders::OrderStore;
 use orderflow::services::payment::{
@@ -225,7 +227,7 @@ struct Counting {
 
 #[async_trait::async_trait]
 impl Notifier for Counting {
-    async fn deliver(&self, _: &Notification) -> anyhow::Result<()> {
+    async fn deliver(&self, _: &Notification) -> Result<(), Undelivered> {
         self.delivered.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

@@ -29,7 +29,7 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let id = &args.id;
     let running = match client.describe(id).await? {
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
-        Some(Execution::Running) => match client.signal_cancel(id, &args.reason).await {
+        Some(Execution::Running) => match client.signal_cancel(id, args.reason.as_str()).await {
             Ok(()) => true,
             // It ended between the look and the signal.
             Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use console::{measure_text_width, truncate_str};
 
 use super::render::state_word;
-use crate::domain::{OrderStatus, Step};
+use crate::domain::{Delivery, OrderStatus, Step};
 use crate::workflow::state::{OrderView, StepState};
 
 /// The steps an order goes through: a full bar.
@@ -130,6 +130,9 @@ pub fn detail(view: &OrderView, max_attempts: Option<u32>, now: DateTime<Utc>) -
             .as_ref()
             .map(|c| c.reason.clone())
             .unwrap_or_default(),
+        OrderStatus::Completed if view.notification == Some(Delivery::Unknown) => {
+            "confirmation may have been delivered (no answer came)".to_owned()
+        }
         OrderStatus::Completed if view.notified == Some(false) => {
             "notification not delivered (recorded)".to_owned()
         }

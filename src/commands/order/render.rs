@@ -7,7 +7,7 @@ use comfy_table::{Attribute, Cell, CellAlignment, Color};
 use serde::Serialize;
 
 use super::progress::retry_text;
-use crate::domain::{OrderStatus, Step};
+use crate::domain::{Delivery, OrderStatus, Step};
 use crate::output::Printer;
 use crate::workflow::client::Source;
 use crate::workflow::state::{OrderView, StepState};
@@ -159,6 +159,18 @@ fn when(at: Option<DateTime<Utc>>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Whether a completed order's customer was told, in words.
+pub fn notified_text(view: &OrderView) -> Option<&'static str> {
+    match (view.notification, view.notified) {
+        (Some(Delivery::Sent), _) | (None, Some(true)) => Some("yes"),
+        (Some(Delivery::Unknown), _) => {
+            Some("unknown: no answer came, so it may have reached the customer")
+        }
+        (Some(Delivery::Failed), _) | (None, Some(false)) => Some("no: delivery failed (recorded)"),
+        (None, None) => None,
+    }
+}
+
 /// The readable card of `order status`.
 pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: Source) -> String {
     let mut summary = printer.table();
@@ -199,15 +211,8 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
             Cell::new(format!("{} ({})", c.reason, c.outcome)),
         ]);
     }
-    if let Some(notified) = view.notified {
-        summary.add_row(vec![
-            Cell::new("Notified"),
-            Cell::new(if notified {
-                "yes"
-            } else {
-                "no: delivery failed (recorded)"
-            }),
-        ]);
+    if let Some(notified) = notified_text(view) {
+        summary.add_row(vec![Cell::new("Notified"), Cell::new(notified)]);
     }
     summary.add_row(vec![Cell::new("Created"), Cell::new(when(view.created_at))]);
     summary.add_row(vec![Cell::new("Updated"), Cell::new(when(view.updated_at))]);
