@@ -23,12 +23,13 @@ use crate::support::stack::{Harness, eventually, fast_retry, order};
 
 /// Every committed history, by the patch it was recorded under: none (the
 /// workflow's old ending path), `end-from-database`, `search-attributes`
-/// (`-indexed`: an upsert per status change) and `order-workflow-3`.
+/// (`-indexed`: an upsert per status change), `order-workflow-3` and
+/// `order-workflow-4`.
 /// (`search-attributes` histories whose first workflow task a query cut
 /// short do not replay: that patch is checked after the first local
 /// activity. `order-workflow-3` is checked before it, and the `-v3`
 /// cancelled history has such a cut.)
-const HISTORIES: [&str; 8] = [
+const HISTORIES: [&str; 10] = [
     "completed",
     "failed-declined",
     "cancelled-while-retrying",
@@ -37,6 +38,8 @@ const HISTORIES: [&str; 8] = [
     "failed-declined-indexed",
     "failed-declined-v3",
     "cancelled-while-retrying-v3",
+    "failed-declined-v4",
+    "cancelled-while-retrying-v4",
 ];
 
 /// Orders that the code before `order-workflow-4` wedged, recorded on the
@@ -56,7 +59,7 @@ const WEDGED: [&str; 2] = [
 ];
 
 /// What `record_histories` writes: the endings of today's code.
-const RECORDED: [&str; 2] = ["failed-declined-v3", "cancelled-while-retrying-v3"];
+const RECORDED: [&str; 2] = ["failed-declined-v4", "cancelled-while-retrying-v4"];
 
 fn history_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
