@@ -413,7 +413,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__codec__subcmd__server)
-            opts="-o -v -q -h -V --listen --allow-origin --auth-token-file --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --listen --allow-origin --auth-token-file --allow-host --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -428,6 +428,10 @@ _orderflow() {
                     return 0
                     ;;
                 --auth-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

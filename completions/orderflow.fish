@@ -44,7 +44,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_needs_command" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_needs_command" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_needs_command" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_needs_command" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_needs_command" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -75,7 +75,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l nonsticky
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-cached-workflows -d 'Workflows kept in memory between their tasks (the sticky cache)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l max-concurrent-activities -d 'Activities (local and remote) running at once' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l db-max-connections -d 'Largest PostgreSQL connection pool the worker opens' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook -d 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged. Only its scheme, host and port are ever printed (a path may hold a token)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-webhook-secret -d 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l metrics-address -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l notify-timeout -d 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt' -r
@@ -100,7 +100,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l with-baseline -d 'Also host the no-op baseline workflow (for `orderflow bench`)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls -d 'Connect to Temporal over TLS'
@@ -128,7 +128,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -164,7 +164,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s w -l watch -d 'Follow the orders after submitting; exit codes as for `order watch`'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l dry-run -d 'Only validate and print what would be submitted'
@@ -193,7 +193,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -221,7 +221,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -250,7 +250,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l no-wait -d 'Send the cancellation and return without waiting for the outcome'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -l tls -d 'Connect to Temporal over TLS'
@@ -289,7 +289,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -322,7 +322,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -353,7 +353,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from migrate" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -380,7 +380,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -407,7 +407,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l yes -d 'Do not ask; required when stdin is not a terminal'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and __fish_seen_subcommand_from reset" -l tls -d 'Connect to Temporal over TLS'
@@ -439,7 +439,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and not __fish_seen_subcommand_from import list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -470,7 +470,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from import" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -497,7 +497,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -530,7 +530,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a key generated into the data directory (mode 0600); the Web UI decodes through a codec server this command runs on 127.0.0.1'
@@ -559,7 +559,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l keep -d 'Leave the stack running after the demo'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a throwaway key; the Web UI decodes through a codec server this command runs on 127.0.0.1'
@@ -596,7 +596,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l no-eager -d 'Start the in-process run\'s workflows without eager start too'
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l metrics -d 'Record the worker\'s metrics as `worker --metrics-address` does (to measure what they cost)'
@@ -608,7 +608,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s h -l help 
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l listen -d 'Address to listen on' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l allow-origin -d 'An origin a browser may call from (the Web UI\'s, e.g. http://localhost:8233); repeat for several, `*` for any' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l auth-token-file -d 'Require `Authorization: Bearer <token>` with the token in this file' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l auth-token-file -d 'Require `Authorization: Bearer <token>` with the token in this file (mode 0600); needed to listen on an address other machines reach' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l allow-host -d 'A host name requests may be addressed to (their `Host` header), besides localhost, loopback addresses and --listen\'s; repeat for several. Others are refused, so a web page cannot reach the server through a name of its own that points here' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -629,7 +630,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -656,7 +657,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -683,7 +684,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -711,7 +712,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand man" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -738,7 +739,7 @@ jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (wi
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'

@@ -11,17 +11,22 @@ fn main() -> ExitCode {
     };
     let g = &cli.global;
     let printer = Printer::new(g.output, g.color, g.quiet);
-    let base_log = matches!(
+    let serves = matches!(
         cli.command,
         orderflow::cli::Command::Worker(_) | orderflow::cli::Command::Dev(_)
-    )
-    .then_some("warn,orderflow=info");
+    );
+    // Under -o json, stderr carries JSON errors: logs there are JSON too.
+    let log_format = g.log_format.unwrap_or(if printer.is_json() {
+        telemetry::LogFormat::Json
+    } else {
+        telemetry::LogFormat::Text
+    });
     telemetry::init(
         g.verbose,
         g.quiet,
-        g.log_format,
+        log_format,
         printer.color_stderr(),
-        base_log,
+        serves,
     );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -189,7 +189,12 @@ impl Printer {
                 fields.extend(details.clone());
             }
             eprintln!("{}", serde_json::json!({ "error": error }));
-        } else if label.is_empty() {
+            return;
+        }
+        // Its lines are the message's own; nothing in them drives the terminal.
+        let message: Vec<_> = message.lines().map(crate::domain::escape).collect();
+        let message = message.join("\n");
+        if label.is_empty() {
             eprintln!("{message}");
         } else if self.color_stderr {
             eprintln!("\x1b[1;31m{label}\x1b[0m {message}");
@@ -197,6 +202,13 @@ impl Printer {
             eprintln!("{label} {message}");
         }
     }
+}
+
+/// A table cell of text that may come from outside (an ID, a reason, an
+/// error's message), escaped so it cannot drive the terminal
+/// ([`crate::domain::escape`]).
+pub fn cell(text: impl AsRef<str>) -> comfy_table::Cell {
+    comfy_table::Cell::new(crate::domain::escape(text.as_ref()))
 }
 
 /// An error as the user sees it: its message, its exit code, and for

@@ -13,23 +13,26 @@ pub enum LogFormat {
 
 /// The default filter for a verbosity: `-q` errors only, none warnings,
 /// `-v` our info, `-vv` our debug, `-vvv` everything at trace.
-pub fn default_filter(verbose: u8, quiet: bool) -> &'static str {
-    match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "warn,orderflow=info",
-        (false, 2) => "info,orderflow=debug",
+///
+/// A one-shot command (`order`, `db`, …) keeps the SDK's own warnings
+/// (each retry of a call to a server that went away, with its raw error)
+/// to `-v`: the command says what failed in one line of its own.
+pub fn default_filter(verbose: u8, quiet: bool, serves: bool) -> &'static str {
+    match (quiet, verbose, serves) {
+        (true, _, _) => "error",
+        // A worker logs its steps at info without `-v`.
+        (false, 0, true) => "warn,orderflow=info",
+        (false, 0, false) => "warn,temporalio_client=error,temporalio_sdk_core=error",
+        (false, 1, _) => "warn,orderflow=info",
+        (false, 2, _) => "info,orderflow=debug",
         _ => "trace",
     }
 }
 
-/// Installs the global subscriber. `base` raises the default (a worker logs
-/// its steps at info without `-v`).
-pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool, base: Option<&str>) {
-    let default = match (base, verbose, quiet) {
-        (Some(base), 0, false) => base,
-        _ => default_filter(verbose, quiet),
-    };
+/// Installs the global subscriber. `serves`: a long-running command (a
+/// worker), whose default is louder.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool, serves: bool) {
+    let default = default_filter(verbose, quiet, serves);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

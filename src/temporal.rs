@@ -23,6 +23,8 @@ pub struct ConnectError {
     pub address: String,
     pub namespace: String,
     pub reason: String,
+    /// No server answered: waiting may help. Not for invalid settings.
+    pub outage: bool,
 }
 
 /// A server answered and refused the credentials, or its certificate was
@@ -147,6 +149,7 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
         address: config.address.clone(),
         namespace: config.namespace.clone(),
         reason,
+        outage: true,
     };
     let used = config.credentials();
     tracing::info!(
@@ -162,8 +165,11 @@ pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Client> {
         },
         humantime::format_duration(config.connect_timeout)
     );
-    let mut options = ConnectionOptions::try_from(config.to_profile())
-        .map_err(|e| fail(format!("invalid connection settings: {e}")))?;
+    let mut options =
+        ConnectionOptions::try_from(config.to_profile()).map_err(|e| ConnectError {
+            outage: false,
+            ..fail(format!("invalid connection settings: {e}"))
+        })?;
     options.connect_timeout = Some(config.connect_timeout);
     // Temporal's own convention, so that several workers on one host are
     // told apart (in `doctor`, the Web UI, and the bench's readiness check).

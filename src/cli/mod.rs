@@ -133,10 +133,10 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, help_heading = help::OUTPUT)]
     pub quiet: bool,
 
-    /// Log line format on stderr
-    #[arg(long, global = true, value_enum, default_value_t, value_name = "FORMAT",
+    /// Log line format on stderr [default: json with -o json or jsonl, else text]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT",
           help_heading = help::OUTPUT)]
-    pub log_format: LogFormat,
+    pub log_format: Option<LogFormat>,
 }
 
 /// The command line as it is parsed, shown in `--help` and in the man
@@ -148,8 +148,24 @@ pub fn command() -> clap::Command {
 /// Parses the process's arguments.
 pub fn parse() -> Result<Cli, clap::Error> {
     use clap::FromArgMatches as _;
-    let mut matches = command().try_get_matches()?;
+    let mut matches = without_empty_env(command()).try_get_matches()?;
     Cli::from_arg_matches_mut(&mut matches)
+}
+
+/// An environment variable set to nothing (`DATABASE_URL=`) counts as not
+/// set, as a shell user means it, rather than as an empty value.
+fn without_empty_env(command: clap::Command) -> clap::Command {
+    let command = command.mut_args(|arg| match arg.get_env() {
+        Some(name) if std::env::var_os(name).is_some_and(|v| v.is_empty()) => arg.env(None),
+        _ => arg,
+    });
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    names.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, without_empty_env)
+    })
 }
 
 impl GlobalArgs {
@@ -311,8 +327,14 @@ pub struct WorkerArgs {
     pub db_max_connections: u32,
 
     /// POST each customer notification as JSON here (with an Idempotency-Key
-    /// header); without it, notifications are recorded and logged
-    #[arg(long, env = "ORDERFLOW_NOTIFY_WEBHOOK", value_name = "URL")]
+    /// header); without it, notifications are recorded and logged. Only its
+    /// scheme, host and port are ever printed (a path may hold a token)
+    #[arg(
+        long,
+        env = "ORDERFLOW_NOTIFY_WEBHOOK",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub notify_webhook: Option<url::Url>,
 
     /// Sign each webhook delivery with this secret: an Orderflow-Signature
@@ -526,8 +548,16 @@ pub struct CodecServerArgs {
     pub allow_origin: Vec<String>,
 
     /// Require `Authorization: Bearer <token>` with the token in this file
+    /// (mode 0600); needed to listen on an address other machines reach
     #[arg(long, env = "ORDERFLOW_CODEC_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<PathBuf>,
+
+    /// A host name requests may be addressed to (their `Host` header),
+    /// besides localhost, loopback addresses and --listen's; repeat for
+    /// several. Others are refused, so a web page cannot reach the server
+    /// through a name of its own that points here
+    #[arg(long, value_name = "HOST")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Debug, Args)]

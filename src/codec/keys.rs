@@ -47,7 +47,7 @@ impl Keyring {
                  check --encryption-key-file / ORDERFLOW_ENCRYPTION_KEY_FILE"
             ))
         })?;
-        refuse_open_permissions(&metadata, path)?;
+        refuse_open_permissions(&metadata, path, "the encryption key file")?;
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             Fail::usage(format!("cannot read the encryption key file {shown}: {e}"))
         })?);
@@ -131,13 +131,19 @@ impl Keyring {
 }
 
 #[cfg(unix)]
-fn refuse_open_permissions(metadata: &std::fs::Metadata, path: &Path) -> Result<(), Fail> {
+/// Refuses a secret's file (`what`: "the token file") that group or
+/// others may read or write: it must be its owner's only.
+pub(crate) fn refuse_open_permissions(
+    metadata: &std::fs::Metadata,
+    path: &Path,
+    what: &str,
+) -> Result<(), Fail> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Fail::usage(format!(
-            "the encryption key file {} is open to group or others (mode {mode:03o}): a key file must be its owner's only; \
-             run `chmod 600 {}`",
+            "{what} {} is open to group or others (mode {mode:03o}): a secret's file must be \
+             its owner's only; run `chmod 600 {}`",
             path.display(),
             path.display()
         )));
@@ -146,7 +152,11 @@ fn refuse_open_permissions(metadata: &std::fs::Metadata, path: &Path) -> Result<
 }
 
 #[cfg(not(unix))]
-fn refuse_open_permissions(_: &std::fs::Metadata, _: &Path) -> Result<(), Fail> {
+pub(crate) fn refuse_open_permissions(
+    _: &std::fs::Metadata,
+    _: &Path,
+    _: &str,
+) -> Result<(), Fail> {
     Ok(())
 }
 

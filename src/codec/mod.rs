@@ -7,7 +7,7 @@
 //! passes an unencrypted payload through unchanged, so a namespace can
 //! switch over while older orders finish.
 
-mod keys;
+pub(crate) mod keys;
 pub mod server;
 
 use std::sync::Arc;
@@ -64,7 +64,9 @@ fn sealed_with(payload: &Payload) -> Option<String> {
         payload
             .metadata
             .get(KEY_ID)
-            .map(|id| String::from_utf8_lossy(id).into_owned())
+            // Anyone who can write to the namespace writes metadata: the
+            // ID is shown in messages, so it cannot drive the terminal.
+            .map(|id| crate::domain::escape(&String::from_utf8_lossy(id)).into_owned())
             .unwrap_or_default(),
     )
 }

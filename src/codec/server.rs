@@ -3,7 +3,10 @@
 //! and `POST …/decode`, each taking and answering
 //! `{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}]}`.
 //! CORS lets the allowed origins (the UI's) call it from a browser, and an
-//! optional bearer token keeps others out.
+//! optional bearer token keeps others out. Requests must name this server
+//! in their `Host` header (a loopback name, the address it listens on, or
+//! an allowed host): a web page that points a name of its own at
+//! 127.0.0.1 (DNS rebinding) is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +32,11 @@ pub struct CodecServer {
     pub allow_origins: Vec<String>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub token: Option<SecretString>,
+    /// Host names requests may be addressed to, besides the loopback names
+    /// and the listening address (`--allow-host`).
+    pub allow_hosts: Vec<String>,
+    /// The address it listens on.
+    pub listen: std::net::SocketAddr,
 }
 
 /// One payload as the protocol carries it: bytes as base64.
@@ -100,6 +108,13 @@ fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    if !server.addressed_to_us(headers) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this codec server does not answer for that Host; see --allow-host\n",
+        )
+            .into_response();
+    }
     if method == Method::OPTIONS {
         return StatusCode::OK.into_response();
     }
@@ -153,6 +168,33 @@ fn answer(
 }
 
 impl CodecServer {
+    /// Whether the request's `Host` names this server: `localhost`, a
+    /// loopback address, the address it listens on, or an allowed host.
+    fn addressed_to_us(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let name = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if name.eq_ignore_ascii_case("localhost")
+            || self
+                .allow_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+        {
+            return true;
+        }
+        match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback() || ip == self.listen.ip(),
+            Err(_) => false,
+        }
+    }
+
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.token else {
             return true;

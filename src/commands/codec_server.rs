@@ -21,6 +21,16 @@ pub async fn run(cx: &Context, args: CodecServerArgs) -> anyhow::Result<Exit> {
         Some(path) => Some(read_token(path)?),
         None => None,
     };
+    // It decrypts for whoever asks: beyond this machine, only with a token.
+    if token.is_none() && !args.listen.ip().is_loopback() {
+        return Err(Fail::usage(format!(
+            "--listen {} is reachable from other machines, and anyone who reaches a codec \
+             server without a token can decrypt with its keys; pass --auth-token-file, or \
+             listen on 127.0.0.1",
+            args.listen
+        ))
+        .into());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| {
@@ -37,13 +47,15 @@ pub async fn run(cx: &Context, args: CodecServerArgs) -> anyhow::Result<Exit> {
         if token.is_some() {
             "bearer token required"
         } else {
-            "no token: keep it on this machine"
+            "no token: it answers this machine only"
         }
     ));
     let server = CodecServer {
         keys,
         allow_origins: args.allow_origin,
         token,
+        allow_hosts: args.allow_host,
+        listen: address,
     };
     tokio::select! {
         served = server::serve(listener, server) => served?,
@@ -52,8 +64,16 @@ pub async fn run(cx: &Context, args: CodecServerArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The token's file, trimmed; an empty or unreadable one is refused.
+/// The token's file, trimmed; an empty or unreadable one is refused, and
+/// one that group or others may read (a token is a secret, like a key).
 fn read_token(path: &std::path::Path) -> Result<SecretString, Fail> {
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        Fail::usage(format!(
+            "cannot read --auth-token-file {}: {e}",
+            path.display()
+        ))
+    })?;
+    crate::codec::keys::refuse_open_permissions(&metadata, path, "the token file")?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Fail::usage(format!(
             "cannot read --auth-token-file {}: {e}",

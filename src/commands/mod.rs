@@ -133,12 +133,24 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(fail) = cause.downcast_ref::<Fail>() {
             return fail.exit;
         }
-        if let Some(OrderCallError::NotFound(_)) = cause.downcast_ref() {
-            return Exit::NotFound;
+        match cause.downcast_ref() {
+            Some(OrderCallError::NotFound(_)) => return Exit::NotFound,
+            Some(OrderCallError::Unreachable(_)) => return Exit::Unavailable,
+            _ => {}
+        }
+        if cause.is::<crate::workflow::client::Unreachable>() {
+            return Exit::Unavailable;
         }
         if cause.is::<crate::input::InputError>()
             || cause.is::<crate::input::InvalidInput>()
             || cause.is::<crate::db::SchemaError>()
+        {
+            return Exit::Usage;
+        }
+        // A payload under a key this setup lacks (or none configured): the
+        // setup is the command's problem, as a missing key file is.
+        if let Some(codec) = cause.downcast_ref::<crate::codec::CodecError>()
+            && !matches!(codec, crate::codec::CodecError::Encrypt(_))
         {
             return Exit::Usage;
         }

@@ -23,6 +23,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct ConnectError {
     pub target: String,
     pub reason: String,
+    /// The server did not answer or is not up (refused, no answer, shutting
+    /// down): waiting may help. Not for a bad URL, password or database name.
+    pub outage: bool,
 }
 
 /// The database lacks orderflow's schema, or some of it (exit 2: a setup
@@ -64,6 +67,11 @@ pub async fn connect(
     let fail = |reason: String| ConnectError {
         target: config.redacted(),
         reason,
+        outage: false,
+    };
+    let down = |reason: String| ConnectError {
+        outage: true,
+        ..fail(reason)
     };
     let options: PgConnectOptions = config
         .url()
@@ -77,7 +85,7 @@ pub async fn connect(
     );
     let deadline = tokio::time::Instant::now() + config.connect_timeout;
     let no_answer = || {
-        fail(format!(
+        down(format!(
             "no answer within {}",
             humantime::format_duration(config.connect_timeout)
         ))
@@ -87,7 +95,7 @@ pub async fn connect(
     // TCP connection first tells a refusal at once.
     match tokio::time::timeout_at(deadline, refused(&options)).await {
         Err(_) => return Err(no_answer()),
-        Ok(Some(at)) => return Err(fail(format!("connection refused at {at}"))),
+        Ok(Some(at)) => return Err(down(format!("connection refused at {at}"))),
         Ok(None) => {}
     }
     // No ping before each checkout: it is a round trip per statement for
@@ -100,6 +108,7 @@ pub async fn connect(
         .connect_with(options);
     match tokio::time::timeout_at(deadline, pool).await {
         Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(e)) if is_outage(&e) => Err(down(redact_error(&e))),
         Ok(Err(e)) => Err(fail(redact_error(&e))),
         Err(_) => Err(no_answer()),
     }

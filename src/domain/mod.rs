@@ -35,14 +35,37 @@ pub fn quote(value: &str) -> String {
     format!("{head:?}… ({count} characters)")
 }
 
-/// [`quote`] without the quotes, for values that are names (an ID).
+/// [`quote`] without the quotes, for values that are names (an ID): its
+/// control characters escaped ([`escape`]), so that a name from outside
+/// cannot move the cursor, recolour the terminal or forge a line.
 pub fn clip(value: &str) -> String {
     let count = value.chars().count();
     if count <= QUOTE_MAX_CHARS {
-        return value.to_owned();
+        return escape(value).into_owned();
     }
     let head: String = value.chars().take(QUOTE_MAX_CHARS).collect();
-    format!("{head}… ({count} characters)")
+    format!("{}… ({count} characters)", escape(&head))
+}
+
+/// Text from outside (an ID, a reason, a server's message) made safe to
+/// print on a terminal: control characters (escape sequences, newlines,
+/// carriage returns) and the bidirectional overrides that reorder what is
+/// shown are written as `\u{…}` escapes. Everything else is kept.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A value broke one of the rules of SPEC §2; the message states the rule.
@@ -71,5 +94,15 @@ mod tests {
             clip(&"W".repeat(101)),
             format!("{}… (101 characters)", "W".repeat(100))
         );
+    }
+
+    #[test]
+    fn text_from_outside_cannot_drive_the_terminal() {
+        assert_eq!(escape("ORD-1"), "ORD-1");
+        assert_eq!(escape("né €"), "né €");
+        assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape("line\nforged"), "line\\u{a}forged");
+        assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(clip("x\ry"), "x\\u{d}y");
     }
 }

@@ -255,7 +255,7 @@ pub fn item_label(kind: &str, index: usize, item: &RawValue, id_field: &str) -> 
         .and_then(|m| m.get(id_field).and_then(|v| v.as_str().map(str::to_owned)))
         .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN);
     match id {
-        Some(id) => format!("{kind} {} ({id})", index + 1),
+        Some(id) => format!("{kind} {} ({})", index + 1, crate::domain::escape(&id)),
         None => format!("{kind} {}", index + 1),
     }
 }

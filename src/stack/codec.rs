@@ -72,10 +72,15 @@ impl LocalCodec {
         let Some(listener) = self.listener.take() else {
             return;
         };
+        let Ok(listen) = listener.local_addr() else {
+            return;
+        };
         let server = CodecServer {
             keys: self.keys.clone(),
             allow_origins: ui_url.map(loopback_origins).unwrap_or_default(),
             token: None,
+            allow_hosts: Vec::new(),
+            listen,
         };
         tokio::spawn(async move {
             if let Err(e) = server::serve(listener, server).await {

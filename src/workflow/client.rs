@@ -16,11 +16,11 @@ use temporalio_client::{
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions, WorkflowSignalOptions,
     WorkflowStartOptions,
 };
-use temporalio_common::HasWorkflowDefinition;
 use temporalio_common::data_converters::{SerializationContextData, WorkflowSerializationContext};
 use temporalio_common::error::IncomingError;
 use temporalio_common::payload_visitor::decode_payloads;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_common::{HasWorkflowDefinition, WorkflowDefinition as _};
 
 use super::OrderWorkflow;
 use super::baseline::BaselineWorkflow;
@@ -30,6 +30,7 @@ use super::signals::CancelRequest;
 use super::state::{FailureView, OrderView};
 use crate::config::TemporalConfig;
 use crate::domain::{FailureCode, Order};
+use crate::exit::Fail;
 
 /// A workflow ID as the calls below take it: an order's ID, any workflow's
 /// ID, or text.
@@ -54,7 +55,84 @@ pub enum OrderCallError {
     #[error("order {0} was not found")]
     NotFound(String),
     #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// The server did not answer (exit 8): it is down, restarting, or out of
+/// reach. Said in one line; the orders go on once it is back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Temporal at {address} did not answer ({doing}): {reason}")]
+pub struct Unreachable {
+    pub address: String,
+    pub doing: String,
+    pub reason: String,
+}
+
+/// The gRPC status a failed call carries, when the server (or the
+/// connection to it) said no.
+trait Rpc: std::error::Error + Send + Sync + 'static {
+    fn status(&self) -> Option<&tonic::Status>;
+}
+
+impl Rpc for WorkflowInteractionError {
+    fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Self::NotFound(s) | Self::Rpc(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Rpc for WorkflowQueryError {
+    fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Self::NotFound(s) | Self::Rpc(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Rpc for WorkflowGetResultError {
+    fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Self::NotFound(s) | Self::Rpc(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Rpc for WorkflowStartError {
+    fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Self::AlreadyStarted { source, .. } => Some(source),
+            Self::Rpc(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Rpc for tonic::Status {
+    fn status(&self) -> Option<&tonic::Status> {
+        Some(self)
+    }
+}
+
+/// Why a status says the server did not answer (`UNAVAILABLE`: no
+/// connection, or it dropped), in the words of its innermost cause
+/// ("Connection refused (os error 111)"); `None` for any other status.
+fn unanswered(status: &tonic::Status) -> Option<String> {
+    if status.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    let mut reason = status.message().to_owned();
+    while let Some(e) = cause {
+        reason = e.to_string();
+        cause = e.source();
+    }
+    Some(crate::domain::clip(reason.lines().next().unwrap_or("")))
 }
 
 /// Where a workflow stands, as Temporal reports it.
@@ -103,21 +181,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct OrderClient {
     client: Client,
+    /// Where the server is, as configured (for messages).
+    address: String,
     /// Its payloads are encrypted (`--encryption-key-file`).
     encrypted: bool,
-}
-
-/// One not-found mapping for every call on a workflow.
-fn not_found_or(
-    id: &impl Id,
-    what: &str,
-) -> impl FnOnce(WorkflowInteractionError) -> OrderCallError {
-    move |e| match e {
-        WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
-        other => {
-            OrderCallError::Other(anyhow::Error::new(other).context(format!("{what} order {id}")))
-        }
-    }
 }
 
 fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOptions {
@@ -133,8 +200,34 @@ impl OrderClient {
     pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Self> {
         Ok(Self {
             client: crate::temporal::connect(config).await?,
+            address: config.address.clone(),
             encrypted: config.encryption.is_some(),
         })
+    }
+
+    /// The error of a call (`doing`: "looking up order X"): the server
+    /// did not answer, or another (`NotFound` is the caller's to tell).
+    fn failed(&self, doing: String, error: impl Rpc) -> OrderCallError {
+        match error.status().and_then(unanswered) {
+            Some(reason) => OrderCallError::Unreachable(Unreachable {
+                address: self.address.clone(),
+                doing,
+                reason,
+            }),
+            None => OrderCallError::Other(anyhow::Error::new(error).context(doing)),
+        }
+    }
+
+    /// [`Self::failed`] for a call on order `id`, with its not-found.
+    fn failed_on<'a>(
+        &'a self,
+        id: &'a impl Id,
+        what: &'a str,
+    ) -> impl FnOnce(WorkflowInteractionError) -> OrderCallError + 'a {
+        move |e| match e {
+            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
+            other => self.failed(format!("{what} order {id}"), other),
+        }
     }
 
     /// Whether this client encrypts payloads.
@@ -252,7 +345,9 @@ impl OrderClient {
             Err(WorkflowStartError::AlreadyStarted { run_id, .. }) => Ok(Submitted::Exists {
                 run_id: run_id.unwrap_or_default(),
             }),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("starting order {}", order.id()))),
+            Err(e) => Err(self
+                .failed(format!("starting order {}", order.id()), e)
+                .into()),
         }
     }
 
@@ -290,9 +385,7 @@ impl OrderClient {
             Ok(Err(WorkflowQueryError::NotFound(_))) => {
                 Err(OrderCallError::NotFound(id.to_string()))
             }
-            Ok(Err(other)) => Err(OrderCallError::Other(
-                anyhow::Error::new(other).context(format!("querying order {id}")),
-            )),
+            Ok(Err(other)) => Err(self.failed(format!("querying order {id}"), other)),
         }
     }
 
@@ -308,7 +401,7 @@ impl OrderClient {
                 WorkflowSignalOptions::default(),
             )
             .await
-            .map_err(not_found_or(id, "signalling"))
+            .map_err(self.failed_on(id, "signalling"))
     }
 
     /// Requests cancellation through Temporal itself (as `temporal workflow cancel` does).
@@ -323,13 +416,13 @@ impl OrderClient {
         self.handle(id)
             .cancel(options)
             .await
-            .map_err(not_found_or(id, "cancelling"))
+            .map_err(self.failed_on(id, "cancelling"))
     }
 
     /// Waits for the order to end and returns its final state, from the
     /// workflow's result, failure details or cancellation details.
     pub async fn outcome(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
-        outcome_of(&self.handle(id), id).await
+        outcome_of(self, &self.handle(id), id).await
     }
 
     /// `None` when no workflow has this ID.
@@ -348,7 +441,7 @@ impl OrderClient {
                 WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
                 _ => Execution::Ended("ended"),
             })),
-            Err(e) => match not_found_or(id, "looking up")(e) {
+            Err(e) => match self.failed_on(id, "looking up")(e) {
                 OrderCallError::NotFound(_) => Ok(None),
                 other => Err(other),
             },
@@ -370,28 +463,51 @@ impl OrderClient {
                 });
                 Ok((view, Source::History))
             }
-            Some(Execution::Running) => match self.live_status(id, QUERY_TIMEOUT).await? {
-                Some(view) => Ok((view, Source::Query)),
-                None => Ok((self.recorded_status(id).await?, Source::History)),
+            // No answer, or a query its failing workflow task cannot
+            // answer: what the history holds, and why the task fails.
+            Some(Execution::Running) => match self.live_status(id, QUERY_TIMEOUT).await {
+                Ok(Some(view)) => Ok((view, Source::Query)),
+                Ok(None) | Err(OrderCallError::Other(_)) => {
+                    Ok((self.recorded_status(id).await?, Source::History))
+                }
+                Err(e) => Err(e),
             },
         }
     }
 
     /// Orders matching a visibility query, at most `limit`, as the server
-    /// lists them (newest first).
+    /// lists them (newest first). The query is scoped to orders
+    /// ([`search::orders_only`]), and what comes back is checked again.
     pub async fn list(&self, query: &str, limit: u32) -> anyhow::Result<Vec<ListedOrder>> {
         use futures::TryStreamExt as _;
         use temporalio_client::WorkflowListOptions;
-        let query = format!("WorkflowType = 'OrderWorkflow' AND ({query})");
+        use temporalio_client::errors::ClientError;
+        let scoped = search::orders_only(query).map_err(|e| Fail::usage(e.to_string()))?;
         let options = WorkflowListOptions::builder().limit(limit as usize).build();
-        let found: Vec<_> = self
+        let found: Vec<_> = match self
             .client
-            .list_workflows(query.clone(), options)
+            .list_workflows(scoped, options)
             .try_collect()
             .await
-            .with_context(|| format!("listing orders where {query}"))?;
+        {
+            Ok(found) => found,
+            // The server's parser said no: the query's fault, said in one line.
+            Err(ClientError::Rpc(status)) if status.code() == tonic::Code::InvalidArgument => {
+                let said = status.message().lines().next().unwrap_or("").to_owned();
+                return Err(Fail::usage(format!(
+                    "invalid --query: {}",
+                    crate::domain::clip(&said)
+                ))
+                .into());
+            }
+            Err(ClientError::Rpc(status)) => {
+                return Err(self.failed("listing orders".into(), status).into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("listing orders")),
+        };
         Ok(found
             .into_iter()
+            .filter(|w| w.workflow_type() == OrderWorkflow::run.name())
             .map(|w| {
                 let attrs = w.search_attributes();
                 ListedOrder {
@@ -425,10 +541,10 @@ impl OrderClient {
     /// answers queries: the submitted order and the steps whose results
     /// are in history.
     pub async fn recorded_status(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
-        Ok(super::history::rebuild(
-            id.as_ref(),
-            &self.history(id).await?,
-        ))
+        let events = self.history(id).await?;
+        let mut view = super::history::rebuild(id.as_ref(), &events);
+        view.workflow_task_failure = super::history::failing_task(&events);
+        Ok(view)
     }
 
     /// How many attempts each of the order's steps gets: the retry policy
@@ -458,7 +574,7 @@ impl OrderClient {
             .fetch_history(WorkflowFetchHistoryOptions::default())
             .into_events()
             .await
-            .map_err(not_found_or(id, "reading the history of"))
+            .map_err(self.failed_on(id, "reading the history of"))
     }
 
     /// Starts the order and waits for the outcome of the run it started (no
@@ -477,7 +593,7 @@ impl OrderClient {
                 start_options(task_queue, order.id(), eager),
             )
             .await?;
-        Ok(outcome_of(&handle, order.id()).await?)
+        Ok(outcome_of(self, &handle, order.id()).await?)
     }
 
     /// Starts the no-op baseline workflow for `order` and waits for it to end.
@@ -498,6 +614,7 @@ impl OrderClient {
 }
 
 async fn outcome_of<W>(
+    client: &OrderClient,
     handle: &WorkflowHandle<Client, W>,
     id: &impl Id,
 ) -> Result<OrderView, OrderCallError>
@@ -519,9 +636,7 @@ where
             })
         }
         Err(WorkflowGetResultError::NotFound(_)) => Err(OrderCallError::NotFound(id.to_string())),
-        Err(other) => Err(OrderCallError::Other(
-            anyhow::Error::new(other).context(format!("waiting for order {id}")),
-        )),
+        Err(other) => Err(client.failed(format!("waiting for order {id}"), other)),
     }
 }
 

@@ -62,6 +62,27 @@ pub fn settings(events: &[HistoryEvent]) -> Option<WorkflowSettings> {
     })
 }
 
+/// Why the workflow's tasks fail, when the last workflow task in the
+/// history failed and none completed after it: the failure's first line.
+/// Such an order makes no progress until the cause is fixed (a worker
+/// whose code cannot run it), and no worker answers its queries.
+pub fn failing_task(events: &[HistoryEvent]) -> Option<String> {
+    events
+        .iter()
+        .rev()
+        .find_map(|event| match &event.attributes {
+            Some(Attributes::WorkflowTaskCompletedEventAttributes(_)) => Some(None),
+            Some(Attributes::WorkflowTaskFailedEventAttributes(failed)) => Some(Some(
+                failed
+                    .failure
+                    .as_ref()
+                    .and_then(|f| f.message.lines().next().map(str::to_owned))
+                    .unwrap_or_else(|| "the workflow task failed".to_owned()),
+            )),
+            _ => None,
+        })?
+}
+
 /// The order's state as far as the history tells: its input, and each
 /// step's attempts and last result, up to where the order began to end.
 pub fn rebuild(workflow_id: &str, events: &[HistoryEvent]) -> OrderView {
@@ -196,6 +217,20 @@ mod tests {
         assert_eq!(settings.retry.max_attempts, 50);
         // Before the settings result is recorded there is nothing to read.
         assert_eq!(super::settings(&events[..3]), None);
+    }
+
+    #[tokio::test]
+    async fn a_failing_workflow_task_is_named() {
+        let poisoned = events(include_str!(
+            "../../tests/histories/poisoned-by-a-malformed-cancel.json"
+        ))
+        .await;
+        assert_eq!(
+            failing_task(&poisoned).as_deref(),
+            Some("Encoding error: invalid type: integer `12345`, expected a string")
+        );
+        let completed = events(include_str!("../../tests/histories/completed.json")).await;
+        assert_eq!(failing_task(&completed), None);
     }
 
     #[tokio::test]

@@ -110,6 +110,10 @@ pub struct OrderView {
     /// not answer); it is retried until it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending_error: Option<String>,
+    /// Why the order's workflow task fails, when it does (read from its
+    /// history): it makes no progress until that is fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_task_failure: Option<String>,
     /// Signals the order did not act on, the latest
     /// [`REJECTED_SIGNALS_KEPT`], and how many there were in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -174,6 +178,7 @@ impl OrderView {
             notified: None,
             notification: None,
             ending_error: None,
+            workflow_task_failure: None,
             rejected_signals: Vec::new(),
             rejected_signal_count: 0,
             created_at: None,

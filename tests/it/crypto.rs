@@ -18,7 +18,7 @@ use orderflow::domain::{OrderId, PaymentMethod};
 use orderflow::workflow::client::OrderClient;
 
 use crate::support::stack::{Harness, eventually, order};
-use crate::support::{closed_port, command, stdout_json, write_temp};
+use crate::support::{closed_port, command, orderflow, stdout_json, write_temp};
 
 pub const KEY_A: &str = "key-a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const KEY_B: &str = "key-b:H+/fz7+vn49/b19PPy8fDw/v38+/r5+Pf29fT08vHw8=";
@@ -214,10 +214,11 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
         .assert()
         .stdout(contains("payloads encrypted with key key-a of 1").and(contains("AAECAw").not()));
     // Without keys, or without the right one: a clear refusal, no data.
+    // A setup the command cannot use: exit 2, as for a missing key file.
     h.cli()
         .args(["order", "status", "ORD-E0"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(contains(
             "encrypted with key key-a, and no encryption key file is configured",
         ));
@@ -226,7 +227,7 @@ async fn the_cli_works_with_keys_and_history_holds_no_customer_data() {
         .env("ORDERFLOW_ENCRYPTION_KEY_FILE", &wrong)
         .args(["order", "status", "ORD-E0"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(contains("key key-a").and(contains(CUSTOMER).not()));
 }
 
@@ -291,6 +292,35 @@ async fn the_codec_server_decodes_history_payloads_to_the_original_json() {
     let keys = key_file(dir.path(), "keys.txt", &[KEY_A]);
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret-token\n").unwrap();
+    // A token others can read is refused, as a key file is.
+    let refused = orderflow()
+        .args(["codec-server", "--listen", "127.0.0.1:0"])
+        .arg("--encryption-key-file")
+        .arg(&keys)
+        .arg("--auth-token-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Reachable from other machines only with a token.
+    let open = orderflow()
+        .args(["codec-server", "--listen", "0.0.0.0:0"])
+        .arg("--encryption-key-file")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("--auth-token-file"),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
+    );
     let placed = order("ORD-CODEC", PaymentMethod::Card, &[("P-1", 1, "5.00")]);
     let plain = std::mem::replace(&mut h.client, client_with(&h.address, &keys).await);
     h.with_worker(async {
@@ -362,6 +392,25 @@ async fn the_codec_server_decodes_history_payloads_to_the_original_json() {
     );
     // Without the token: refused. Encode then decode round-trips.
     assert_eq!(decode(None).await.unwrap().status(), 401);
+    // A request addressed to another name (a page that pointed its own
+    // domain here: DNS rebinding) is refused, token or not.
+    let rebound = http
+        .post(format!("{base}/decode"))
+        .header("Host", format!("evil.example:{port}"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 421);
+    let by_name = http
+        .post(format!("http://localhost:{port}/decode"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_name.status(), 200, "localhost is this machine");
     let encoded: Value = http
         .post(format!("{base}/encode"))
         .bearer_auth("s3cret-token")

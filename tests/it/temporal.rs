@@ -3,7 +3,7 @@
 use predicates::prelude::*;
 use predicates::str::contains;
 
-use crate::support::{closed_port, migrated_database, orderflow, temporal_address};
+use crate::support::{closed_port, orderflow, temporal_address};
 
 #[tokio::test]
 async fn connects_to_a_real_dev_server() {
@@ -14,11 +14,10 @@ async fn connects_to_a_real_dev_server() {
 }
 
 #[tokio::test]
-async fn worker_exits_8_when_temporal_is_unreachable() {
-    let db = migrated_database().await;
+async fn a_command_exits_8_when_temporal_is_unreachable() {
     let address = format!("127.0.0.1:{}", closed_port());
     orderflow()
-        .args(["worker", "--database-url", &db.url, "--address", &address])
+        .args(["order", "status", "ORD-1", "--address", &address])
         .assert()
         .code(8)
         .stderr(contains(format!("cannot reach Temporal at {address}")));
@@ -26,10 +25,9 @@ async fn worker_exits_8_when_temporal_is_unreachable() {
 
 #[tokio::test]
 async fn the_seed_temporal_host_port_variable_is_honoured() {
-    let db = migrated_database().await;
     let address = format!("127.0.0.1:{}", closed_port());
     orderflow()
-        .args(["worker", "--database-url", &db.url])
+        .args(["order", "status", "ORD-1"])
         .env("TEMPORAL_HOST_PORT", &address)
         .assert()
         .code(8)
@@ -37,7 +35,7 @@ async fn the_seed_temporal_host_port_variable_is_honoured() {
     // TEMPORAL_ADDRESS wins over the seed's name.
     let other = format!("127.0.0.1:{}", closed_port());
     orderflow()
-        .args(["worker", "--database-url", &db.url])
+        .args(["order", "status", "ORD-1"])
         .env("TEMPORAL_HOST_PORT", &address)
         .env("TEMPORAL_ADDRESS", &other)
         .assert()

@@ -51,7 +51,21 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let view = if running {
-        let outcome = client.outcome(id);
+        // Sent: whatever happens to the wait, say so.
+        let sent = |e: OrderCallError| -> anyhow::Error {
+            match e {
+                OrderCallError::Unreachable(lost) => Fail::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the cancellation of {id} was sent, then {lost}; it takes effect \
+                         without you: see `orderflow order status {id}` once Temporal answers"
+                    ),
+                )
+                .into(),
+                other => other.into(),
+            }
+        };
+        let outcome = async { client.outcome(id).await.map_err(sent) };
         match args.timeout {
             None => outcome.await?,
             Some(limit) => tokio::time::timeout(limit, outcome).await.map_err(|_| {

@@ -9,6 +9,7 @@ use crate::commands::Context;
 use crate::db::orders;
 use crate::domain::{OrderId, OrderStatus};
 use crate::exit::{Exit, Fail};
+use crate::output::cell;
 
 use super::render;
 
@@ -185,11 +186,11 @@ async fn visible(cx: &Context, query: &str, limit: u32) -> anyhow::Result<Exit> 
     table.set_header(["ORDER", "STATUS", "CUSTOMER", "TOTAL", "FAILURE", "STARTED"]);
     for r in &rows {
         table.add_row(vec![
-            Cell::new(&r.order_id),
-            Cell::new(&r.status),
-            Cell::new(r.customer_id.as_deref().unwrap_or("-")),
-            Cell::new(r.total_amount.as_deref().unwrap_or("-")).set_alignment(CellAlignment::Right),
-            Cell::new(r.failure_code.as_deref().unwrap_or("")),
+            cell(&r.order_id),
+            cell(&r.status),
+            cell(r.customer_id.as_deref().unwrap_or("-")),
+            cell(r.total_amount.as_deref().unwrap_or("-")).set_alignment(CellAlignment::Right),
+            cell(r.failure_code.as_deref().unwrap_or("")),
             Cell::new(
                 r.started_at
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())

@@ -119,7 +119,7 @@ pub fn advance(before: u64, view: &OrderView) -> u64 {
 /// What a row says after the order's status: how it ended, or its step and
 /// that step's state (with [`retry_text`] while it retries or waits).
 pub fn detail(view: &OrderView, max_attempts: Option<u32>, now: DateTime<Utc>) -> String {
-    match view.status {
+    let text = match view.status {
         OrderStatus::Failed => view
             .failure
             .as_ref()
@@ -150,7 +150,9 @@ pub fn detail(view: &OrderView, max_attempts: Option<u32>, now: DateTime<Utc>) -
                 }
             }
         },
-    }
+    };
+    // Reasons and errors come from outside: nothing in them drives the terminal.
+    crate::domain::escape(&text).into_owned()
 }
 
 /// `attempt 2/3 · next in 1.9 s` for a step that waits to try again: the

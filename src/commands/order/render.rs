@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::progress::retry_text;
 use crate::domain::{Delivery, OrderStatus, Step};
-use crate::output::Printer;
+use crate::output::{Printer, cell};
 use crate::workflow::client::Source;
 use crate::workflow::state::{OrderView, StepState};
 
@@ -109,7 +109,7 @@ pub fn change_line(view: &OrderView, max_attempts: Option<u32>) -> String {
         if let (OrderStatus::Cancelled, Some(c)) = (view.status, &view.cancellation) {
             let _ = write!(line, " ({})", c.reason);
         }
-        return line;
+        return crate::domain::escape(&line).into_owned();
     }
     if let Some(step) = view.step {
         let s = view.step_view(step);
@@ -129,7 +129,7 @@ pub fn change_line(view: &OrderView, max_attempts: Option<u32>) -> String {
             line.push(')');
         }
     }
-    line
+    crate::domain::escape(&line).into_owned()
 }
 
 pub fn state_word(state: StepState) -> &'static str {
@@ -177,7 +177,7 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
     let status = Cell::new(view.status)
         .fg(status_color(view.status))
         .add_attribute(Attribute::Bold);
-    summary.add_row(vec![Cell::new("Order"), Cell::new(&view.order_id)]);
+    summary.add_row(vec![Cell::new("Order"), cell(&view.order_id)]);
     summary.add_row(vec![Cell::new("Status"), status]);
     summary.add_row(vec![
         Cell::new("Step"),
@@ -189,7 +189,7 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
             Some(email) => format!("{customer_id} <{email}>"),
             None => customer_id.to_string(),
         };
-        summary.add_row(vec![Cell::new("Customer"), Cell::new(customer)]);
+        summary.add_row(vec![Cell::new("Customer"), cell(customer)]);
     }
     if let (Some(total), Some(currency), Some(method)) =
         (view.total_amount, view.currency, view.payment_method)
@@ -202,13 +202,13 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
     if let Some(f) = &view.failure {
         summary.add_row(vec![
             Cell::new("Failure"),
-            Cell::new(format!("{}: {}", f.code, f.message)).fg(Color::Red),
+            cell(format!("{}: {}", f.code, f.message)).fg(Color::Red),
         ]);
     }
     if let Some(c) = &view.cancellation {
         summary.add_row(vec![
             Cell::new("Cancellation"),
-            Cell::new(format!("{} ({})", c.reason, c.outcome)),
+            cell(format!("{} ({})", c.reason, c.outcome)),
         ]);
     }
     if let Some(notified) = notified_text(view) {
@@ -217,6 +217,35 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
     summary.add_row(vec![Cell::new("Created"), Cell::new(when(view.created_at))]);
     summary.add_row(vec![Cell::new("Updated"), Cell::new(when(view.updated_at))]);
     summary.add_row(vec![Cell::new("Web UI"), Cell::new(ui_url)]);
+    if let Some(cause) = &view.workflow_task_failure {
+        summary.add_row(vec![
+            Cell::new("Stuck"),
+            cell(format!(
+                "its workflow task fails, so it makes no progress: {cause}"
+            ))
+            .fg(Color::Red),
+        ]);
+    }
+    if let Some(error) = &view.ending_error {
+        summary.add_row(vec![
+            Cell::new("Ending"),
+            cell(format!("waiting to be recorded: {error}")).fg(Color::Yellow),
+        ]);
+    }
+    if let Some(last) = view.rejected_signals.last() {
+        let count = view.rejected_signal_count.max(1) as usize;
+        summary.add_row(vec![
+            Cell::new("Rejected"),
+            cell(format!(
+                "{}; the last: {} ({}): {}",
+                crate::errors::count(count, "signal"),
+                last.name,
+                when(last.at),
+                last.problem
+            ))
+            .fg(Color::Yellow),
+        ]);
+    }
     if source == Source::History {
         summary.add_row(vec![
             Cell::new("Note"),
@@ -231,7 +260,7 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
             Cell::new(s.name),
             Cell::new(state_word(s.state)),
             Cell::new(s.attempts).set_alignment(CellAlignment::Right),
-            Cell::new(s.last_error.as_deref().unwrap_or("")),
+            cell(s.last_error.as_deref().unwrap_or("")),
         ]);
     }
 
@@ -240,7 +269,7 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
     for line in &view.items {
         let total = line.total().map(|m| m.to_string()).unwrap_or_default();
         items.add_row(vec![
-            Cell::new(&line.product_id),
+            cell(line.product_id.as_str()),
             Cell::new(line.quantity).set_alignment(CellAlignment::Right),
             Cell::new(line.unit_price).set_alignment(CellAlignment::Right),
             Cell::new(total).set_alignment(CellAlignment::Right),

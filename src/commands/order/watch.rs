@@ -18,7 +18,7 @@ use crate::commands::Context;
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
-use crate::workflow::client::{OrderCallError, OrderClient};
+use crate::workflow::client::{OrderCallError, OrderClient, Unreachable};
 use crate::workflow::state::{OrderView, StepState};
 
 /// How often a running order is asked for its state, when few are followed.
@@ -39,6 +39,13 @@ const PENDING_HINT: Duration = Duration::from_secs(5);
 
 /// At most this many IDs in the resume command after Ctrl-C.
 const RESUME_IDS: usize = 5;
+
+/// Without `--timeout`, how long Temporal may stay silent before `watch`
+/// gives up on it (exit 8); with one, it is tried until the timeout.
+const LOST_GRACE: Duration = Duration::from_secs(60);
+
+/// How often a silent Temporal is tried again.
+const RECONNECT: Duration = Duration::from_secs(1);
 
 /// How often each of `count` followed orders is queried, within the budget.
 fn query_interval(count: usize) -> Duration {
@@ -97,9 +104,13 @@ impl Follow<'_> {
         // first workflow task makes the worker end that task early to answer
         // it, which costs the order a second task — and an order usually ends
         // within its first, well before a query could show anything.
+        let grace = match self.timeout {
+            Some(_) => Duration::MAX,
+            None => LOST_GRACE,
+        };
         let all = futures::future::try_join_all(ids.iter().enumerate().map(|(i, id)| {
             let first = every.mul_f64((i + 1) as f64 / ids.len() as f64);
-            track(self.client, id, &reporter, first, every)
+            track(self.client, id, &reporter, first, every, grace)
         }));
         let work = async {
             tokio::select! {
@@ -124,6 +135,10 @@ impl Follow<'_> {
                 Ok(finals) => finals?,
                 Err(_) => {
                     reporter.stop();
+                    // Not answered at the end: that, not the time, is why.
+                    if let Some(lost) = reporter.lost() {
+                        return Err(lost.into());
+                    }
                     let limit = self.timeout.unwrap_or_default();
                     return Err(Fail::new(
                         Exit::Timeout,
@@ -212,15 +227,42 @@ fn retrying(view: &OrderView) -> bool {
     })
 }
 
-/// Follows one order: its live state while it runs (first after `first`,
-/// then `every`), its result the moment it ends.
+/// Follows one order to its end, through moments when Temporal does not
+/// answer (a restart, a network blip): tried again every [`RECONNECT`]
+/// until it has been silent for `grace`, then its [`Unreachable`] (exit 8).
 async fn track(
     client: &OrderClient,
     id: &WorkflowId,
     reporter: &Reporter<'_>,
     first: Duration,
     every: Duration,
+    grace: Duration,
 ) -> anyhow::Result<OrderView> {
+    let mut first = first;
+    loop {
+        match follow(client, id, reporter, first, every).await {
+            Ok(view) => return Ok(view),
+            Err(OrderCallError::Unreachable(lost)) => {
+                if reporter.lost_since(&lost).elapsed() >= grace {
+                    return Err(lost.into());
+                }
+                tokio::time::sleep(RECONNECT).await;
+                first = Duration::ZERO;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// Follows one order: its live state while it runs (first after `first`,
+/// then `every`), its result the moment it ends.
+async fn follow(
+    client: &OrderClient,
+    id: &WorkflowId,
+    reporter: &Reporter<'_>,
+    first: Duration,
+    every: Duration,
+) -> Result<OrderView, OrderCallError> {
     let outcome = client.outcome(id);
     tokio::pin!(outcome);
     let mut last = None;
@@ -233,23 +275,31 @@ async fn track(
             result = &mut outcome => {
                 let view = match result {
                     Ok(view) => view,
+                    Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
                     // Terminated from outside: show what was recorded.
                     Err(_) => client.fetch(id).await?.0,
                 };
-                reporter.update(&view, max_attempts.flatten())?;
+                reporter.answered();
+                reporter.update(&view, max_attempts.flatten()).map_err(anyhow::Error::from)?;
                 return Ok(view);
             }
             _ = tokio::time::sleep(wait) => {
                 wait = every;
-                if let Ok(Some(view)) = client.live_status(id, Duration::from_secs(2)).await
-                    && !view.status.is_terminal()
-                    && last != Some(change_key(&view))
-                {
-                    last = Some(change_key(&view));
-                    if max_attempts.is_none() && reporter.shows() && retrying(&view) {
-                        max_attempts = Some(client.max_attempts(id).await.ok().flatten());
+                match client.live_status(id, Duration::from_secs(2)).await {
+                    Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
+                    Ok(Some(view)) => {
+                        reporter.answered();
+                        if !view.status.is_terminal() && last != Some(change_key(&view)) {
+                            last = Some(change_key(&view));
+                            if max_attempts.is_none() && reporter.shows() && retrying(&view) {
+                                max_attempts = Some(client.max_attempts(id).await.ok().flatten());
+                            }
+                            reporter
+                                .update(&view, max_attempts.flatten())
+                                .map_err(anyhow::Error::from)?;
+                        }
                     }
-                    reporter.update(&view, max_attempts.flatten())?;
+                    _ => {}
                 }
             }
         }
@@ -296,6 +346,8 @@ struct State {
     hinted: bool,
     /// The live view's lines on the terminal.
     screen: Option<Screen>,
+    /// Since when Temporal has not answered, and how it said so.
+    lost: Option<(Instant, Unreachable)>,
 }
 
 struct Reporter<'a> {
@@ -344,12 +396,43 @@ impl<'a> Reporter<'a> {
                 hint: None,
                 hinted: false,
                 screen,
+                lost: None,
             }),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Temporal did not answer: since when (the first of this silence),
+    /// said once (in the view's footer, or as a note).
+    fn lost_since(&self, lost: &Unreachable) -> Instant {
+        let mut state = self.state();
+        if let Some((since, _)) = &state.lost {
+            return *since;
+        }
+        let now = Instant::now();
+        state.lost = Some((now, lost.clone()));
+        let text = format!("{lost}; trying again (the orders go on running)");
+        match self.mode {
+            Mode::Lines | Mode::Silent => self.printer.note(format!("warning: {text}")),
+            Mode::View { .. } | Mode::Json => {}
+        }
+        now
+    }
+
+    /// Temporal answered: a silence is over.
+    fn answered(&self) {
+        let mut state = self.state();
+        if state.lost.take().is_some() && self.mode == Mode::Lines {
+            self.printer.note("Temporal answers again");
+        }
+    }
+
+    /// Temporal's silence, while it lasts.
+    fn lost(&self) -> Option<Unreachable> {
+        self.state().lost.as_ref().map(|(_, lost)| lost.clone())
     }
 
     /// Whether changes are shown at all.
@@ -411,6 +494,9 @@ impl<'a> Reporter<'a> {
         let rows = self.rows(&state);
         let footer = footer.unwrap_or_else(|| {
             let mut footer: Vec<String> = state.hint.iter().map(|h| format!("hint: {h}")).collect();
+            if let Some((_, lost)) = &state.lost {
+                footer.push(format!("warning: {lost}; trying again"));
+            }
             if rows.len() > 1 {
                 footer.push(progress::total_line(&Tally::of(
                     rows.iter().map(|r| &r.status),
