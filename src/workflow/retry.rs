@@ -39,7 +39,7 @@ impl RetryConfig {
     /// backoff, or a tenth of the outage so far when that is longer. Each
     /// wait is a timer and a few events in the order's history; waits that
     /// grow with the outage make their number grow with the logarithm of
-    /// its length (about 70 for a day, 130 for a year at the default
+    /// its length (about 75 for a day, 135 for a year at the default
     /// policy), and the order notices the database is back within a tenth
     /// of the time it was away.
     pub fn outage_backoff(&self, waits: u32, elapsed: Duration) -> Duration {

@@ -11,7 +11,7 @@ use orderflow::workflow::state::{OrderView, StepState};
 
 use crate::support::invariants::{Expectation, assert_kept};
 use crate::support::stack::{Harness, WorkerProcess, eventually, order};
-use crate::support::{TestDb, migrated_database, write_temp};
+use crate::support::{TestDb, migrated_database, temporal_cli, write_temp};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -59,16 +59,6 @@ fn orders(prefix: &str, n: usize, flaky: bool) -> Vec<Order> {
             )
         })
         .collect()
-}
-
-/// Runs the Temporal CLI against `address`.
-fn temporal_cli(address: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("temporal")
-        .args(args)
-        .args(["--address", address, "--namespace", "default"])
-        .env("TEMPORAL_CLI_SHOW_STACKS", "0")
-        .output()
-        .expect("running the temporal CLI")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

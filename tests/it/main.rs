@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod faults;
 mod generated;
+mod hard_faults;
 mod layers;
 mod local;
 mod operations;

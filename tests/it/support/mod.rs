@@ -199,6 +199,16 @@ fn scratch_home() -> PathBuf {
         .clone()
 }
 
+/// Runs the Temporal CLI against `address`.
+pub fn temporal_cli(address: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("temporal")
+        .args(args)
+        .args(["--address", address, "--namespace", "default"])
+        .env("TEMPORAL_CLI_SHOW_STACKS", "0")
+        .output()
+        .expect("running the temporal CLI")
+}
+
 /// A TCP port on 127.0.0.1 where nothing listens.
 pub fn closed_port() -> u16 {
     orderflow::stack::free_port().unwrap()

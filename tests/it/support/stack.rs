@@ -91,8 +91,18 @@ impl Harness {
 
     /// `orderflow worker` for this harness, stopped on drop.
     pub fn spawn_worker(&self, extra: &[&str]) -> WorkerProcess {
+        self.spawn_worker_with_env(extra, &[])
+    }
+
+    /// [`Self::spawn_worker`] with environment variables of its own.
+    pub fn spawn_worker_with_env(
+        &self,
+        extra: &[&str],
+        env: &[(&str, &std::path::Path)],
+    ) -> WorkerProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = super::command()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .args([
                 "worker",
                 "--database-url",
