@@ -74,7 +74,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --notify-webhook 'POST each customer notification as JSON here (with an Idempotency-Key header); without it, notifications are recorded and logged. Only its scheme, host and port are ever printed (a path may hold a token)'
             cand --notify-webhook-secret 'Sign each webhook delivery with this secret: an Orderflow-Signature header, t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")> (see DOCS.md for how a receiver checks it). Never logged'
             cand --metrics-address 'Serve /metrics (Prometheus), /healthz and /readyz on this address (off by default)'
-            cand --notify-timeout 'Time limit of one webhook delivery; a delivery that takes longer counts as a failed attempt'
+            cand --notify-timeout 'Time limit of one webhook delivery. A delivery that gets no answer in time counts as an attempt that may have arrived: it is tried again (the receiver drops a repeat by its Idempotency-Key), and an order whose confirmation may have arrived is never cancelled'
             cand --shutdown-timeout 'How long to let in-flight tasks finish after SIGINT/SIGTERM'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'

@@ -20,6 +20,19 @@ UPDATE notifications
  WHERE status = 'FAILED'
    AND last_error = 'the result of its delivery was lost; it may have reached the customer';
 
+-- What became of a notice, in the words of the order's state (`Delivery`):
+-- SENT; UNKNOWN when it may have been delivered (no answer came, or the
+-- result of a delivery was lost); FAILED; NULL when there is no such notice.
+CREATE FUNCTION notice_delivery(p_order_id TEXT, p_kind TEXT)
+RETURNS TEXT
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN n.status = 'SENT' THEN 'SENT'
+                WHEN n.maybe_delivered OR n.status IN ('SENDING', 'UNKNOWN') THEN 'UNKNOWN'
+                ELSE 'FAILED' END
+      FROM notifications n WHERE n.order_id = p_order_id AND n.kind = p_kind
+$$;
+
 -- As before, with a confirmation that may have been delivered counted as
 -- delivered, and the confirmation's delivery returned (`confirmation`).
 DROP FUNCTION finish_order(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT);
@@ -42,7 +55,8 @@ RETURNS TABLE (
     refund_gateway_ref TEXT,
     refund_amount      NUMERIC(12, 2),
     ended_now          BOOLEAN,  -- this call recorded the ending
-    confirmation       TEXT      -- a COMPLETED order's confirmation: SENT, UNKNOWN, FAILED
+    confirmation       TEXT      -- a COMPLETED order's confirmation: SENT, UNKNOWN (may
+                                 -- have been delivered) or FAILED; NULL when none
 )
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -77,8 +91,7 @@ BEGIN
     IF o.status = 'COMPLETED' THEN
         outcome := 'COMPLETED';
         final_status := o.status;
-        SELECT n.status INTO confirmation FROM notifications n
-         WHERE n.order_id = p_order_id AND n.kind = 'CONFIRMATION';
+        confirmation := notice_delivery(p_order_id, 'CONFIRMATION');
         RETURN NEXT;
         RETURN;
     END IF;

@@ -349,8 +349,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "ORDERFLOW_METRICS_ADDRESS", value_name = "HOST:PORT")]
     pub metrics_address: Option<std::net::SocketAddr>,
 
-    /// Time limit of one webhook delivery; a delivery that takes longer
-    /// counts as a failed attempt
+    /// Time limit of one webhook delivery. A delivery that gets no answer in
+    /// time counts as an attempt that may have arrived: it is tried again
+    /// (the receiver drops a repeat by its Idempotency-Key), and an order
+    /// whose confirmation may have arrived is never cancelled
     #[arg(long, env = "ORDERFLOW_NOTIFY_TIMEOUT", default_value = "10s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub notify_timeout: Duration,

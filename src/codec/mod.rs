@@ -168,6 +168,51 @@ impl PayloadCodec for Codec {
     }
 }
 
+/// The codec a worker decodes its workflow tasks with: [`Codec`], except
+/// that a payload it cannot decrypt is handed on as it is (still sealed),
+/// rather than failing the whole workflow task. The SDK decodes a task's
+/// payloads all at once, before any workflow code runs, so one payload
+/// nobody can decrypt — a signal sent with `encoding: binary/encrypted` and
+/// a made-up key, by anyone with access to the namespace — would otherwise
+/// fail every retry of the task, and the order would never end. The
+/// workflow decides what a sealed payload means where it arrives
+/// (`workflow/`): a signal's is rejected; an input or a step's result it
+/// cannot read fails the task, as before, until a worker with the key runs it.
+#[derive(Debug, Clone)]
+pub struct WorkerCodec(pub Option<Arc<Keyring>>);
+
+impl PayloadCodec for WorkerCodec {
+    fn encode(
+        &self,
+        context: &SerializationContextData,
+        payloads: Vec<Payload>,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, PayloadConversionError>> {
+        Codec(self.0.clone()).encode(context, payloads)
+    }
+
+    fn decode(
+        &self,
+        _: &SerializationContextData,
+        payloads: Vec<Payload>,
+    ) -> BoxFuture<'static, Result<Vec<Payload>, PayloadConversionError>> {
+        let decoded = payloads
+            .into_iter()
+            .map(|p| match &self.0 {
+                Some(keys) => keys.decrypt(p.clone()).unwrap_or(p),
+                None => p,
+            })
+            .collect();
+        async move { Ok(decoded) }.boxed()
+    }
+}
+
+/// The key ID a payload is sealed under, when it is one this codec sealed
+/// (or claims to be: the metadata is anyone's to write), escaped for
+/// messages.
+pub fn sealed_key(payload: &Payload) -> Option<String> {
+    sealed_with(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,8 @@ use sqlx::{Connection as _, Either, Execute, Executor, PgPool, Postgres, Transac
 
 struct Manager {
     options: PgConnectOptions,
+    /// Run on each new connection (`SET …` of its session settings).
+    setup: Option<String>,
 }
 
 impl managed::Manager for Manager {
@@ -45,7 +47,11 @@ impl managed::Manager for Manager {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.options).await
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        if let Some(setup) = self.setup.clone() {
+            conn.execute(setup.as_str()).await?;
+        }
+        Ok(conn)
     }
 
     async fn recycle(&self, _: &mut PgConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
@@ -77,7 +83,16 @@ impl Connections {
         max_connections: usize,
         acquire_timeout: Duration,
     ) -> Self {
-        let pool = managed::Pool::builder(Manager { options })
+        Self::with_setup(options, max_connections, acquire_timeout, None)
+    }
+
+    fn with_setup(
+        options: PgConnectOptions,
+        max_connections: usize,
+        acquire_timeout: Duration,
+        setup: Option<String>,
+    ) -> Self {
+        let pool = managed::Pool::builder(Manager { options, setup })
             .max_size(max_connections.max(1))
             // The most recently used first: a few connections kept busy
             // cost PostgreSQL less than many waking in turn.
@@ -90,23 +105,23 @@ impl Connections {
         Self { pool }
     }
 
-    /// The same connections, with each statement limited to `limit`
-    /// (PostgreSQL's `statement_timeout` and `lock_timeout`): a statement
-    /// held up behind a lock, or by a server that does not answer, fails
-    /// as an outage (SQLSTATE 57014, 55P03; [`super::is_outage`]) well
-    /// within its step's time limit, so the step waits for the database
-    /// instead of timing out as if the order had failed.
+    /// The same connections, each wait limited to `limit`: for a
+    /// connection from the pool, and for each statement (PostgreSQL's
+    /// `statement_timeout` and `lock_timeout`, set on each session as it
+    /// opens). A statement held up behind a lock, or by a server that does
+    /// not answer, fails as an outage (SQLSTATE 57014, 55P03, a pool
+    /// timeout; [`super::is_outage`]) well within its step's time limit,
+    /// so the step waits for the database instead of timing out as if the
+    /// order had failed.
     pub fn limited(&self, limit: Duration) -> Self {
-        let millis = limit.as_millis().max(1).to_string();
-        let options = self.pool.manager().options.clone().options([
-            ("statement_timeout", millis.as_str()),
-            ("lock_timeout", millis.as_str()),
-        ]);
-        let timeouts = self.pool.timeouts();
-        Self::new(
-            options,
+        let millis = limit.as_millis().max(1);
+        let setup = format!("SET statement_timeout = {millis}; SET lock_timeout = {millis}");
+        let wait = self.pool.timeouts().wait.map_or(limit, |w| w.min(limit));
+        Self::with_setup(
+            self.pool.manager().options.clone(),
             self.pool.status().max_size,
-            timeouts.wait.unwrap_or(limit),
+            wait,
+            Some(setup),
         )
     }
 

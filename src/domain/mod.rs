@@ -52,8 +52,11 @@ pub fn clip(value: &str) -> String {
 /// carriage returns) and the bidirectional overrides that reorder what is
 /// shown are written as `\u{…}` escapes. Everything else is kept.
 pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -103,6 +106,7 @@ mod tests {
         assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(escape("line\nforged"), "line\\u{a}forged");
         assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(escape("a\u{200f}b"), "a\\u{200f}b");
         assert_eq!(clip("x\ry"), "x\\u{d}y");
     }
 }

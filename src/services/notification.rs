@@ -202,13 +202,16 @@ impl Notifier for WebhookNotifier {
             .await
             .map_err(|e| self.failed(e))?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(Undelivered::Refused(anyhow::anyhow!(
-                "webhook {} answered {status}",
-                self.origin()
-            )));
+        if status.is_success() {
+            return Ok(());
         }
-        Ok(())
+        let answered = anyhow::anyhow!("webhook {} answered {status}", self.origin());
+        // A gateway in front saying its upstream did not answer in time,
+        // or answered wrongly: the receiver may have the notice.
+        if matches!(status.as_u16(), 502 | 504) {
+            return Err(Undelivered::Unknown(answered));
+        }
+        Err(Undelivered::Refused(answered))
     }
 
     fn lease(&self) -> Duration {
@@ -421,15 +424,11 @@ impl Notifications {
     /// What became of the order's confirmation, as recorded (`None`: none
     /// was recorded).
     pub async fn confirmation(&self, order_id: &OrderId) -> Result<Option<Delivery>, ServiceError> {
-        let status: Option<String> = sqlx::query_scalar(
-            "SELECT CASE WHEN status = 'SENT' THEN 'SENT'
-                         WHEN maybe_delivered OR status IN ('SENDING', 'UNKNOWN') THEN 'UNKNOWN'
-                         ELSE 'FAILED' END
-               FROM notifications WHERE order_id = $1 AND kind = 'CONFIRMATION'",
-        )
-        .bind(order_id.as_str())
-        .fetch_optional(&mut self.db.acquire().await?)
-        .await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT notice_delivery($1, 'CONFIRMATION')")
+                .bind(order_id.as_str())
+                .fetch_one(&mut self.db.acquire().await?)
+                .await?;
         status
             .map(|s| s.parse())
             .transpose()

@@ -120,10 +120,14 @@ impl Rpc for tonic::Status {
 }
 
 /// Why a status says the server did not answer (`UNAVAILABLE`: no
-/// connection, or it dropped), in the words of its innermost cause
-/// ("Connection refused (os error 111)"); `None` for any other status.
+/// connection, or it dropped; `DEADLINE_EXCEEDED`: no answer in time), in
+/// the words of its innermost cause ("Connection refused (os error 111)");
+/// `None` for any other status.
 fn unanswered(status: &tonic::Status) -> Option<String> {
-    if status.code() != tonic::Code::Unavailable {
+    if !matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+    ) {
         return None;
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
@@ -183,8 +187,8 @@ pub struct OrderClient {
     client: Client,
     /// Where the server is, as configured (for messages).
     address: String,
-    /// Its payloads are encrypted (`--encryption-key-file`).
-    encrypted: bool,
+    /// The keys its payloads are encrypted with (`--encryption-key-file`).
+    keys: Option<std::sync::Arc<crate::codec::Keyring>>,
 }
 
 fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOptions {
@@ -201,7 +205,7 @@ impl OrderClient {
         Ok(Self {
             client: crate::temporal::connect(config).await?,
             address: config.address.clone(),
-            encrypted: config.encryption.is_some(),
+            keys: config.encryption.clone(),
         })
     }
 
@@ -232,7 +236,23 @@ impl OrderClient {
 
     /// Whether this client encrypts payloads.
     pub fn encrypted(&self) -> bool {
-        self.encrypted
+        self.keys.is_some()
+    }
+
+    /// The SDK client a worker runs on: this one, decoding with
+    /// [`crate::codec::WorkerCodec`], which hands on a payload it cannot
+    /// decrypt instead of failing the whole workflow task.
+    pub(crate) fn for_worker(&self) -> Client {
+        use temporalio_common::data_converters::{
+            DataConverter, DefaultFailureConverter, PayloadConverter,
+        };
+        let mut client = self.client.clone();
+        client.options_mut().data_converter = DataConverter::new(
+            PayloadConverter::default(),
+            DefaultFailureConverter::default(),
+            crate::codec::WorkerCodec(self.keys.clone()),
+        );
+        client
     }
 
     /// The server's version (`GetSystemInfo`): proves it answers.

@@ -51,6 +51,12 @@ impl From<Vec<Payload>> for WorkflowInput {
 }
 
 impl WorkflowInput {
+    /// The key the input is still sealed under, when the worker could not
+    /// decrypt it ([`crate::codec::WorkerCodec`] hands it on as it is).
+    pub fn sealed_key(&self) -> Option<String> {
+        self.payloads.iter().find_map(crate::codec::sealed_key)
+    }
+
     /// The order this input holds, checked against every rule of SPEC §2
     /// and against the workflow's ID; or why not, as `field: rule`.
     pub fn order(&self, workflow_id: &str) -> Result<Order, String> {

@@ -101,6 +101,9 @@ enum StepOutcome {
 pub struct OrderWorkflow {
     /// The order, or why the input is not one (`INVALID_ORDER`).
     order: Result<Order, String>,
+    /// The key the input is sealed under, when this worker cannot decrypt
+    /// it: not an invalid order, but one this worker cannot read.
+    unreadable: Option<String>,
     view: OrderView,
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.
@@ -196,6 +199,22 @@ fn best_effort_options(retry: &RetryConfig) -> LocalActivityOptions {
         .build()
 }
 
+/// A local activity's result as the workflow can use it. One the worker
+/// cannot read (sealed under a key its key file lacks, or written by other
+/// code) is not the activity's failure: the workflow task fails, and is
+/// retried until a worker that can read it runs the order, as when a
+/// worker cannot decode a task at all.
+// The SDK's own error type, passed through as it came.
+#[allow(clippy::result_large_err)]
+fn readable<T>(result: Result<T, ActivityExecutionError>) -> Result<T, ActivityExecutionError> {
+    match result {
+        Err(ActivityExecutionError::Serialization(e)) => {
+            panic!("this worker cannot read a step's recorded result: {e}")
+        }
+        other => other,
+    }
+}
+
 /// How one attempt of a step failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AttemptError {
@@ -256,6 +275,7 @@ impl OrderWorkflow {
             Err(message) => OrderView::rejected(WorkflowId::lossy(workflow_id), message.clone()),
         };
         Self {
+            unreadable: input.sealed_key(),
             order,
             view,
             cancel_reason: None,
@@ -268,6 +288,14 @@ impl OrderWorkflow {
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderView> {
+        // The workflow task fails (a panic here is the SDK's way to fail
+        // one), and is retried, until a worker with the key runs the order.
+        if let Some(key) = ctx.state(|s| s.unreadable.clone()) {
+            panic!(
+                "this worker cannot decrypt the order's input (key {key}): its \
+                 --encryption-key-file lacks that key"
+            );
+        }
         let started = now(ctx);
         ctx.state_mut(|s| {
             s.view.created_at = started;
@@ -290,9 +318,10 @@ impl OrderWorkflow {
         // right after its first local activity.
         let v4 = ctx.patched(ORDER_WORKFLOW_4);
         let current = v4 || ctx.patched(ORDER_WORKFLOW_3);
-        let settings: WorkflowSettings = ctx
-            .execute_local_activity(OrderActivities::settings, (), must_complete_options())
-            .await?;
+        let settings: WorkflowSettings = readable(
+            ctx.execute_local_activity(OrderActivities::settings, (), must_complete_options())
+                .await,
+        )?;
         // Histories from before have neither the setting nor the patch.
         let indexed = settings.search_attributes && (current || ctx.patched(SEARCH_ATTRIBUTES));
         ctx.state_mut(|s| {
@@ -614,7 +643,7 @@ impl OrderWorkflow {
                 s.attempts = attempt;
                 s.next_attempt_at = None;
             });
-            let error = match Self::attempt(ctx, order, step, attempt, settings).await {
+            let error = match readable(Self::attempt(ctx, order, step, attempt, settings).await) {
                 Ok(_) => {
                     Self::update(ctx, |v| v.step_mut(step).state = StepState::Done);
                     return StepOutcome::Done;
@@ -833,14 +862,14 @@ impl OrderWorkflow {
         let mut attempt = 1;
         let mut outage: Option<Outage> = None;
         loop {
-            let error = match ctx
-                .execute_local_activity(
+            let error = match readable(
+                ctx.execute_local_activity(
                     OrderActivities::send_notification,
                     notice.clone(),
                     step_options(settings),
                 )
-                .await
-            {
+                .await,
+            ) {
                 Ok(_) => return,
                 Err(error) => error,
             };
@@ -962,13 +991,16 @@ impl OrderWorkflow {
         Fut: std::future::Future<Output = Result<T, ActivityExecutionError>>,
     {
         if !ctx.state(|s| s.v4) {
-            return Ok(call(must_complete_options()).await?);
+            return Ok(readable(call(must_complete_options()).await)?);
         }
         let mut since = None;
         let mut waits = 0;
         loop {
-            let error = match call(short_local_retries()).await {
-                Ok(done) => return Ok(done),
+            let error = match readable(call(short_local_retries()).await) {
+                Ok(done) => {
+                    Self::update(ctx, |v| v.ending_error = None);
+                    return Ok(done);
+                }
                 Err(error) => error,
             };
             let at = now(ctx).unwrap_or_default();

@@ -37,19 +37,30 @@ pub struct QueryError(pub String);
 /// A visibility query limited to orders: `WorkflowType = 'OrderWorkflow'
 /// AND (query)`. The query's parentheses must pair up outside its quoted
 /// values, so nothing in it can close ours and reach other workflows (`x')
-/// OR (WorkflowType = 'Other'` is refused), and its quotes must close.
+/// OR (WorkflowType = 'Other'` is refused); its quotes must close; and it
+/// may hold no comment (`/*`, `--`, `#`), inside which a parser would skip
+/// what this check counts.
 pub fn orders_only(query: &str) -> Result<String, QueryError> {
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
-    let mut chars = query.chars();
+    let mut chars = query.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, c) {
-            (Some(_), '\\') => {
+            // A backslash escapes the next character in a value, not in a
+            // backquoted name.
+            (Some('\'' | '"'), '\\') => {
                 chars.next();
             }
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '#') => return Err(QueryError("'#' starts a comment; none is allowed".into())),
+            (None, '-') if chars.peek() == Some(&'-') => {
+                return Err(QueryError("'--' starts a comment; none is allowed".into()));
+            }
+            (None, '/') if chars.peek() == Some(&'*') => {
+                return Err(QueryError("'/*' starts a comment; none is allowed".into()));
+            }
             (None, '(') => depth += 1,
             (None, ')') => {
                 depth = depth.checked_sub(1).ok_or_else(|| {
@@ -195,6 +206,18 @@ mod tests {
             "invalid --query: 1 parenthesis is not closed"
         );
         assert!(orders_only("  ").is_err());
+        // A comment would hide from this check what the server then reads.
+        for hidden in [
+            "OrderStatus='x' /* ' */ ) OR WorkflowType='Other' OR ( OrderStatus='y' /* ' */",
+            "OrderStatus='x' -- ')",
+            "OrderStatus='x' # ')",
+        ] {
+            let e = orders_only(hidden).unwrap_err();
+            assert!(e.0.contains("comment"), "{hidden}: {e}");
+        }
+        assert!(orders_only("CustomerId = '--x' AND OrderTotal > -5").is_ok());
+        // No escape inside a backquoted name: its backslash is a character.
+        assert!(orders_only("`a\\` = 'b') OR (x = 'y'").is_err());
         assert!(orders_only("OrderStatus = 'x'\u{1b}[2J").is_err());
     }
 

@@ -67,6 +67,12 @@ pub fn read_cancel(payloads: &[Payload]) -> CancelSignal {
         .get(ENCODING)
         .map(|e| String::from_utf8_lossy(e).into_owned())
         .unwrap_or_default();
+    if let Some(key) = crate::codec::sealed_key(payload) {
+        return rejected(&format!(
+            "its payload is encrypted with key {key}, which this worker cannot decrypt \
+             (its key file lacks that key, or the payload was altered)"
+        ));
+    }
     match encoding.as_str() {
         NULL => return CancelSignal::Cancel(None),
         JSON => {}
@@ -181,6 +187,19 @@ mod tests {
             ..Default::default()
         }];
         assert!(matches!(read_cancel(&binary), CancelSignal::Rejected(_)));
+        let sealed = vec![Payload {
+            metadata: [
+                (ENCODING.to_owned(), b"binary/encrypted".to_vec()),
+                ("encryption-key-id".to_owned(), b"made-up".to_vec()),
+            ]
+            .into(),
+            data: vec![7; 40],
+            ..Default::default()
+        }];
+        match read_cancel(&sealed) {
+            CancelSignal::Rejected(why) => assert!(why.contains("key made-up"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         let two = [json("{}"), json("{}")].concat();
         assert!(matches!(read_cancel(&two), CancelSignal::Rejected(_)));
     }

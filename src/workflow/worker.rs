@@ -168,7 +168,7 @@ pub async fn run(
         options.register_activities(BaselineActivities);
     }
     let mut worker =
-        Worker::new(&runtime, client.sdk().clone(), options).context("creating the worker")?;
+        Worker::new(&runtime, client.for_worker(), options).context("creating the worker")?;
     let stop = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown.await;

@@ -131,7 +131,7 @@ async fn a_malformed_cancel_signal_is_rejected_and_the_order_goes_on() {
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 1000).await;
     let _worker = h.spawn_worker(&["--retry-initial-interval", "2s"]);
-    let all = orders("ORD-SIGNAL", 6, PaymentMethod::CardFlaky);
+    let all = orders("ORD-SIGNAL", 7, PaymentMethod::CardFlaky);
     for o in &all {
         h.submit(o).await;
     }

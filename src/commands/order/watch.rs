@@ -18,7 +18,7 @@ use crate::commands::Context;
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
-use crate::workflow::client::{OrderCallError, OrderClient, Unreachable};
+use crate::workflow::client::{Execution, OrderCallError, OrderClient, Unreachable};
 use crate::workflow::state::{OrderView, StepState};
 
 /// How often a running order is asked for its state, when few are followed.
@@ -276,6 +276,13 @@ async fn follow(
                 let view = match result {
                     Ok(view) => view,
                     Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
+                    // Still running: the wait broke off; wait again.
+                    Err(e) if client.describe(id).await? == Some(Execution::Running) => {
+                        tracing::debug!(order_id = %id, "waiting for the result again: {e:#}");
+                        tokio::time::sleep(RECONNECT).await;
+                        outcome.set(client.outcome(id));
+                        continue;
+                    }
                     // Terminated from outside: show what was recorded.
                     Err(_) => client.fetch(id).await?.0,
                 };
