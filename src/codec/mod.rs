@@ -64,11 +64,17 @@ fn sealed_with(payload: &Payload) -> Option<String> {
         payload
             .metadata
             .get(KEY_ID)
-            // Anyone who can write to the namespace writes metadata: the
-            // ID is shown in messages, so it cannot drive the terminal.
-            .map(|id| crate::domain::escape(&String::from_utf8_lossy(id)).into_owned())
+            .map(|id| String::from_utf8_lossy(id).into_owned())
             .unwrap_or_default(),
     )
+}
+
+/// A key ID from payload metadata as messages show it. Anyone who can
+/// write to the namespace writes metadata: it is escaped (it cannot drive
+/// a terminal) and cut to 100 characters (a forged megabyte stays out of
+/// an order's state).
+fn shown(id: &str) -> String {
+    crate::domain::clip(id)
 }
 
 impl Keyring {
@@ -105,16 +111,16 @@ impl Keyring {
         }
         let key = self
             .find(&id)
-            .ok_or_else(|| CodecError::MissingKey(id.clone()))?;
+            .ok_or_else(|| CodecError::MissingKey(shown(&id)))?;
         if payload.data.len() < NONCE_LEN {
-            return Err(CodecError::Undecryptable(id));
+            return Err(CodecError::Undecryptable(shown(&id)));
         }
         let (nonce, sealed) = payload.data.split_at(NONCE_LEN);
         let plain = key
             .cipher
             .decrypt(Nonce::from_slice(nonce), sealed)
-            .map_err(|_| CodecError::Undecryptable(id.clone()))?;
-        Payload::decode(plain.as_slice()).map_err(|_| CodecError::Undecryptable(id))
+            .map_err(|_| CodecError::Undecryptable(shown(&id)))?;
+        Payload::decode(plain.as_slice()).map_err(|_| CodecError::Undecryptable(shown(&id)))
     }
 
     pub fn encrypt_all(&self, payloads: &[Payload]) -> Result<Vec<Payload>, CodecError> {
@@ -159,7 +165,7 @@ impl PayloadCodec for Codec {
         let result = match &self.0 {
             Some(keys) => keys.decrypt_all(payloads),
             None => match payloads.iter().find_map(sealed_with) {
-                Some(id) => Err(CodecError::NoKeys(id)),
+                Some(id) => Err(CodecError::NoKeys(shown(&id))),
                 None => Ok(payloads),
             },
         };
@@ -210,7 +216,7 @@ impl PayloadCodec for WorkerCodec {
 /// (or claims to be: the metadata is anyone's to write), escaped for
 /// messages.
 pub fn sealed_key(payload: &Payload) -> Option<String> {
-    sealed_with(payload)
+    sealed_with(payload).map(|id| shown(&id))
 }
 
 #[cfg(test)]
@@ -305,5 +311,40 @@ mod tests {
         assert_eq!(ring(A).decrypt(short.clone()), Err(CodecError::NoKeyId));
         short.metadata.insert(KEY_ID.into(), b"key-a".to_vec());
         assert!(ring(A).decrypt(short).is_err());
+    }
+
+    #[test]
+    fn a_workers_codec_hands_on_what_it_cannot_decrypt() {
+        use futures::executor::block_on;
+        let keys = Arc::new(ring(A));
+        let context = SerializationContextData::None;
+        let sealed = keys
+            .encrypt(&Payload {
+                data: b"{}".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        let mut forged = sealed.clone();
+        forged
+            .metadata
+            .insert(KEY_ID.to_owned(), b"made-up".to_vec());
+        let worker = WorkerCodec(Some(keys.clone()));
+        let decoded =
+            block_on(worker.decode(&context, vec![sealed.clone(), forged.clone()])).unwrap();
+        assert_eq!(decoded[0].data, b"{}");
+        assert_eq!(decoded[1], forged, "handed on as it came");
+        assert_eq!(sealed_key(&decoded[1]).as_deref(), Some("made-up"));
+        // The commands' codec still refuses it, saying why.
+        assert!(block_on(Codec(Some(keys)).decode(&context, vec![forged])).is_err());
+        // A forged key ID is shown cut and escaped.
+        let mut long = sealed;
+        long.metadata
+            .insert(KEY_ID.to_owned(), "\u{1b}".repeat(500).into_bytes());
+        let shown = sealed_key(&long).unwrap();
+        assert!(
+            shown.len() < 1200 && !shown.contains('\u{1b}'),
+            "{}",
+            shown.len()
+        );
     }
 }

@@ -100,11 +100,16 @@ impl TemporalDevServer {
             None,
         )?;
         let address = format!("127.0.0.1:{port}");
+        // Its port opens before its frontend serves ("Frontend is not
+        // healthy yet"): ready when a client connects (it asks the server
+        // for its system info).
+        let mut config = crate::config::TemporalConfig::plain(address.as_str(), "readiness");
+        config.connect_timeout = Duration::from_secs(2);
         service
             .wait_ready(
                 "the Temporal dev server",
                 Duration::from_secs(60),
-                || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+                || async { crate::temporal::connect(&config).await.is_ok() },
             )
             .await?;
         Ok(Self {

@@ -293,7 +293,7 @@ impl OrderWorkflow {
         if let Some(key) = ctx.state(|s| s.unreadable.clone()) {
             panic!(
                 "this worker cannot decrypt the order's input (key {key}): its \
-                 --encryption-key-file lacks that key"
+                 --encryption-key-file lacks that key, or it has none"
             );
         }
         let started = now(ctx);

@@ -186,8 +186,13 @@ impl OrderView {
         }
     }
 
-    /// Records a signal that was not acted on, keeping the latest few.
+    /// Records a signal that was not acted on, keeping the latest few, each
+    /// problem cut to 300 characters (it may quote what the signal carried).
     pub fn reject_signal(&mut self, name: &str, problem: String, at: Option<DateTime<Utc>>) {
+        let problem = match problem.char_indices().nth(300) {
+            Some((cut, _)) => format!("{}…", &problem[..cut]),
+            None => problem,
+        };
         self.rejected_signal_count = self.rejected_signal_count.saturating_add(1);
         if self.rejected_signals.len() == REJECTED_SIGNALS_KEPT {
             self.rejected_signals.remove(0);

@@ -96,9 +96,10 @@ pub fn activities(
     // Room for a webhook's whole time limit within a step's.
     let step_timeout = super::activities::default_step_timeout()
         .max(settings.notify_timeout + Duration::from_secs(10));
-    // A step makes at most three statements: each must fail (as an outage)
-    // before the step's own time limit, which counts as an attempt.
-    let db = db.limited(step_timeout / 4);
+    // A step makes at most three statements, each after a wait for a
+    // connection: every wait must fail (as an outage) well before the
+    // step's own time limit, which counts as an attempt.
+    let db = db.limited(step_timeout / 8);
     Ok(OrderActivities {
         metrics: settings.metrics.clone(),
         settings: WorkflowSettings {

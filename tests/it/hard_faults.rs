@@ -198,8 +198,30 @@ async fn a_malformed_cancel_signal_is_rejected_and_the_order_goes_on() {
         ],
     );
 
+    // The seventh: marked encrypted under a made-up key of 100,000
+    // characters, which no worker can decrypt (the SDK decodes a task's
+    // payloads before any workflow code runs).
+    let made_up = format!("encryption-key-id={}", "k".repeat(100_000));
+    temporal(
+        &h,
+        &[
+            "workflow",
+            "signal",
+            "--workflow-id",
+            all[6].id().as_str(),
+            "--name",
+            "cancel",
+            "--input",
+            "{}",
+            "--input-meta",
+            "encoding=binary/encrypted",
+            "--input-meta",
+            &made_up,
+        ],
+    );
+
     keep_promises(&h, &all).await;
-    // `null` is a cancel without a reason; the other three are rejected,
+    // `null` is a cancel without a reason; the others are rejected,
     // recorded, and their orders complete.
     let expected = [
         "COMPLETED",
@@ -208,7 +230,9 @@ async fn a_malformed_cancel_signal_is_rejected_and_the_order_goes_on() {
         "COMPLETED",
         "CANCELLED",
         "CANCELLED",
+        "COMPLETED",
     ];
+    assert_eq!(expected.len(), all.len());
     for (o, status) in all.iter().zip(expected) {
         let view = h.client.outcome(o.id()).await.unwrap();
         assert_eq!(view.status.as_str(), status, "{}", o.id());
@@ -227,6 +251,19 @@ async fn a_malformed_cancel_signal_is_rejected_and_the_order_goes_on() {
             .unwrap()
             .starts_with("its reason is a number, not text"),
         "{status}"
+    );
+    let sealed = stdout_json(
+        &h.cli()
+            .args(["-o", "json", "order", "status", all[6].id().as_str()])
+            .output()
+            .unwrap(),
+    );
+    let problem = sealed["rejectedSignals"][0]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        problem.starts_with("its payload is encrypted with key kkk") && problem.len() < 400,
+        "{sealed}"
     );
     let reason: String = sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE order_id = $1")
         .bind(huge.as_str())

@@ -358,3 +358,98 @@ async fn reserving_says_which_line_fails_and_takes_nothing() {
         .unwrap();
     assert_eq!(reservations, 0);
 }
+
+/// How a webhook's answer is recorded: a gateway's 502 or 504 may hide a
+/// delivery (UNKNOWN, and it stays so through a later outright failure);
+/// a receiver's own refusal is FAILED.
+#[tokio::test]
+async fn a_gateways_502_or_504_may_have_delivered_a_receivers_refusal_did_not() {
+    use orderflow::services::notification::WebhookNotifier;
+    let hook = crate::support::webhook::Webhook::start(502).await;
+    for (round, (status, recorded)) in [
+        (502, "UNKNOWN"),
+        (504, "UNKNOWN"),
+        (500, "FAILED"),
+        (409, "FAILED"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        hook.set_status(status).await;
+        let h = migrated_database().await;
+        let store = OrderStore::new(h.connections());
+        let o = order(
+            &format!("ORD-GW-{round}"),
+            PaymentMethod::Card,
+            &[("P-1", 1, "1.00")],
+        );
+        store.create(&o).await.unwrap();
+        sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
+            .bind(o.id().as_str())
+            .execute(&h.pool)
+            .await
+            .unwrap();
+        let webhook =
+            WebhookNotifier::new(hook.url.clone(), std::time::Duration::from_secs(5), None)
+                .unwrap();
+        let notifications = Notifications::new(h.connections(), Box::new(webhook));
+        let n = Notification {
+            order_id: o.id().clone(),
+            kind: NotificationKind::Confirmation,
+            recipient: o.customer_email().cloned(),
+            total_amount: o.total_amount(),
+            currency: o.currency(),
+            message: "confirmed".into(),
+        };
+        assert!(matches!(
+            notifications.send(&n, true).await,
+            Err(ServiceError::Transient(_))
+        ));
+        assert_eq!(
+            h.notifications(o.id()).await,
+            [("CONFIRMATION".to_owned(), recorded.to_owned(), 1)],
+            "{status}"
+        );
+        if recorded == "UNKNOWN" {
+            // A later refusal does not make it FAILED: it may have arrived.
+            hook.set_status(500).await;
+            let _ = notifications.send(&n, true).await;
+            assert_eq!(
+                h.notifications(o.id()).await,
+                [("CONFIRMATION".to_owned(), "UNKNOWN".to_owned(), 2)]
+            );
+            assert_eq!(
+                notifications.confirmation(o.id()).await.unwrap(),
+                Some(orderflow::domain::Delivery::Unknown)
+            );
+        }
+    }
+}
+
+/// The worker's connections carry a time limit on every statement and
+/// lock wait, set on each session as it opens.
+#[tokio::test]
+async fn limited_connections_time_out_their_statements() {
+    let h = migrated_database().await;
+    let limited = h
+        .connections()
+        .limited(std::time::Duration::from_millis(1500));
+    let mut conn = limited.acquire().await.unwrap();
+    let statement: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let lock: String = sqlx::query_scalar("SHOW lock_timeout")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((statement.as_str(), lock.as_str()), ("1500ms", "1500ms"));
+    let slow = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(
+        orderflow::db::is_outage(&slow),
+        "a statement timeout is an outage: {slow}"
+    );
+}
