@@ -4,7 +4,6 @@
 //! library so that tests and later tools can reuse it.
 
 pub mod cli;
-pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -12,10 +11,10 @@ pub mod domain;
 pub mod errors;
 pub mod exit;
 pub mod input;
-pub mod ops;
 pub mod output;
 pub mod services;
 pub mod stack;
 pub mod telemetry;
 pub mod temporal;
+pub mod worker;
 pub mod workflow;

@@ -11,10 +11,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use secrecy::SecretString;
 
-use crate::config::TemporalSettings;
 use crate::domain::{CancelReason, CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
+use crate::temporal::TemporalSettings;
 
 /// Order processing on Temporal and PostgreSQL.
 ///

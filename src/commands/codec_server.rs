@@ -5,10 +5,10 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Context;
-use super::worker::shutdown_signal;
 use crate::cli::CodecServerArgs;
-use crate::codec::server::{self, CodecServer};
 use crate::exit::{Exit, Fail};
+use crate::temporal::codec::server::{self, CodecServer};
+use crate::worker::shutdown_signal;
 
 pub async fn run(cx: &Context, args: CodecServerArgs) -> anyhow::Result<Exit> {
     let keys = cx.temporal()?.encryption.ok_or_else(|| {
@@ -73,7 +73,7 @@ fn read_token(path: &std::path::Path) -> Result<SecretString, Fail> {
             path.display()
         ))
     })?;
-    crate::codec::keys::refuse_open_permissions(&metadata, path, "the token file")?;
+    crate::temporal::codec::keys::refuse_open_permissions(&metadata, path, "the token file")?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Fail::usage(format!(
             "cannot read --auth-token-file {}: {e}",

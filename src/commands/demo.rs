@@ -8,17 +8,17 @@ use comfy_table::Cell;
 use serde::Serialize;
 
 use super::Context;
-use super::worker::shutdown_signal;
 use crate::cli::DemoArgs;
 use crate::db::pool::Connections;
 use crate::domain::{Order, OrderStatus, Step, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{Source, parse_orders};
 use crate::stack::local::{LocalStack, StackInfo, StackOptions};
-use crate::workflow::client::OrderClient;
+use crate::temporal::client::OrderClient;
+use crate::worker::shutdown_signal;
+use crate::worker::{self, WorkerSettings};
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::state::StepState;
-use crate::workflow::worker::{self, WorkerSettings};
 
 /// The sample orders (also in `examples/orders/`), what each should end as.
 const SAMPLES: [(&str, &str, OrderStatus); 4] = [

@@ -10,14 +10,14 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::Context;
-use super::worker::shutdown_signal;
 use crate::cli::DevArgs;
 use crate::db::pool::Connections;
 use crate::exit::Exit;
 use crate::stack::local::{
     StackInfo, StackOptions, default_data_dir, postgres_dir, refuse_if_in_use,
 };
-use crate::workflow::worker::{self, WorkerSettings};
+use crate::worker::shutdown_signal;
+use crate::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     let shutdown = shutdown_signal();
@@ -42,7 +42,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
         cx.printer.line(instructions(&stack.info, &data_dir))?;
     }
     let result = async {
-        let client = crate::workflow::client::OrderClient::connect(&stack.temporal).await?;
+        let client = crate::temporal::client::OrderClient::connect(&stack.temporal).await?;
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
         worker::run(client, Connections::like(&stack.pool), settings, shutdown).await
     }

@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use super::Context;
 use crate::exit::Exit;
-use crate::workflow::client::OrderClient;
-use crate::workflow::search;
+use crate::temporal::TemporalError;
+use crate::temporal::admin::create_command;
+use crate::temporal::client::OrderClient;
+use crate::workflow::search::NAMES;
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -55,7 +57,6 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
     // The configuration in effect, without secrets.
     match (&temporal, &database) {
         (Ok(t), Ok(d)) => {
-            let c = t.credentials();
             checks.push(Check::pass(
                 "configuration",
                 format!(
@@ -63,8 +64,8 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                     t.address,
                     t.namespace,
                     t.task_queue,
-                    if c.tls { "on" } else { "off" },
-                    if c.api_key { "set" } else { "not set" },
+                    if t.uses_tls() { "on" } else { "off" },
+                    if t.has_api_key() { "set" } else { "not set" },
                     match &t.encryption {
                         Some(keys) => format!(
                             "encrypted with key {} of {}",
@@ -100,23 +101,15 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                     ));
                     Some(client)
                 }
-                Err(status) => {
+                Err(e) => {
                     unreachable = true;
-                    checks.push(Check::fail(
-                        "temporal",
-                        status.message().to_owned(),
-                        "check --address and the credentials",
-                    ));
+                    checks.push(trouble("temporal", &e));
                     None
                 }
             },
             Err(e) => {
                 unreachable = true;
-                let message = format!("{e:#}");
-                let (detail, fix) = message
-                    .split_once("\nhint: ")
-                    .unwrap_or((&message, "check --address / TEMPORAL_ADDRESS"));
-                checks.push(Check::fail("temporal", detail, fix));
+                checks.push(trouble("temporal", &e));
                 None
             }
         },
@@ -131,13 +124,9 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                 format!("{namespace} does not exist"),
                 format!("create it: temporal operator namespace create --namespace {namespace}"),
             ),
-            Err(s) => Check::fail(
-                "namespace",
-                s.message().to_owned(),
-                "check the credentials' access",
-            ),
+            Err(e) => trouble("namespace", &e),
         });
-        checks.push(match search::missing(client, namespace).await {
+        checks.push(match client.missing_search_attributes().await {
             Ok(missing) if missing.is_empty() => Check::pass(
                 "search attributes",
                 "OrderStatus, CustomerId, FailureCode, OrderTotal",
@@ -147,13 +136,13 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                 format!("missing: {}", missing.join(", ")),
                 format!(
                     "start `orderflow worker` (it registers them where the server allows), or: {}",
-                    search::create_command(namespace, &missing)
+                    create_command(namespace, &missing)
                 ),
             ),
-            Err(s) => Check::fail(
+            Err(e) => Check::fail(
                 "search attributes",
-                format!("cannot list them: {}", s.message()),
-                search::create_command(namespace, &search::ALL.map(|(n, _)| n)),
+                format!("cannot list them: {}", e.headline()),
+                create_command(namespace, &NAMES),
             ),
         });
         let queue = &config.task_queue;
@@ -161,9 +150,11 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
             Ok(pollers) if !pollers.is_empty() => {
                 let seen: Vec<String> = pollers
                     .iter()
-                    .map(|(who, at)| match at {
-                        Some(at) => format!("{who} (last poll {})", at.format("%H:%M:%S UTC")),
-                        None => who.clone(),
+                    .map(|p| match p.last_poll {
+                        Some(at) => {
+                            format!("{} (last poll {})", p.identity, at.format("%H:%M:%S UTC"))
+                        }
+                        None => p.identity.clone(),
                     })
                     .collect();
                 Check::pass("worker", format!("polling {queue}: {}", seen.join(", ")))
@@ -173,11 +164,7 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                 format!("no worker polls task queue {queue} in namespace {namespace}"),
                 format!("start one: orderflow worker --task-queue {queue}"),
             ),
-            Err(s) => Check::fail(
-                "worker",
-                s.message().to_owned(),
-                "check the credentials' access",
-            ),
+            Err(e) => trouble("worker", &e),
         });
     }
 
@@ -278,4 +265,13 @@ fn print(cx: &Context, checks: &[Check]) -> std::io::Result<()> {
         p.note(format!("{failed} of {} checks failed", checks.len()));
     }
     Ok(())
+}
+
+/// A failed check from what went wrong with Temporal: its line, and its hint.
+fn trouble(name: &'static str, e: &TemporalError) -> Check {
+    let fix = e
+        .hint
+        .as_deref()
+        .unwrap_or("check --address and the credentials");
+    Check::fail(name, e.headline(), fix)
 }

@@ -19,16 +19,20 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::config::{DatabaseConfig, TemporalConfig};
+use crate::config::DatabaseConfig;
 use crate::exit::{Exit, Fail};
 use crate::output::{ErrorReport, Printer};
 use crate::stack::local::{LocalStack, StackOptions};
-use crate::workflow::client::OrderCallError;
+use crate::temporal::TemporalConfig;
+use crate::temporal::client::OrderCallError;
 
 /// What every command gets: the global options and the printer.
 pub struct Context {
     pub global: GlobalArgs,
     pub printer: Printer,
+    /// The Temporal settings, resolved (temporal.toml and the key file
+    /// read) the first time a command asks, and only then.
+    temporal: std::sync::OnceLock<TemporalConfig>,
 }
 
 impl Context {
@@ -66,8 +70,13 @@ impl Context {
         Ok(stack)
     }
 
+    /// The Temporal settings, resolved once per command.
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
-        Ok(TemporalConfig::resolve(&self.global.temporal())?)
+        if let Some(config) = self.temporal.get() {
+            return Ok(config.clone());
+        }
+        let config = TemporalConfig::resolve(&self.global.temporal())?;
+        Ok(self.temporal.get_or_init(|| config).clone())
     }
 }
 
@@ -89,6 +98,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
     let cx = Context {
         global: cli.global,
         printer,
+        temporal: std::sync::OnceLock::new(),
     };
     let result = match cli.command {
         Command::Worker(args) => worker::run(&cx, args).await,
@@ -104,11 +114,13 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),
     };
-    // A refused credential surfaces on the first call after connecting.
-    result.map_err(|e| match cx.temporal() {
-        Ok(config) => crate::temporal::explain(e, &config),
-        Err(_) => e,
-    })
+    // A failed call the order client did not make (the worker's own),
+    // told as Temporal's trouble when it is; against the settings the
+    // command used, if it used any.
+    match (result, cx.temporal.get()) {
+        (Err(e), Some(config)) => Err(crate::temporal::explain(e, config).await),
+        (result, _) => result,
+    }
 }
 
 /// How an error is reported: its message (each cause once), its exit code,
@@ -135,11 +147,11 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         }
         match cause.downcast_ref() {
             Some(OrderCallError::NotFound(_)) => return Exit::NotFound,
-            Some(OrderCallError::Unreachable(_)) => return Exit::Unavailable,
+            Some(OrderCallError::Unreachable(e) | OrderCallError::Temporal(e)) => return e.exit(),
             _ => {}
         }
-        if cause.is::<crate::workflow::client::Unreachable>() {
-            return Exit::Unavailable;
+        if let Some(e) = cause.downcast_ref::<crate::temporal::TemporalError>() {
+            return e.exit();
         }
         if cause.is::<crate::input::InputError>()
             || cause.is::<crate::input::InvalidInput>()
@@ -149,15 +161,12 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         }
         // A payload under a key this setup lacks (or none configured): the
         // setup is the command's problem, as a missing key file is.
-        if let Some(codec) = cause.downcast_ref::<crate::codec::CodecError>()
-            && !matches!(codec, crate::codec::CodecError::Encrypt(_))
+        if let Some(codec) = cause.downcast_ref::<crate::temporal::codec::CodecError>()
+            && !matches!(codec, crate::temporal::codec::CodecError::Encrypt(_))
         {
             return Exit::Usage;
         }
-        if cause.is::<crate::db::ConnectError>()
-            || cause.is::<crate::temporal::ConnectError>()
-            || cause.is::<crate::temporal::CredentialError>()
-        {
+        if cause.is::<crate::db::ConnectError>() {
             return Exit::Unavailable;
         }
         if let Some(db) = cause.downcast_ref::<sqlx::Error>()

@@ -10,11 +10,12 @@ use super::Context;
 use crate::cli::WorkerArgs;
 use crate::db::pool::Connections;
 use crate::exit::{Exit, Fail};
-use crate::ops::Ops;
-use crate::workflow::client::OrderClient;
+use crate::temporal::client::OrderClient;
+use crate::worker::ops::Ops;
+use crate::worker::shutdown_signal;
+use crate::worker::{self, WorkerSettings};
 use crate::workflow::metrics::Metrics;
 use crate::workflow::retry::RetryConfig;
-use crate::workflow::worker::{self, WorkerSettings};
 
 pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
     // Handled from the start; heard by the wait for dependencies and the worker.
@@ -47,7 +48,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         })?;
         let serving = ops.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::ops::serve(listener, serving).await {
+            if let Err(e) = crate::worker::ops::serve(listener, serving).await {
                 tracing::error!("the metrics endpoint stopped: {e}");
             }
         });
@@ -69,9 +70,11 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         // Proven; the services open their own connections, up to the same number.
         let db = Connections::like(&pool);
         pool.close().await;
-        let client = until_up(&ops, &format!("Temporal at {}", temporal.address), || {
-            OrderClient::connect(&temporal)
-        })
+        let client = until_up(
+            &ops,
+            &format!("Temporal at {}", temporal.address),
+            || async { Ok(OrderClient::connect(&temporal).await?) },
+        )
         .await?;
         anyhow::Ok((db, client))
     };
@@ -158,22 +161,7 @@ fn is_outage(error: &anyhow::Error) -> bool {
     error.chain().any(|c| {
         c.downcast_ref::<crate::db::ConnectError>()
             .is_some_and(|e| e.outage)
-            || c.downcast_ref::<crate::temporal::ConnectError>()
-                .is_some_and(|e| e.outage)
+            || c.downcast_ref::<crate::temporal::TemporalError>()
+                .is_some_and(|e| e.passes())
     })
-}
-
-/// Resolves on the first SIGINT or SIGTERM.
-pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Handled from now on, not from the first poll: a signal that comes
-    // while the caller is still starting up is not fatal, and is seen.
-    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = term.recv() => {},
-        }
-    }
 }

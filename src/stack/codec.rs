@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::codec::Keyring;
-use crate::codec::server::{self, CodecServer};
+use crate::temporal::codec::Keyring;
+use crate::temporal::codec::server::{self, CodecServer};
 
 /// The name of the generated key file in a stack's data directory.
 const KEY_FILE: &str = "encryption-keys.txt";

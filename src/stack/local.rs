@@ -11,8 +11,9 @@ use sqlx::PgPool;
 use super::codec::LocalCodec;
 use super::postgres::PostgresCluster;
 use super::temporal_server::{DevServerOptions, TemporalDevServer};
-use crate::config::{DEFAULT_TASK_QUEUE, DatabaseConfig, TemporalConfig, TemporalSettings};
+use crate::config::DatabaseConfig;
 use crate::exit::{Exit, Fail};
+use crate::temporal::{DEFAULT_TASK_QUEUE, TemporalConfig, TemporalSettings};
 
 /// Connections in the local stack's pool (its in-process worker's too).
 const LOCAL_POOL_SIZE: u32 = 8;
@@ -229,9 +230,9 @@ impl LocalStack {
                 && settings.names_a_server()
                 && let Err(e) = crate::temporal::connect(&temporal).await
             {
-                let Some(unreachable) = e.downcast_ref::<crate::temporal::ConnectError>() else {
-                    return Err(e);
-                };
+                if !e.passes() {
+                    return Err(e.into());
+                }
                 return Err(Fail::new(
                     Exit::Unavailable,
                     format!(
@@ -239,7 +240,7 @@ impl LocalStack {
                          hint: a local stack uses a server that answers, or starts its own: \
                          drop --address / TEMPORAL_ADDRESS to start one on the default port, \
                          or give --port N (and --ui-port N) to start one there",
-                        temporal.address, unreachable.reason
+                        temporal.address, e.said
                     ),
                 )
                 .into());

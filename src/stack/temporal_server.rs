@@ -103,7 +103,7 @@ impl TemporalDevServer {
         // Its port opens before its frontend serves ("Frontend is not
         // healthy yet"): ready when a client connects (it asks the server
         // for its system info).
-        let mut config = crate::config::TemporalConfig::plain(address.as_str(), "readiness");
+        let mut config = crate::temporal::TemporalConfig::plain(address.as_str(), "readiness");
         config.connect_timeout = Duration::from_secs(2);
         service
             .wait_ready(

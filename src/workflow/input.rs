@@ -52,9 +52,9 @@ impl From<Vec<Payload>> for WorkflowInput {
 
 impl WorkflowInput {
     /// The key the input is still sealed under, when the worker could not
-    /// decrypt it ([`crate::codec::WorkerCodec`] hands it on as it is).
+    /// decrypt it (`temporal::codec::WorkerCodec` hands it on as it is).
     pub fn sealed_key(&self) -> Option<String> {
-        self.payloads.iter().find_map(crate::codec::sealed_key)
+        self.payloads.iter().find_map(super::sealed::sealed_key)
     }
 
     /// The order this input holds, checked against every rule of SPEC §2

@@ -9,15 +9,14 @@
 
 pub mod activities;
 pub mod baseline;
-pub mod client;
-mod history;
+pub mod history;
 pub mod input;
 pub mod metrics;
 mod order_workflow;
 pub mod retry;
+pub mod sealed;
 pub mod search;
 pub mod signals;
 pub mod state;
-pub mod worker;
 
 pub use order_workflow::OrderWorkflow;

@@ -67,7 +67,7 @@ pub fn read_cancel(payloads: &[Payload]) -> CancelSignal {
         .get(ENCODING)
         .map(|e| String::from_utf8_lossy(e).into_owned())
         .unwrap_or_default();
-    if let Some(key) = crate::codec::sealed_key(payload) {
+    if let Some(key) = super::sealed::sealed_key(payload) {
         return rejected(&format!(
             "its payload is encrypted with key {key}, which this worker cannot decrypt \
              (its key file lacks that key, or the payload was altered)"

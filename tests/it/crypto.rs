@@ -12,10 +12,10 @@ use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
-use orderflow::codec::{CodecError, ENCRYPTED, Keyring};
-use orderflow::config::TemporalConfig;
 use orderflow::domain::{OrderId, PaymentMethod};
-use orderflow::workflow::client::OrderClient;
+use orderflow::temporal::TemporalConfig;
+use orderflow::temporal::client::OrderClient;
+use orderflow::temporal::codec::{CodecError, ENCRYPTED, Keyring};
 
 use crate::support::stack::{Harness, eventually, order};
 use crate::support::{closed_port, command, orderflow, stdout_json, write_temp};

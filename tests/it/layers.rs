@@ -108,7 +108,7 @@ fn the_sdk_client_stays_behind_temporal_and_workflow() {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 !text.contains("temporalio_client"),
-                "{} names the SDK's client; use workflow::client::OrderClient",
+                "{} names the SDK's client; use temporal::client::OrderClient",
                 path.display()
             );
         }

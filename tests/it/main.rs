@@ -3,6 +3,7 @@
 
 mod cli;
 mod compose;
+mod connection;
 mod crash;
 mod crypto;
 mod db;

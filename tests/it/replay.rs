@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow::codec::{Codec, Keyring};
+use orderflow::temporal::codec::{Codec, Keyring};
 use temporalio_common::data_converters::{
     DataConverter, DefaultFailureConverter, PayloadConverter,
 };
@@ -16,7 +16,7 @@ use temporalio_common::data_converters::{
 use orderflow::domain::{OrderStatus, PaymentMethod};
 use orderflow::workflow::OrderWorkflow;
 use orderflow::workflow::state::StepState;
-use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 use crate::support::stack::{Harness, eventually, fast_retry, order};
@@ -145,14 +145,7 @@ async fn record_encrypted_history() {
         );
     })
     .await;
-    let json = h
-        .client
-        .sdk()
-        .get_workflow_handle::<OrderWorkflow>(placed.id().as_str())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await
-        .unwrap();
+    let json = h.client.history_json(&placed.id()).await.unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
     std::fs::write(
         history_path(ENCRYPTED),
@@ -311,15 +304,7 @@ async fn record_histories() {
         let expected = [OrderStatus::Failed, OrderStatus::Cancelled];
         for ((o, name), status) in orders.iter().zip(RECORDED).zip(expected) {
             assert_eq!(h.client.outcome(&o.id()).await.unwrap().status, status);
-            let handle = h
-                .client
-                .sdk()
-                .get_workflow_handle::<OrderWorkflow>(o.id().as_str());
-            let json = handle
-                .fetch_history(WorkflowFetchHistoryOptions::default())
-                .to_json()
-                .await
-                .unwrap();
+            let json = h.client.history_json(&o.id()).await.unwrap();
             let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
             std::fs::create_dir_all(history_path(name).parent().unwrap()).unwrap();
             std::fs::write(
@@ -341,10 +326,7 @@ async fn export_history() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
     let client = crate::support::stack::temporal_client(&var("TEMPORAL_ADDRESS")).await;
     let json = client
-        .sdk()
-        .get_workflow_handle::<OrderWorkflow>(var("ORDERFLOW_EXPORT_ID").as_str())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
+        .history_json(&var("ORDERFLOW_EXPORT_ID"))
         .await
         .unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json).unwrap();

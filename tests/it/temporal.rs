@@ -7,8 +7,8 @@ use crate::support::{closed_port, orderflow, temporal_address};
 
 #[tokio::test]
 async fn connects_to_a_real_dev_server() {
-    let config = orderflow::config::TemporalConfig::plain(temporal_address(), "orderflow");
-    orderflow::workflow::client::OrderClient::connect(&config)
+    let config = orderflow::temporal::TemporalConfig::plain(temporal_address(), "orderflow");
+    orderflow::temporal::client::OrderClient::connect(&config)
         .await
         .expect("connects to the dev server");
 }

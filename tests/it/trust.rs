@@ -7,7 +7,6 @@ use std::time::Duration;
 use orderflow::domain::{FailureCode, OrderStatus, PaymentMethod, WorkflowId};
 use orderflow::workflow::state::OrderView;
 use serde_json::json;
-use temporalio_client::WorkflowFetchHistoryOptions;
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 
 use crate::support::stack::{Harness, order};
@@ -47,14 +46,7 @@ async fn outcome(h: &Harness, id: &WorkflowId) -> OrderView {
 
 /// Workflow tasks the run took: (completed, failed).
 async fn workflow_tasks(h: &Harness, id: &WorkflowId) -> (usize, usize) {
-    let events = h
-        .client
-        .sdk()
-        .get_workflow_handle::<orderflow::workflow::OrderWorkflow>(id.as_str())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .unwrap();
+    let events = h.client.raw_history(id).await.unwrap();
     let count = |t: EventType| events.iter().filter(|e| e.event_type() == t).count();
     (
         count(EventType::WorkflowTaskCompleted),

@@ -10,7 +10,7 @@ use crate::domain::{
     Currency, CustomerId, FailureCode, Money, Order, OrderId, OrderLine, OrderStatus,
     PaymentMethod, ProductId, Quantity,
 };
-use crate::workflow::client::OrderClient;
+use crate::temporal::client::OrderClient;
 
 /// How many products the spread-SKU orders cycle over.
 pub const SPREAD: u32 = 50;

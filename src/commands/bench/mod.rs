@@ -20,8 +20,8 @@ use crate::cli::BenchArgs;
 use crate::db::pool::Connections;
 use crate::exit::{Exit, Fail};
 use crate::stack::local::StackOptions;
-use crate::workflow::client::OrderClient;
-use crate::workflow::worker::{self, WorkerSettings};
+use crate::temporal::client::OrderClient;
+use crate::worker::{self, WorkerSettings};
 use driver::{Batch, Driver, Kind, Products, Run, SPREAD};
 use workers::Workers;
 

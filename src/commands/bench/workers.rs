@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use crate::stack::local::LocalStack;
 use crate::stack::{Service, free_port, poll};
-use crate::workflow::client::OrderClient;
+use crate::temporal::client::OrderClient;
 
 pub struct Workers {
     services: Vec<Service>,

@@ -8,7 +8,7 @@ use crate::cli::CancelArgs;
 use crate::commands::Context;
 use crate::domain::OrderStatus;
 use crate::exit::{Exit, Fail};
-use crate::workflow::client::{Execution, OrderCallError};
+use crate::temporal::client::{Execution, OrderCallError};
 use crate::workflow::state::OrderView;
 
 #[derive(Debug, Serialize)]

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use crate::cli::CreateArgs;
 use crate::commands::Context;
-use crate::config::TemporalConfig;
 use crate::domain::{Order, OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{ParsedOrder, read_orders};
-use crate::workflow::client::{OrderClient, Submitted};
+use crate::temporal::TemporalConfig;
+use crate::temporal::client::{OrderClient, Submitted};
 
 /// Orders submitted at once.
 const CONCURRENCY: usize = 32;

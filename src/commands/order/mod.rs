@@ -12,9 +12,9 @@ pub(crate) use watch::{Follow, OnInterrupt};
 
 use super::Context;
 use crate::cli::OrderCommand;
-use crate::config::TemporalConfig;
 use crate::exit::Exit;
-use crate::workflow::client::OrderClient;
+use crate::temporal::TemporalConfig;
+use crate::temporal::client::OrderClient;
 
 pub async fn run(cx: &Context, command: OrderCommand) -> anyhow::Result<Exit> {
     match command {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::progress::retry_text;
 use crate::domain::{Delivery, OrderStatus, Step};
 use crate::output::{Printer, cell};
-use crate::workflow::client::Source;
+use crate::temporal::client::Source;
 use crate::workflow::state::{OrderView, StepState};
 
 /// `order status -o json`: the order's state, its Web UI link and where the

@@ -18,7 +18,8 @@ use crate::commands::Context;
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
-use crate::workflow::client::{Execution, OrderCallError, OrderClient, Unreachable};
+use crate::temporal::TemporalError;
+use crate::temporal::client::{Execution, OrderCallError, OrderClient};
 use crate::workflow::state::{OrderView, StepState};
 
 /// How often a running order is asked for its state, when few are followed.
@@ -229,7 +230,7 @@ fn retrying(view: &OrderView) -> bool {
 
 /// Follows one order to its end, through moments when Temporal does not
 /// answer (a restart, a network blip): tried again every [`RECONNECT`]
-/// until it has been silent for `grace`, then its [`Unreachable`] (exit 8).
+/// until it has been silent for `grace`, then its [`TemporalError`] (exit 8).
 async fn track(
     client: &OrderClient,
     id: &WorkflowId,
@@ -244,7 +245,7 @@ async fn track(
             Ok(view) => return Ok(view),
             Err(OrderCallError::Unreachable(lost)) => {
                 if reporter.lost_since(&lost).elapsed() >= grace {
-                    return Err(lost.into());
+                    return Err((*lost).into());
                 }
                 tokio::time::sleep(RECONNECT).await;
                 first = Duration::ZERO;
@@ -275,7 +276,7 @@ async fn follow(
             result = &mut outcome => {
                 let view = match result {
                     Ok(view) => view,
-                    Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
+                    Err(lost @ (OrderCallError::Unreachable(_) | OrderCallError::Temporal(_))) => return Err(lost),
                     // Still running: the wait broke off; wait again.
                     Err(e) if client.describe(id).await? == Some(Execution::Running) => {
                         tracing::debug!(order_id = %id, "waiting for the result again: {e:#}");
@@ -293,7 +294,7 @@ async fn follow(
             _ = tokio::time::sleep(wait) => {
                 wait = every;
                 match client.live_status(id, Duration::from_secs(2)).await {
-                    Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
+                    Err(lost @ (OrderCallError::Unreachable(_) | OrderCallError::Temporal(_))) => return Err(lost),
                     Ok(Some(view)) => {
                         reporter.answered();
                         if !view.status.is_terminal() && last != Some(change_key(&view)) {
@@ -354,7 +355,7 @@ struct State {
     /// The live view's lines on the terminal.
     screen: Option<Screen>,
     /// Since when Temporal has not answered, and how it said so.
-    lost: Option<(Instant, Unreachable)>,
+    lost: Option<(Instant, TemporalError)>,
 }
 
 struct Reporter<'a> {
@@ -414,7 +415,7 @@ impl<'a> Reporter<'a> {
 
     /// Temporal did not answer: since when (the first of this silence),
     /// said once (in the view's footer, or as a note).
-    fn lost_since(&self, lost: &Unreachable) -> Instant {
+    fn lost_since(&self, lost: &TemporalError) -> Instant {
         let mut state = self.state();
         if let Some((since, _)) = &state.lost {
             return *since;
@@ -438,7 +439,7 @@ impl<'a> Reporter<'a> {
     }
 
     /// Temporal's silence, while it lasts.
-    fn lost(&self) -> Option<Unreachable> {
+    fn lost(&self) -> Option<TemporalError> {
         self.state().lost.as_ref().map(|(_, lost)| lost.clone())
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use orderflow::domain::OrderId;
-use orderflow::workflow::client::OrderClient;
+use orderflow::temporal::client::OrderClient;
 use sqlx::{PgPool, Row};
 
 /// Every order the scenario submitted, the catalog's stock before it, and

@@ -7,9 +7,9 @@ use std::time::Duration;
 use orderflow::domain::{
     Currency, CustomerId, Money, Order, OrderId, OrderLine, PaymentMethod, ProductId, Quantity,
 };
-use orderflow::workflow::client::{OrderClient, Submitted};
+use orderflow::temporal::client::{OrderClient, Submitted};
+use orderflow::worker::{self, WorkerSettings};
 use orderflow::workflow::retry::RetryConfig;
-use orderflow::workflow::worker::{self, WorkerSettings};
 
 use super::{TestDb, migrated_database, temporal_address};
 
@@ -41,7 +41,7 @@ pub fn fast_retry(max_attempts: u32) -> RetryConfig {
 }
 
 pub async fn temporal_client(address: &str) -> OrderClient {
-    let config = orderflow::config::TemporalConfig::plain(address, "orderflow");
+    let config = orderflow::temporal::TemporalConfig::plain(address, "orderflow");
     OrderClient::connect(&config)
         .await
         .expect("connecting to the test dev server")

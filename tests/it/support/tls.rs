@@ -9,6 +9,11 @@
 //!
 //! A second CA, which signed nothing the server shows, stands in for "a CA
 //! this client trusts that is not the server's".
+//!
+//! And the broken fronts a user meets (`fronts`, by name): plain HTTP/2
+//! listeners that answer 401, 403, 404, 502 (an upstream that is down),
+//! 503, an HTML page, another gRPC service; TLS listeners with an expired
+//! certificate and with a CA's own certificate as the server's.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -27,6 +32,12 @@ pub struct TlsFront {
     pub other_ca: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// A CA certificate (for `localhost`) that the `ca-as-server` front
+    /// shows as its own: trusting it gets a client that far.
+    pub ca_as_server: PathBuf,
+    /// Broken fronts by name: `401`, `403`, `404`, `502`, `503`, `html`,
+    /// `other-grpc` (plain), `expired`, `ca-as-server` (TLS).
+    pub fronts: std::collections::BTreeMap<&'static str, u16>,
     _service: Service,
     _dir: tempfile::TempDir,
 }
@@ -86,6 +97,20 @@ impl TlsFront {
         let client_key = KeyPair::generate().unwrap();
         let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
 
+        let mut expired = CertificateParams::new(vec!["localhost".into()]).unwrap();
+        expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2020, 2, 1);
+        let expired_key = KeyPair::generate().unwrap();
+        let expired = expired.signed_by(&expired_key, &issuer).unwrap();
+        write(d, "expired.pem", &expired.pem());
+        write(d, "expired.key", &expired_key.serialize_pem());
+        let (mut ca_server, ca_server_key) = ca("localhost");
+        ca_server.subject_alt_names =
+            vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
+        let ca_server = ca_server.self_signed(&ca_server_key).unwrap();
+        let ca_as_server = write(d, "ca-as-server.pem", &ca_server.pem());
+        write(d, "ca-as-server.key", &ca_server_key.serialize_pem());
+
         let ca = write(d, "ca.pem", &ca_cert.pem());
         let other_ca = write(d, "other-ca.pem", &other_cert.pem());
         write(d, "server.pem", &server_cert.pem());
@@ -95,6 +120,56 @@ impl TlsFront {
 
         let api_key = format!("test-key-{}", uuid::Uuid::now_v7().simple());
         let (api_key_port, mtls_port) = (free_port().unwrap(), free_port().unwrap());
+        let names = [
+            "401",
+            "403",
+            "404",
+            "502",
+            "503",
+            "html",
+            "other-grpc",
+            "expired",
+            "ca-as-server",
+        ];
+        let fronts: std::collections::BTreeMap<&'static str, u16> = names
+            .into_iter()
+            .map(|n| (n, free_port().unwrap()))
+            .collect();
+        let down = free_port().unwrap();
+        let plain = |name: &str, body: &str| {
+            format!(
+                "    server {{\n        listen 127.0.0.1:{} http2;\n        location / {{ {body} }}\n    }}\n",
+                fronts[name]
+            )
+        };
+        let tls = |name: &str| {
+            format!(
+                "    server {{\n        listen 127.0.0.1:{port} ssl http2;\n        \
+                 ssl_certificate {temp}/{name}.pem;\n        ssl_certificate_key {temp}/{name}.key;\n        \
+                 location / {{ grpc_pass grpc://{backend}; }}\n    }}\n",
+                port = fronts[name],
+                temp = d.display(),
+            )
+        };
+        let broken = [
+            plain("401", "return 401;"),
+            plain("403", "return 403;"),
+            plain("404", "return 404;"),
+            plain("502", &format!("grpc_pass grpc://127.0.0.1:{down};")),
+            plain("503", "return 503;"),
+            plain(
+                "html",
+                "default_type text/html; return 200 \"<html><body>Welcome</body></html>\";",
+            ),
+            plain(
+                "other-grpc",
+                "default_type application/grpc; add_header grpc-status 12 always; \
+                 add_header grpc-message \"unknown service\" always; return 200;",
+            ),
+            tls("expired"),
+            tls("ca-as-server"),
+        ]
+        .concat();
         let user = if running_as_root() { "user root;" } else { "" };
         let temp = d.display();
         let conf = format!(
@@ -137,7 +212,8 @@ http {{
             grpc_pass grpc://{backend};
         }}
     }}
-}}
+
+{broken}}}
 "#
         );
         let conf = write(d, "nginx.conf", &conf);
@@ -156,7 +232,10 @@ http {{
             None,
         )
         .unwrap();
-        for port in [api_key_port, mtls_port] {
+        for port in [api_key_port, mtls_port]
+            .into_iter()
+            .chain(fronts.values().copied())
+        {
             service
                 .wait_ready("nginx", Duration::from_secs(20), || async move {
                     tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -174,6 +253,8 @@ http {{
             other_ca,
             client_cert,
             client_key,
+            ca_as_server,
+            fronts,
             _service: service,
             _dir: dir,
         }

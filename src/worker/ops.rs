@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::db::pool::Connections;
-use crate::workflow::client::OrderClient;
+use crate::temporal::client::OrderClient;
 use crate::workflow::metrics::Metrics;
 
 /// How long a readiness check waits for each dependency.

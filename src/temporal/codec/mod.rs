@@ -22,11 +22,9 @@ use temporalio_common::data_converters::{
 };
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
+pub use crate::workflow::sealed::{ENCODING, ENCRYPTED, KEY_ID, sealed_key};
+use crate::workflow::sealed::{sealed_with, shown};
 pub use keys::Keyring;
-
-pub const ENCODING: &str = "encoding";
-pub const ENCRYPTED: &str = "binary/encrypted";
-pub const KEY_ID: &str = "encryption-key-id";
 
 /// AES-GCM's nonce: 96 bits.
 const NONCE_LEN: usize = 12;
@@ -53,28 +51,6 @@ pub enum CodecError {
     Undecryptable(String),
     #[error("encrypting a payload with key {0} failed")]
     Encrypt(String),
-}
-
-/// Whether `payload` is sealed by this codec, and under which key ID.
-fn sealed_with(payload: &Payload) -> Option<String> {
-    if payload.metadata.get(ENCODING).map(Vec::as_slice) != Some(ENCRYPTED.as_bytes()) {
-        return None;
-    }
-    Some(
-        payload
-            .metadata
-            .get(KEY_ID)
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .unwrap_or_default(),
-    )
-}
-
-/// A key ID from payload metadata as messages show it. Anyone who can
-/// write to the namespace writes metadata: it is escaped (it cannot drive
-/// a terminal) and cut to 100 characters (a forged megabyte stays out of
-/// an order's state).
-fn shown(id: &str) -> String {
-    crate::domain::clip(id)
 }
 
 impl Keyring {
@@ -210,13 +186,6 @@ impl PayloadCodec for WorkerCodec {
             .collect();
         async move { Ok(decoded) }.boxed()
     }
-}
-
-/// The key ID a payload is sealed under, when it is one this codec sealed
-/// (or claims to be: the metadata is anyone's to write), escaped for
-/// messages.
-pub fn sealed_key(payload: &Payload) -> Option<String> {
-    sealed_with(payload).map(|id| shown(&id))
 }
 
 #[cfg(test)]

@@ -1,5 +1,11 @@
 //! Hosting the workflow: one Temporal worker polling the task queue, with
-//! the activities wired to the PostgreSQL services.
+//! the activities wired to the PostgreSQL services; its metrics and health
+//! listener ([`ops`]); the shutdown signal the long-running commands share.
+
+pub mod ops;
+mod shutdown;
+
+pub use shutdown::shutdown_signal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,18 +18,17 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::runtime::{PollerBehavior, RuntimeOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
-use super::OrderWorkflow;
-use super::activities::{OrderActivities, WorkflowSettings};
-use super::baseline::{BaselineActivities, BaselineWorkflow};
-use super::client::OrderClient;
-use super::metrics::Metrics;
-use super::retry::RetryConfig;
-use super::search;
 use crate::db::pool::Connections;
 use crate::services::inventory::PgInventory;
 use crate::services::notification::{LogNotifier, Notifications, Notifier, WebhookNotifier};
 use crate::services::orders::OrderStore;
 use crate::services::payment::{Payments, SimulatedGateway};
+use crate::temporal::client::OrderClient;
+use crate::workflow::OrderWorkflow;
+use crate::workflow::activities::{OrderActivities, WorkflowSettings};
+use crate::workflow::baseline::{BaselineActivities, BaselineWorkflow};
+use crate::workflow::metrics::Metrics;
+use crate::workflow::retry::RetryConfig;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -65,7 +70,7 @@ impl WorkerSettings {
             nonsticky_to_sticky_poll_ratio: 0.5,
             max_cached_workflows: 1000,
             shutdown_timeout: Duration::from_secs(30),
-            outage_timeout: super::activities::default_outage_timeout(),
+            outage_timeout: crate::workflow::activities::default_outage_timeout(),
             notify_webhook: None,
             notify_timeout: Duration::from_secs(10),
             notify_webhook_secret: None,
@@ -94,7 +99,7 @@ pub fn activities(
         None => Box::new(LogNotifier),
     };
     // Room for a webhook's whole time limit within a step's.
-    let step_timeout = super::activities::default_step_timeout()
+    let step_timeout = crate::workflow::activities::default_step_timeout()
         .max(settings.notify_timeout + Duration::from_secs(10));
     // A step makes at most three statements, each after a wait for a
     // connection: every wait must fail (as an outage) well before the
@@ -127,7 +132,7 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let indexed = search::ensure(&client, client.namespace()).await;
+    let indexed = client.ensure_search_attributes().await;
     let telemetry = match settings.metrics.core_meter() {
         Some(meter) => TelemetryOptions::builder().metrics(meter).build(),
         None => TelemetryOptions::builder().build(),

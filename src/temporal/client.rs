@@ -1,6 +1,6 @@
 //! Orders as a Temporal client sees them: start, query, signal, cancel,
 //! await the outcome. [`OrderClient`] is the only way the commands reach
-//! Temporal, so the SDK's client types stay behind this module.
+//! Temporal; its errors are orderflow's ([`OrderCallError`], [`TemporalError`]).
 
 use std::time::Duration;
 
@@ -22,15 +22,18 @@ use temporalio_common::payload_visitor::decode_payloads;
 use temporalio_common::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_common::{HasWorkflowDefinition, WorkflowDefinition as _};
 
-use super::OrderWorkflow;
-use super::baseline::BaselineWorkflow;
-use super::input::WorkflowInput;
-use super::search;
-use super::signals::CancelRequest;
-use super::state::{FailureView, OrderView};
-use crate::config::TemporalConfig;
+use super::query::orders_only;
+use super::settings::TemporalConfig;
+use super::trouble::{Target, TemporalError};
 use crate::domain::{FailureCode, Order};
 use crate::exit::Fail;
+use crate::workflow::OrderWorkflow;
+use crate::workflow::baseline::BaselineWorkflow;
+use crate::workflow::history;
+use crate::workflow::input::WorkflowInput;
+use crate::workflow::search;
+use crate::workflow::signals::CancelRequest;
+use crate::workflow::state::{FailureView, OrderView};
 
 /// A workflow ID as the calls below take it: an order's ID, any workflow's
 /// ID, or text.
@@ -54,20 +57,26 @@ pub enum Submitted {
 pub enum OrderCallError {
     #[error("order {0} was not found")]
     NotFound(String),
+    /// Temporal did not answer, or a proxy in front says its upstream is
+    /// down: waiting may help (exit 8).
     #[error(transparent)]
-    Unreachable(#[from] Unreachable),
+    Unreachable(Box<TemporalError>),
+    /// Temporal cannot be used as configured: refused credentials, TLS,
+    /// something else at the address, no such namespace.
+    #[error(transparent)]
+    Temporal(Box<TemporalError>),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
-/// The server did not answer (exit 8): it is down, restarting, or out of
-/// reach. Said in one line; the orders go on once it is back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Temporal at {address} did not answer ({doing}): {reason}")]
-pub struct Unreachable {
-    pub address: String,
-    pub doing: String,
-    pub reason: String,
+impl From<TemporalError> for OrderCallError {
+    fn from(e: TemporalError) -> Self {
+        if e.passes() {
+            Self::Unreachable(Box::new(e))
+        } else {
+            Self::Temporal(Box::new(e))
+        }
+    }
 }
 
 /// The gRPC status a failed call carries, when the server (or the
@@ -119,26 +128,6 @@ impl Rpc for tonic::Status {
     }
 }
 
-/// Why a status says the server did not answer (`UNAVAILABLE`: no
-/// connection, or it dropped; `DEADLINE_EXCEEDED`: no answer in time), in
-/// the words of its innermost cause ("Connection refused (os error 111)");
-/// `None` for any other status.
-fn unanswered(status: &tonic::Status) -> Option<String> {
-    if !matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-    ) {
-        return None;
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    let mut reason = status.message().to_owned();
-    while let Some(e) = cause {
-        reason = e.to_string();
-        cause = e.source();
-    }
-    Some(crate::domain::clip(reason.lines().next().unwrap_or("")))
-}
-
 /// Where a workflow stands, as Temporal reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Execution {
@@ -184,11 +173,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connected Temporal client, for orders.
 #[derive(Clone)]
 pub struct OrderClient {
-    client: Client,
-    /// Where the server is, as configured (for messages).
-    address: String,
-    /// The keys its payloads are encrypted with (`--encryption-key-file`).
-    keys: Option<std::sync::Arc<crate::codec::Keyring>>,
+    pub(super) client: Client,
+    /// The settings it connected with: failures are told against them.
+    config: TemporalConfig,
+    target: Target,
 }
 
 fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOptions {
@@ -201,46 +189,71 @@ fn start_options(task_queue: &str, id: &impl Id, eager: bool) -> WorkflowStartOp
 
 impl OrderClient {
     /// Connects (exit 8 when no server answers or it refuses the credentials).
-    pub async fn connect(config: &TemporalConfig) -> anyhow::Result<Self> {
+    pub async fn connect(config: &TemporalConfig) -> Result<Self, TemporalError> {
         Ok(Self {
-            client: crate::temporal::connect(config).await?,
-            address: config.address.clone(),
-            keys: config.encryption.clone(),
+            client: super::connect(config).await?,
+            config: config.clone(),
+            target: config.target(),
         })
     }
 
-    /// The error of a call (`doing`: "looking up order X"): the server
-    /// did not answer, or another (`NotFound` is the caller's to tell).
-    fn failed(&self, doing: String, error: impl Rpc) -> OrderCallError {
-        match error.status().and_then(unanswered) {
-            Some(reason) => OrderCallError::Unreachable(Unreachable {
-                address: self.address.clone(),
-                doing,
-                reason,
-            }),
-            None => OrderCallError::Other(anyhow::Error::new(error).context(doing)),
-        }
+    /// Why a call failed, when Temporal is why (`doing`: "looking up
+    /// order X"); `None` when it answered and the answer is the caller's.
+    pub(super) async fn explain(
+        &self,
+        doing: Option<String>,
+        status: &tonic::Status,
+    ) -> Option<TemporalError> {
+        self.target
+            .call_failed(doing, status, async || {
+                super::probe::http_answer(&self.config).await
+            })
+            .await
     }
 
-    /// [`Self::failed`] for a call on order `id`, with its not-found.
-    fn failed_on<'a>(
-        &'a self,
-        id: &'a impl Id,
-        what: &'a str,
-    ) -> impl FnOnce(WorkflowInteractionError) -> OrderCallError + 'a {
-        move |e| match e {
-            WorkflowInteractionError::NotFound(_) => OrderCallError::NotFound(id.to_string()),
-            other => self.failed(format!("{what} order {id}"), other),
+    /// An error Temporal answered a call with, told as it is.
+    pub(super) fn answered(&self, doing: &str, status: &tonic::Status) -> TemporalError {
+        self.target.answered(Some(doing.to_owned()), status)
+    }
+
+    /// The error of a call (`doing`: "looking up order X"): Temporal's
+    /// trouble, or the call's own.
+    async fn failed(&self, doing: String, error: impl Rpc) -> OrderCallError {
+        if let Some(status) = error.status()
+            && let Some(trouble) = self.explain(Some(doing.clone()), status).await
+        {
+            return trouble.into();
+        }
+        OrderCallError::Other(anyhow::Error::new(error).context(doing))
+    }
+
+    /// [`Self::failed`] for a call on order `id`, with its not-found
+    /// (unless it is the namespace that was not found).
+    async fn failed_on(
+        &self,
+        id: &impl Id,
+        what: &str,
+        error: WorkflowInteractionError,
+    ) -> OrderCallError {
+        let doing = format!("{what} order {id}");
+        match error {
+            WorkflowInteractionError::NotFound(status) => {
+                match self.explain(Some(doing), &status).await {
+                    Some(trouble) => trouble.into(),
+                    None => OrderCallError::NotFound(id.to_string()),
+                }
+            }
+            other => self.failed(doing, other).await,
         }
     }
 
     /// Whether this client encrypts payloads.
     pub fn encrypted(&self) -> bool {
-        self.keys.is_some()
+        self.config.encryption.is_some()
     }
 
     /// The SDK client a worker runs on: this one, decoding with
-    /// [`crate::codec::WorkerCodec`], which hands on a payload it cannot
+    /// [`super::codec::WorkerCodec`], which hands on a payload it cannot
     /// decrypt instead of failing the whole workflow task.
     pub(crate) fn for_worker(&self) -> Client {
         use temporalio_common::data_converters::{
@@ -250,92 +263,14 @@ impl OrderClient {
         client.options_mut().data_converter = DataConverter::new(
             PayloadConverter::default(),
             DefaultFailureConverter::default(),
-            crate::codec::WorkerCodec(self.keys.clone()),
+            super::codec::WorkerCodec(self.config.encryption.clone()),
         );
         client
-    }
-
-    /// The server's version (`GetSystemInfo`): proves it answers.
-    pub async fn server_version(&self) -> Result<String, tonic::Status> {
-        use temporalio_client::tonic::IntoRequest as _;
-        use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
-        let info = self
-            .client
-            .connection()
-            .workflow_service()
-            .get_system_info(GetSystemInfoRequest::default().into_request())
-            .await?;
-        Ok(info.into_inner().server_version)
-    }
-
-    /// Whether the namespace exists (`DescribeNamespace`).
-    pub async fn namespace_exists(&self) -> Result<bool, tonic::Status> {
-        use temporalio_client::tonic::IntoRequest as _;
-        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
-        let request = DescribeNamespaceRequest {
-            namespace: self.namespace().to_owned(),
-            ..Default::default()
-        };
-        match self
-            .client
-            .connection()
-            .workflow_service()
-            .describe_namespace(request.into_request())
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
-            Err(status) => Err(status),
-        }
-    }
-
-    /// The workers polling `task_queue` for workflow tasks: each one's
-    /// identity and when it last polled.
-    pub async fn pollers(
-        &self,
-        task_queue: &str,
-    ) -> Result<Vec<(String, Option<chrono::DateTime<chrono::Utc>>)>, tonic::Status> {
-        use temporalio_client::tonic::IntoRequest as _;
-        use temporalio_common::protos::temporal::api::enums::v1::{TaskQueueKind, TaskQueueType};
-        use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
-        use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
-        let request = DescribeTaskQueueRequest {
-            namespace: self.namespace().to_owned(),
-            task_queue: Some(TaskQueue {
-                name: task_queue.to_owned(),
-                kind: TaskQueueKind::Normal as i32,
-                ..Default::default()
-            }),
-            task_queue_type: TaskQueueType::Workflow as i32,
-            ..Default::default()
-        };
-        let described = self
-            .client
-            .connection()
-            .workflow_service()
-            .describe_task_queue(request.into_request())
-            .await?
-            .into_inner();
-        Ok(described
-            .pollers
-            .into_iter()
-            .map(|p| {
-                let at = p
-                    .last_access_time
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32));
-                (p.identity, at)
-            })
-            .collect())
     }
 
     /// The namespace this client is bound to.
     pub fn namespace(&self) -> &str {
         &self.client.options().namespace
-    }
-
-    /// The SDK's client: for the worker, and for tests that read histories.
-    pub fn sdk(&self) -> &Client {
-        &self.client
     }
 
     fn handle(&self, id: &impl Id) -> WorkflowHandle<Client, OrderWorkflow> {
@@ -367,6 +302,7 @@ impl OrderClient {
             }),
             Err(e) => Err(self
                 .failed(format!("starting order {}", order.id()), e)
+                .await
                 .into()),
         }
     }
@@ -402,10 +338,13 @@ impl OrderClient {
             {
                 Ok(None)
             }
-            Ok(Err(WorkflowQueryError::NotFound(_))) => {
-                Err(OrderCallError::NotFound(id.to_string()))
+            Ok(Err(WorkflowQueryError::NotFound(status))) => {
+                Err(match self.explain(None, &status).await {
+                    Some(trouble) => trouble.into(),
+                    None => OrderCallError::NotFound(id.to_string()),
+                })
             }
-            Ok(Err(other)) => Err(self.failed(format!("querying order {id}"), other)),
+            Ok(Err(other)) => Err(self.failed(format!("querying order {id}"), other).await),
         }
     }
 
@@ -414,14 +353,18 @@ impl OrderClient {
         let request = CancelRequest {
             reason: reason.to_owned(),
         };
-        self.handle(id)
+        let sent = self
+            .handle(id)
             .signal(
                 OrderWorkflow::cancel,
                 request.to_raw(),
                 WorkflowSignalOptions::default(),
             )
-            .await
-            .map_err(self.failed_on(id, "signalling"))
+            .await;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed_on(id, "signalling", e).await),
+        }
     }
 
     /// Requests cancellation through Temporal itself (as `temporal workflow cancel` does).
@@ -433,10 +376,10 @@ impl OrderClient {
         let options = WorkflowCancelOptions::builder()
             .reason(reason.to_owned())
             .build();
-        self.handle(id)
-            .cancel(options)
-            .await
-            .map_err(self.failed_on(id, "cancelling"))
+        match self.handle(id).cancel(options).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed_on(id, "cancelling", e).await),
+        }
     }
 
     /// Waits for the order to end and returns its final state, from the
@@ -461,7 +404,7 @@ impl OrderClient {
                 WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
                 _ => Execution::Ended("ended"),
             })),
-            Err(e) => match self.failed_on(id, "looking up")(e) {
+            Err(e) => match self.failed_on(id, "looking up", e).await {
                 OrderCallError::NotFound(_) => Ok(None),
                 other => Err(other),
             },
@@ -497,12 +440,12 @@ impl OrderClient {
 
     /// Orders matching a visibility query, at most `limit`, as the server
     /// lists them (newest first). The query is scoped to orders
-    /// ([`search::orders_only`]), and what comes back is checked again.
+    /// ([`orders_only`]), and what comes back is checked again.
     pub async fn list(&self, query: &str, limit: u32) -> anyhow::Result<Vec<ListedOrder>> {
         use futures::TryStreamExt as _;
         use temporalio_client::WorkflowListOptions;
         use temporalio_client::errors::ClientError;
-        let scoped = search::orders_only(query).map_err(|e| Fail::usage(e.to_string()))?;
+        let scoped = orders_only(query).map_err(|e| Fail::usage(e.to_string()))?;
         let options = WorkflowListOptions::builder().limit(limit as usize).build();
         let found: Vec<_> = match self
             .client
@@ -521,7 +464,7 @@ impl OrderClient {
                 .into());
             }
             Err(ClientError::Rpc(status)) => {
-                return Err(self.failed("listing orders".into(), status).into());
+                return Err(self.failed("listing orders".into(), status).await.into());
             }
             Err(e) => return Err(anyhow::Error::new(e).context("listing orders")),
         };
@@ -548,13 +491,11 @@ impl OrderClient {
     /// The order as it was submitted: the workflow's recorded input.
     pub async fn recorded_order(&self, id: &impl Id) -> Result<Order, OrderCallError> {
         let events = self.history(id).await?;
-        super::history::input(&events)
-            .order(id.as_ref())
-            .map_err(|e| {
-                OrderCallError::Other(anyhow::anyhow!(
-                    "workflow {id}'s input is not an orderflow order: {e}"
-                ))
-            })
+        history::input(&events).order(id.as_ref()).map_err(|e| {
+            OrderCallError::Other(anyhow::anyhow!(
+                "workflow {id}'s input is not an orderflow order: {e}"
+            ))
+        })
     }
 
     /// What Temporal recorded of a running order, for when no worker
@@ -562,8 +503,8 @@ impl OrderClient {
     /// are in history.
     pub async fn recorded_status(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
         let events = self.history(id).await?;
-        let mut view = super::history::rebuild(id.as_ref(), &events);
-        view.workflow_task_failure = super::history::failing_task(&events);
+        let mut view = history::rebuild(id.as_ref(), &events);
+        view.workflow_task_failure = history::failing_task(&events);
         Ok(view)
     }
 
@@ -571,7 +512,7 @@ impl OrderClient {
     /// its workflow recorded when it started (`None` until it has).
     pub async fn max_attempts(&self, id: &impl Id) -> Result<Option<u32>, OrderCallError> {
         let events = self.history(id).await?;
-        Ok(super::history::settings(&events).map(|s| s.retry.max_attempts))
+        Ok(history::settings(&events).map(|s| s.retry.max_attempts))
     }
 
     /// The workflow's history, its payloads decoded with the client's codec
@@ -590,11 +531,25 @@ impl OrderClient {
 
     /// The workflow's history as the server holds it: no codec applied.
     pub async fn raw_history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
-        self.handle(id)
+        let events = self
+            .handle(id)
             .fetch_history(WorkflowFetchHistoryOptions::default())
             .into_events()
-            .await
-            .map_err(self.failed_on(id, "reading the history of"))
+            .await;
+        match events {
+            Ok(events) => Ok(events),
+            Err(e) => Err(self.failed_on(id, "reading the history of", e).await),
+        }
+    }
+
+    /// The workflow's history as Temporal's JSON (what `temporal workflow
+    /// show --output json` writes, and the replay tests read).
+    pub async fn history_json(&self, id: &impl Id) -> anyhow::Result<Vec<u8>> {
+        Ok(self
+            .handle(id)
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .to_json()
+            .await?)
     }
 
     /// Starts the order and waits for the outcome of the run it started (no
@@ -655,8 +610,15 @@ where
                 ))
             })
         }
-        Err(WorkflowGetResultError::NotFound(_)) => Err(OrderCallError::NotFound(id.to_string())),
-        Err(other) => Err(client.failed(format!("waiting for order {id}"), other)),
+        Err(WorkflowGetResultError::NotFound(status)) => {
+            Err(match client.explain(None, &status).await {
+                Some(trouble) => trouble.into(),
+                None => OrderCallError::NotFound(id.to_string()),
+            })
+        }
+        Err(other) => Err(client
+            .failed(format!("waiting for order {id}"), other)
+            .await),
     }
 }
 
