@@ -5,6 +5,7 @@
 //! where the value came from (file, order, field).
 
 mod id;
+mod lifecycle;
 mod money;
 mod order;
 mod product;
@@ -13,6 +14,7 @@ mod reason;
 mod vocabulary;
 
 pub use id::{CustomerId, MAX_ID_LEN, OrderId, ProductId, WorkflowId};
+pub use lifecycle::{Ending, Notification, NotificationKind};
 pub use money::{Currency, Money};
 pub use order::{CustomerEmail, Order, OrderLine, OrderRuleError};
 pub use product::{Product, ProductName, Stock};

@@ -61,12 +61,6 @@ vocabulary!(
     }
 );
 
-impl OrderStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
-    }
-}
-
 vocabulary!(
     /// The four steps of the order workflow, in order.
     Step, "step" {

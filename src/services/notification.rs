@@ -9,52 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::ServiceError;
 use crate::db::pool::Connections;
-use crate::domain::{Currency, CustomerEmail, Delivery, Money, OrderId};
+use crate::domain::{Delivery, OrderId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum NotificationKind {
-    Confirmation,
-    Cancellation,
-    Failure,
-}
-
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmation => "CONFIRMATION",
-            Self::Cancellation => "CANCELLATION",
-            Self::Failure => "FAILURE",
-        }
-    }
-}
-
-/// One message to a customer; also the webhook's JSON body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Notification {
-    pub order_id: OrderId,
-    pub kind: NotificationKind,
-    pub recipient: Option<CustomerEmail>,
-    pub total_amount: Money,
-    pub currency: Currency,
-    pub message: String,
-}
-
-impl Notification {
-    pub fn idempotency_key(&self) -> String {
-        format!(
-            "{}/{}",
-            self.order_id,
-            self.kind.as_str().to_ascii_lowercase()
-        )
-    }
-}
+pub use crate::domain::{Notification, NotificationKind};
 
 /// Why a delivery did not succeed: it did not reach the receiver, or it
 /// may have and no answer said so.

@@ -184,11 +184,11 @@ impl OrderStore {
                FROM finish_order($1, $2, $3, $4, $5, $6)",
         )
         .bind(order.id().as_str())
-        .bind(ending.status.as_str())
-        .bind(ending.step.map(Step::as_str))
-        .bind(ending.failure.as_ref().map(|(c, _)| c.as_str()))
-        .bind(ending.failure.as_ref().map(|(_, m)| m.as_str()))
-        .bind(ending.cancel_reason.as_deref())
+        .bind(ending.status().as_str())
+        .bind(ending.step().map(Step::as_str))
+        .bind(ending.failure().map(|(c, _)| c.as_str()))
+        .bind(ending.failure().map(|(_, m)| m))
+        .bind(ending.cancel_reason())
         .fetch_one(&mut self.db.acquire().await?)
         .await?;
         let text = |column: &str| row.try_get::<Option<String>, _>(column);
@@ -211,15 +211,16 @@ impl OrderStore {
                     )),
                     None => None,
                 };
-                finished.ending = Some(Ending {
-                    status: text("final_status")?
-                        .unwrap_or_default()
-                        .parse()
-                        .map_err(unknown)?,
-                    step: ending.step,
-                    failure,
-                    cancel_reason: text("final_reason")?,
-                });
+                let status = text("final_status")?
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(unknown)?;
+                let recorded =
+                    Ending::from_row(status, ending.step(), failure, text("final_reason")?)
+                        .map_err(|e| {
+                            ServiceError::Transient(anyhow::anyhow!("order {}: {e}", order.id()))
+                        })?;
+                finished.ending = Some(recorded);
                 finished.released = row.try_get::<Option<i32>, _>("released")?.unwrap_or(0) as u64;
                 finished.refund_due = row
                     .try_get::<Option<i64>, _>("refund_payment_id")?
@@ -238,16 +239,7 @@ impl OrderStore {
     }
 }
 
-/// How an order ends early: `FAILED` with its failure or `CANCELLED` with
-/// the reason, at the step it had reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ending {
-    pub status: OrderStatus,
-    pub step: Option<Step>,
-    pub failure: Option<(FailureCode, String)>,
-    pub cancel_reason: Option<String>,
-}
+pub use crate::domain::Ending;
 
 /// What ending an order did, from what the database holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

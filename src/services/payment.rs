@@ -285,7 +285,8 @@ impl Payments {
 /// ledger, whether the order is still open and what its reservations cost:
 /// a `PENDING` payment of the reserved total, when the order is open and
 /// that total is the order's (`$1` order, `$2` idempotency key, `$3` attempt).
-const INTENT: &str = "WITH o AS (
+const INTENT: &str = concat!(
+    "WITH o AS (
          SELECT x.order_id, x.status, x.currency, x.payment_method, x.total_amount,
                 (SELECT sum(r.quantity * r.unit_price) FROM inventory_reservations r
                   WHERE r.order_id = x.order_id AND r.status = 'RESERVED') AS reserved_total
@@ -295,14 +296,17 @@ const INTENT: &str = "WITH o AS (
                                status, attempt)
          SELECT o.order_id, $2, o.reserved_total, o.currency, o.payment_method, 'PENDING', $3
            FROM o
-          WHERE o.status NOT IN ('FAILED', 'CANCELLED', 'COMPLETED')
+          WHERE o.status NOT IN ",
+    crate::terminal_statuses_sql!(),
+    "
             AND o.reserved_total = o.total_amount
          ON CONFLICT (idempotency_key) DO NOTHING
          RETURNING status)
      SELECT o.status AS order_status, o.reserved_total,
             COALESCE((SELECT status FROM pending), p.status) AS status,
             p.gateway_ref, p.decline_reason
-       FROM o LEFT JOIN payments p ON p.idempotency_key = $2";
+       FROM o LEFT JOIN payments p ON p.idempotency_key = $2"
+);
 
 /// The gateway's answer recorded, and the order's new status unless it
 /// ended meanwhile, in one statement (`$1` order, `$2` key, `$3` the
@@ -322,7 +326,7 @@ static CAPTURED: LazyLock<String> = LazyLock::new(|| {
 
 /// FAILED, CANCELLED or COMPLETED: nothing more is done for the order.
 pub(crate) fn is_ended(status: &str) -> bool {
-    matches!(status, "FAILED" | "CANCELLED" | "COMPLETED")
+    crate::domain::OrderStatus::is_terminal_text(status)
 }
 
 /// A step asked of an order that has already ended (only a stale execution

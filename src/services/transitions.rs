@@ -16,8 +16,11 @@
 //! and the first ending recorded wins.
 
 /// To `PAID`, unless the order has ended; `$1` is the order ID.
-pub const PAID: &str = "UPDATE orders SET status = 'PAID', step = 'process_payment'
-     WHERE order_id = $1 AND status NOT IN ('FAILED', 'CANCELLED', 'COMPLETED')";
+pub const PAID: &str = concat!(
+    "UPDATE orders SET status = 'PAID', step = 'process_payment'
+     WHERE order_id = $1 AND status NOT IN ",
+    crate::terminal_statuses_sql!()
+);
 
 /// To `COMPLETED`, for a paid order; `$1` is the order ID. A caller may add
 /// conditions of its own (`… AND $3`).

@@ -331,10 +331,10 @@ impl OrderActivities {
             self.metrics.refunded(amount, input.order.currency());
         }
         if let Some(ending) = report.ending.as_ref().filter(|_| report.ended_now) {
-            let code = ending.failure.as_ref().map(|(code, _)| *code);
-            self.metrics.order_ended(ending.status, code);
+            let code = ending.failure().map(|(code, _)| code);
+            self.metrics.order_ended(ending.status(), code);
         }
-        tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status),
+        tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status()),
                        completed = report.completed, released = report.released,
                        refunded = ?report.refunded.map(|m| m.to_string()), "order ended");
         Ok(report)

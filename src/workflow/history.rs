@@ -13,7 +13,7 @@ use temporalio_common::protos::temporal::api::history::v1::history_event::Attrib
 use super::activities::WorkflowSettings;
 use super::input::WorkflowInput;
 use super::state::{OrderView, StepState};
-use crate::domain::{OrderStatus, Step, WorkflowId};
+use crate::domain::{Step, WorkflowId};
 
 /// The workflow's recorded input, as it was sent.
 pub fn input(events: &[HistoryEvent]) -> WorkflowInput {
@@ -118,11 +118,7 @@ pub fn rebuild(workflow_id: &str, events: &[HistoryEvent]) -> OrderView {
         match failure {
             None => {
                 s.state = StepState::Done;
-                view.status = match step {
-                    Step::CreateOrder => OrderStatus::Created,
-                    Step::ReserveInventory => OrderStatus::InventoryReserved,
-                    Step::ProcessPayment | Step::SendNotification => OrderStatus::Paid,
-                };
+                view.status = step.reaches();
             }
             Some((message, fin)) => {
                 s.state = if fin {
@@ -142,6 +138,7 @@ mod tests {
     use temporalio_client::WorkflowHistory;
 
     use super::*;
+    use crate::domain::OrderStatus;
 
     async fn events(json: &str) -> Vec<HistoryEvent> {
         WorkflowHistory::from_json(json.as_bytes())

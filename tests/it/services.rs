@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use orderflow::domain::OrderStatus;
 use orderflow::domain::{FailureCode, Money, PaymentMethod};
 use orderflow::services::ServiceError;
 use orderflow::services::inventory::{Inventory, PgInventory, Reserved};
@@ -166,11 +165,9 @@ async fn an_order_that_ends_while_the_gateway_charges_gets_its_money_back() {
             [("PENDING".to_owned(), "10.00".to_owned())]
         );
         // …so the order's ending sees it, and voids it.
-        let ending = Ending {
-            status: OrderStatus::Cancelled,
+        let ending = Ending::Cancelled {
             step: None,
-            failure: None,
-            cancel_reason: Some("changed my mind".into()),
+            reason: Some("changed my mind".into()),
         };
         let finished = store.finish(&o, &ending).await.unwrap();
         assert!(finished.refund_due);

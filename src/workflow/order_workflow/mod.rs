@@ -1,0 +1,386 @@
+//! `OrderWorkflow`: create order → reserve inventory → process payment →
+//! send notification (SPEC §3), as a saga.
+//!
+//! - Steps run as local activities: short database calls in the worker that
+//!   hosts the workflow, without a round trip through the task queue each.
+//! - The workflow drives retries itself (each activity call is one attempt),
+//!   so every attempt, its error and the wait before the next are in the
+//!   `status` query, and a cancellation cuts a backoff short.
+//! - Activities run on a detached cancellation token: a cancellation never
+//!   abandons one half-done. Cancellation is checked between steps and
+//!   during backoffs.
+//! - A step whose database is down waits for it (capped backoff, up to the
+//!   worker's outage timeout) without counting an attempt.
+//! - An order that ends early is ended from what the database holds
+//!   (`end_order`): what it still holds is released and refunded whatever
+//!   the workflow remembers doing, since a local activity can take effect in
+//!   a workflow task whose result is lost. The first ending recorded wins,
+//!   and an order whose confirmation already went out stays `COMPLETED`.
+//!   Histories recorded before this ([`END_FROM_DATABASE`]) undo what the
+//!   workflow registered, as they did.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use temporalio_common::RetryPolicy;
+use temporalio_common::data_converters::RawValue;
+use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+use temporalio_common::search_attributes::SearchAttributeUpdate;
+use temporalio_sdk::workflows::{select, workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityExecutionError, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
+    TimerOptions, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
+    WorkflowTermination,
+};
+
+use super::activities::{
+    EndInput, EndReport, NotifyInput, OrderActivities, OutcomeInput, PaymentInput, StepReport,
+    UNAVAILABLE, WorkflowSettings,
+};
+use super::input::WorkflowInput;
+use super::retry::RetryConfig;
+use super::search;
+use super::signals::{self, CancelSignal};
+use super::state::{CancellationView, FailureView, OrderView, StepState};
+use crate::domain::{CancelReason, Delivery, FailureCode, Order, OrderStatus, Step, WorkflowId};
+use crate::services::notification::{Notification, NotificationKind};
+use crate::services::orders::Ending;
+
+mod attempts;
+mod ending;
+mod legacy;
+
+use attempts::*;
+use ending::*;
+use legacy::*;
+
+/// The patch under which orders carry search attributes (`search.rs`),
+/// upserted at each status change.
+pub const SEARCH_ATTRIBUTES: &str = "search-attributes";
+
+/// The patch of today's workflow. It implies every earlier one and drives
+/// the bookkeeping that must happen (an ending, a record) with durable
+/// timers whose waits grow with an outage, instead of the SDK's local
+/// retries, which heartbeat the workflow task every few seconds: an ending
+/// waiting out a long outage then adds a bounded number of events to the
+/// history, not some twenty a minute. A step's wait that a cancellation
+/// cuts short also cancels its timer. The next change adds
+/// `order-workflow-5`, checked first.
+pub const ORDER_WORKFLOW_4: &str = "order-workflow-4";
+
+/// The patch that sends the search attributes once per workflow task
+/// rather than once per status change; it implies every earlier one
+/// ([`END_FROM_DATABASE`], [`SEARCH_ATTRIBUTES`]). One patch for all: each
+/// costs every order a marker and an upsert of `TemporalChangeVersion`, a
+/// visibility write on the server.
+pub const ORDER_WORKFLOW_3: &str = "order-workflow-3";
+
+/// The patch under which an early ending is decided by the database
+/// (`end_order`) rather than by the compensations the workflow registered.
+pub const END_FROM_DATABASE: &str = "end-from-database";
+
+/// The reason recorded for a `cancel` signal that gave none.
+const SIGNALLED: &str = "cancel requested";
+
+/// The reason recorded for Temporal's own cancellation when it gave none.
+const THROUGH_TEMPORAL: &str = "cancelled through Temporal";
+
+/// How one step ended.
+enum StepOutcome {
+    Done,
+    /// A business failure, or retries ran out.
+    Failed(FailureCode, String),
+    /// The step was refused for a business reason (a confirmation refused
+    /// because the order has ended; the other steps end the order either way).
+    Refused(FailureCode, String),
+    /// A cancellation arrived while the step waited to retry.
+    Cancelled,
+}
+
+#[workflow]
+pub struct OrderWorkflow {
+    /// The order, or why the input is not one (`INVALID_ORDER`).
+    order: Result<Order, String>,
+    /// The key the input is sealed under, when this worker cannot decrypt
+    /// it: not an invalid order, but one this worker cannot read.
+    unreadable: Option<String>,
+    view: OrderView,
+    /// Set by the `cancel` signal; Temporal's own cancellation is read from
+    /// the workflow's cancellation token.
+    cancel_reason: Option<String>,
+    /// Whether this order runs [`ORDER_WORKFLOW_3`] or later.
+    current: bool,
+    /// Whether this order runs today's code ([`ORDER_WORKFLOW_4`]).
+    v4: bool,
+    /// Whether this order sets its search attributes.
+    indexed: bool,
+    /// Search-attribute changes not yet sent: they go out together, once,
+    /// before the workflow waits and at its end (see [`Self::flush_index`]).
+    unindexed: Vec<SearchAttributeUpdate>,
+}
+
+fn now(ctx: &WorkflowContext<OrderWorkflow>) -> Option<DateTime<Utc>> {
+    ctx.workflow_time().map(DateTime::<Utc>::from)
+}
+
+#[workflow_methods]
+impl OrderWorkflow {
+    /// Checks the input: every rule of SPEC §2, and that the order's ID is
+    /// the workflow's. An input that fails is kept as the reason; `run`
+    /// then ends the order at once.
+    #[init]
+    pub fn new(ctx: &WorkflowContextView, input: WorkflowInput) -> Self {
+        let workflow_id = ctx.workflow_id();
+        let order = input.order(workflow_id);
+        let view = match &order {
+            Ok(order) => OrderView::new(order),
+            Err(message) => OrderView::rejected(WorkflowId::lossy(workflow_id), message.clone()),
+        };
+        Self {
+            unreadable: input.sealed_key(),
+            order,
+            view,
+            cancel_reason: None,
+            current: false,
+            v4: false,
+            indexed: false,
+            unindexed: Vec::new(),
+        }
+    }
+
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderView> {
+        // The workflow task fails (a panic here is the SDK's way to fail
+        // one), and is retried, until a worker with the key runs the order.
+        if let Some(key) = ctx.state(|s| s.unreadable.clone()) {
+            panic!(
+                "this worker cannot decrypt the order's input (key {key}): its \
+                 --encryption-key-file lacks that key, or it has none"
+            );
+        }
+        let started = now(ctx);
+        ctx.state_mut(|s| {
+            s.view.created_at = started;
+            s.view.updated_at = started;
+        });
+        // An input that is not a valid order ends here, before any effect.
+        let order = match ctx.state(|s| s.order.clone()) {
+            Ok(order) => order,
+            Err(message) => {
+                return Self::ended(
+                    ctx,
+                    OrderStatus::Failed,
+                    Some((FailureCode::InvalidOrder, message)),
+                );
+            }
+        };
+        let order = &order;
+        // Before anything awaits: on replay a patch is seen only in the
+        // workflow task that recorded it, and a query can end the first task
+        // right after its first local activity.
+        let v4 = ctx.patched(ORDER_WORKFLOW_4);
+        let current = v4 || ctx.patched(ORDER_WORKFLOW_3);
+        let settings: WorkflowSettings = readable(
+            ctx.execute_local_activity(OrderActivities::settings, (), must_complete_options())
+                .await,
+        )?;
+        // Histories from before have neither the setting nor the patch.
+        let indexed = settings.search_attributes && (current || ctx.patched(SEARCH_ATTRIBUTES));
+        ctx.state_mut(|s| {
+            s.current = current;
+            s.v4 = v4;
+            s.indexed = indexed;
+        });
+        Self::index(
+            ctx,
+            OrderStatus::Pending,
+            None,
+            // Search attributes are stored in clear: with encryption on,
+            // the customer stays out of them.
+            (!settings.encrypted)
+                .then(|| search::CUSTOMER_ID.value_set(order.customer_id().to_string()))
+                .into_iter()
+                .chain([search::ORDER_TOTAL.value_set(order.total_amount().as_f64())]),
+        );
+        let mut compensations = Vec::new();
+        let notified = match Self::steps(ctx, order, &settings, &mut compensations).await {
+            Ok(notified) => notified,
+            Err(intent) => return Self::end(ctx, order, &compensations, &settings, intent).await,
+        };
+        Self::update(ctx, |v| {
+            v.status = OrderStatus::Completed;
+            v.notified = Some(notified);
+            v.notification = notified.then_some(Delivery::Sent);
+        });
+        Self::index(ctx, OrderStatus::Completed, None, []);
+        // A delivered confirmation recorded COMPLETED itself, in its own
+        // transaction; otherwise record it now, unless the order ended
+        // otherwise meanwhile (then that ending is the order's).
+        if !notified {
+            let report =
+                Self::record_outcome(ctx, order, &settings, OrderStatus::Completed, None, None)
+                    .await?;
+            if report.already {
+                let intent = Intent::Fail(FailureCode::Internal, report.detail);
+                return Self::end(ctx, order, &compensations, &settings, intent).await;
+            }
+            Self::update(ctx, |v| v.notification = report.notification);
+        }
+        Self::flush_index(ctx);
+        Ok(ctx.state(|s| s.view.clone()))
+    }
+
+    /// Asks the order to cancel. Before `COMPLETED` it is cancelled after
+    /// compensation; afterwards the request is refused and changes nothing.
+    /// The payload is read leniently ([`signals::read_cancel`]): one that is
+    /// not a cancel request is recorded as rejected, and the order goes on.
+    #[signal(name = "cancel")]
+    pub fn cancel(&mut self, ctx: &mut SyncWorkflowContext<Self>, request: RawValue) {
+        let reason = match signals::read_cancel(&request.payloads) {
+            CancelSignal::Cancel(reason) => reason
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| SIGNALLED.to_owned()),
+            CancelSignal::Rejected(problem) => {
+                let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+                self.view.reject_signal("cancel", problem, at);
+                return;
+            }
+        };
+        if self.view.status.is_terminal() {
+            if self.view.cancellation.is_none() {
+                self.view.cancellation = Some(CancellationView {
+                    reason,
+                    outcome: "refused".into(),
+                });
+            }
+            return;
+        }
+        if self.cancel_reason.is_none() {
+            self.view.cancellation = Some(CancellationView {
+                reason: reason.clone(),
+                outcome: "requested".into(),
+            });
+            self.cancel_reason = Some(reason);
+        }
+    }
+
+    /// The order's live state.
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> OrderView {
+        self.view.clone()
+    }
+}
+
+impl OrderWorkflow {
+    /// The four steps, each after a look for a cancellation. `Ok`: the
+    /// order is paid and its confirmation went out (`true`) or could not
+    /// (`false`, which never undoes a paid order). `Err`: why it ends early.
+    async fn steps(
+        ctx: &WorkflowContext<Self>,
+        order: &Order,
+        settings: &WorkflowSettings,
+        compensations: &mut Vec<Compensation>,
+    ) -> Result<bool, Intent> {
+        for &step in Step::ALL {
+            if let Some(reason) = Self::cancel_requested(ctx) {
+                return Err(Intent::Cancel(reason));
+            }
+            match step {
+                Step::ReserveInventory => compensations.push(Compensation::ReleaseInventory),
+                Step::ProcessPayment => compensations.push(Compensation::RefundPayment),
+                _ => {}
+            }
+            let reached = step.reaches();
+            match (step, Self::run_step(ctx, order, step, settings).await) {
+                (Step::SendNotification, StepOutcome::Done) => return Ok(true),
+                (Step::SendNotification, StepOutcome::Failed(..)) => return Ok(false),
+                (_, StepOutcome::Done) => {
+                    Self::update(ctx, |v| v.status = reached);
+                    Self::index(ctx, reached, None, []);
+                }
+                // A refused confirmation: the order has already ended otherwise
+                // (recorded by an execution whose result this one never saw).
+                (_, StepOutcome::Failed(code, message) | StepOutcome::Refused(code, message)) => {
+                    return Err(Intent::Fail(code, message));
+                }
+                (_, StepOutcome::Cancelled) => {
+                    return Err(Intent::Cancel(
+                        Self::cancel_requested(ctx).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Sets the order's search attributes — its status, its failure code,
+    /// and `more` — when it carries them. Today's code holds the change
+    /// until [`Self::flush_index`].
+    fn index(
+        ctx: &WorkflowContext<Self>,
+        status: OrderStatus,
+        code: Option<FailureCode>,
+        more: impl IntoIterator<Item = SearchAttributeUpdate>,
+    ) {
+        if !ctx.state(|s| s.indexed) {
+            return;
+        }
+        let mut updates = vec![search::ORDER_STATUS.value_set(status.as_str().to_owned())];
+        updates.extend(code.map(|c| search::FAILURE_CODE.value_set(c.as_str().to_owned())));
+        updates.extend(more);
+        if ctx.state(|s| s.current) {
+            ctx.state_mut(|s| s.unindexed.extend(updates));
+        } else {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    /// Sends the held search-attribute changes as one upsert. Called before
+    /// every wait and at the end: visibility only sees a workflow task's
+    /// result, so one upsert per task shows the same as one per status
+    /// change, at a fifth of the history events (each is a visibility write).
+    fn flush_index(ctx: &WorkflowContext<Self>) {
+        let updates = ctx.state_mut(|s| std::mem::take(&mut s.unindexed));
+        if !updates.is_empty() {
+            // Later changes of an attribute win: the server applies them in order.
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    fn update(ctx: &WorkflowContext<Self>, change: impl FnOnce(&mut OrderView)) {
+        let at = now(ctx);
+        ctx.state_mut(|s| {
+            change(&mut s.view);
+            s.view.updated_at = at;
+        });
+    }
+
+    /// The reason, when the `cancel` signal or Temporal's cancellation asked.
+    fn cancel_requested(ctx: &WorkflowContext<Self>) -> Option<String> {
+        if let Some(reason) = ctx.state(|s| s.cancel_reason.clone()) {
+            return Some(reason);
+        }
+        let token = ctx.cancellation_token();
+        token.is_cancelled().then(|| {
+            token
+                .reason()
+                .and_then(|r| CancelReason::lenient(&r))
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| THROUGH_TEMPORAL.to_owned())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use temporalio_common::{QueryDefinition, SignalDefinition, WorkflowDefinition};
+
+    use super::*;
+
+    #[test]
+    fn the_names_other_tools_use_are_the_specs() {
+        assert_eq!(OrderWorkflow::run.name(), "OrderWorkflow");
+        assert_eq!(OrderWorkflow::cancel.name(), "cancel");
+        assert_eq!(OrderWorkflow::status.name(), "status");
+    }
+}
