@@ -4,6 +4,8 @@
 
 use clap::{Arg, Command};
 
+use crate::exit::Exit;
+
 /// The headings of the global options.
 pub const TEMPORAL: &str = "Temporal";
 pub const TLS: &str = "Temporal TLS and API key";
@@ -64,7 +66,7 @@ pub struct Page {
     /// `orderflow help options`.
     pub shows: &'static [&'static str],
     pub examples: &'static [(&'static str, &'static str)],
-    pub exit_codes: &'static [(u8, &'static str)],
+    pub exit_codes: &'static [(Exit, &'static str)],
 }
 
 const ALL: &[&str] = &[TEMPORAL, TLS, DATABASE, OUTPUT];
@@ -72,20 +74,23 @@ const CLIENT: &[&str] = &[TEMPORAL, TLS, OUTPUT];
 const DB: &[&str] = &[DATABASE, OUTPUT];
 const LOCAL: &[&str] = &[TEMPORAL, DATABASE, OUTPUT];
 
-const UNREACHABLE: (u8, &str) = (
-    8,
+const UNREACHABLE: (Exit, &str) = (
+    Exit::Unavailable,
     "Temporal or PostgreSQL is unreachable or refused the credentials",
 );
-const TEMPORAL_UNREACHABLE: (u8, &str) = (8, "Temporal is unreachable or refused the credentials");
-const DB_UNREACHABLE: (u8, &str) = (8, "PostgreSQL is unreachable");
-const USAGE: (u8, &str) = (2, "invalid flags or input");
-const DB_USAGE: (u8, &str) = (
-    2,
+const TEMPORAL_UNREACHABLE: (Exit, &str) = (
+    Exit::Unavailable,
+    "Temporal is unreachable or refused the credentials",
+);
+const DB_UNREACHABLE: (Exit, &str) = (Exit::Unavailable, "PostgreSQL is unreachable");
+const USAGE: (Exit, &str) = (Exit::Usage, "invalid flags or input");
+const DB_USAGE: (Exit, &str) = (
+    Exit::Usage,
     "invalid flags or input, or a database without orderflow's schema (run `orderflow db migrate`)",
 );
-const ERROR: (u8, &str) = (1, "another error (the message says which)");
-const INTERRUPTED: (u8, &str) = (130, "interrupted (Ctrl-C)");
-const ORDERS_GO_ON: (u8, &str) = (130, "interrupted (Ctrl-C); the orders go on");
+const ERROR: (Exit, &str) = (Exit::Failure, "another error (the message says which)");
+const INTERRUPTED: (Exit, &str) = (Exit::Interrupted, "interrupted (Ctrl-C)");
+const ORDERS_GO_ON: (Exit, &str) = (Exit::Interrupted, "interrupted (Ctrl-C); the orders go on");
 
 pub const PAGES: &[Page] = &[
     Page {
@@ -104,19 +109,19 @@ pub const PAGES: &[Page] = &[
             ("orderflow help options", "the options every command takes"),
         ],
         exit_codes: &[
-            (0, "success"),
+            (Exit::Success, "success"),
             ERROR,
             USAGE,
-            (3, "order not found"),
-            (4, "an order ended FAILED"),
-            (5, "an order ended CANCELLED"),
+            (Exit::NotFound, "order not found"),
+            (Exit::OrderFailed, "an order ended FAILED"),
+            (Exit::OrderCancelled, "an order ended CANCELLED"),
             (
-                6,
+                Exit::Conflict,
                 "conflict: an order that cannot be cancelled, or an ID reused with other content",
             ),
-            (7, "--timeout elapsed"),
+            (Exit::Timeout, "--timeout elapsed"),
             UNREACHABLE,
-            (130, "interrupted (Ctrl-C)"),
+            (Exit::Interrupted, "interrupted (Ctrl-C)"),
         ],
     },
     Page {
@@ -137,7 +142,7 @@ pub const PAGES: &[Page] = &[
             ),
             ("orderflow -o json order list | jq '.[].orderId'", ""),
         ],
-        exit_codes: &[(0, "the page was shown")],
+        exit_codes: &[(Exit::Success, "the page was shown")],
     },
     Page {
         path: "worker",
@@ -154,7 +159,7 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "stopped on SIGINT/SIGTERM after draining"),
+            (Exit::Success, "stopped on SIGINT/SIGTERM after draining"),
             ERROR,
             DB_USAGE,
             UNREACHABLE,
@@ -168,14 +173,14 @@ pub const PAGES: &[Page] = &[
             ("orderflow order list --status failed", ""),
         ],
         exit_codes: &[
-            (0, "success"),
+            (Exit::Success, "success"),
             ERROR,
             USAGE,
-            (3, "order not found"),
-            (4, "an order ended FAILED"),
-            (5, "an order ended CANCELLED"),
-            (6, "conflict"),
-            (7, "--timeout elapsed"),
+            (Exit::NotFound, "order not found"),
+            (Exit::OrderFailed, "an order ended FAILED"),
+            (Exit::OrderCancelled, "an order ended CANCELLED"),
+            (Exit::Conflict, "conflict"),
+            (Exit::Timeout, "--timeout elapsed"),
             UNREACHABLE,
             ORDERS_GO_ON,
         ],
@@ -200,18 +205,21 @@ pub const PAGES: &[Page] = &[
         ],
         exit_codes: &[
             (
-                0,
+                Exit::Success,
                 "every order submitted (with --watch: every order COMPLETED)",
             ),
             ERROR,
             (
-                2,
+                Exit::Usage,
                 "invalid flags, or an invalid order file: every problem is listed, nothing is submitted",
             ),
-            (4, "with --watch: an order ended FAILED"),
-            (5, "with --watch: an order ended CANCELLED"),
-            (6, "an order ID that exists with other content"),
-            (7, "with --watch: --timeout elapsed"),
+            (Exit::OrderFailed, "with --watch: an order ended FAILED"),
+            (
+                Exit::OrderCancelled,
+                "with --watch: an order ended CANCELLED",
+            ),
+            (Exit::Conflict, "an order ID that exists with other content"),
+            (Exit::Timeout, "with --watch: --timeout elapsed"),
             TEMPORAL_UNREACHABLE,
             ORDERS_GO_ON,
         ],
@@ -227,10 +235,10 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "shown, whatever the order's status"),
+            (Exit::Success, "shown, whatever the order's status"),
             ERROR,
             USAGE,
-            (3, "no such order"),
+            (Exit::NotFound, "no such order"),
             TEMPORAL_UNREACHABLE,
             INTERRUPTED,
         ],
@@ -246,13 +254,16 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "every order COMPLETED"),
+            (Exit::Success, "every order COMPLETED"),
             ERROR,
             USAGE,
-            (3, "an order does not exist"),
-            (4, "an order ended FAILED"),
-            (5, "an order ended CANCELLED (and none FAILED)"),
-            (7, "--timeout elapsed"),
+            (Exit::NotFound, "an order does not exist"),
+            (Exit::OrderFailed, "an order ended FAILED"),
+            (
+                Exit::OrderCancelled,
+                "an order ended CANCELLED (and none FAILED)",
+            ),
+            (Exit::Timeout, "--timeout elapsed"),
             TEMPORAL_UNREACHABLE,
             ORDERS_GO_ON,
         ],
@@ -272,17 +283,17 @@ pub const PAGES: &[Page] = &[
         ],
         exit_codes: &[
             (
-                0,
+                Exit::Success,
                 "the order ended CANCELLED (with --no-wait: the request was sent)",
             ),
             ERROR,
             USAGE,
-            (3, "no such order"),
+            (Exit::NotFound, "no such order"),
             (
-                6,
+                Exit::Conflict,
                 "the order already COMPLETED or FAILED: nothing was changed",
             ),
-            (7, "--timeout elapsed"),
+            (Exit::Timeout, "--timeout elapsed"),
             TEMPORAL_UNREACHABLE,
             ORDERS_GO_ON,
         ],
@@ -306,7 +317,7 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "listed (perhaps none)"),
+            (Exit::Success, "listed (perhaps none)"),
             ERROR,
             DB_USAGE,
             UNREACHABLE,
@@ -317,7 +328,13 @@ pub const PAGES: &[Page] = &[
         path: "db",
         shows: DB,
         examples: &[("orderflow db migrate", ""), ("orderflow db status", "")],
-        exit_codes: &[(0, "success"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[
+            (Exit::Success, "success"),
+            ERROR,
+            USAGE,
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
     },
     Page {
         path: "db migrate",
@@ -329,7 +346,13 @@ pub const PAGES: &[Page] = &[
                 "",
             ),
         ],
-        exit_codes: &[(0, "up to date"), ERROR, USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[
+            (Exit::Success, "up to date"),
+            ERROR,
+            USAGE,
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
     },
     Page {
         path: "db status",
@@ -339,7 +362,7 @@ pub const PAGES: &[Page] = &[
             ("orderflow db status -o json", ""),
         ],
         exit_codes: &[
-            (0, "shown, pending migrations or not"),
+            (Exit::Success, "shown, pending migrations or not"),
             ERROR,
             USAGE,
             DB_UNREACHABLE,
@@ -354,10 +377,10 @@ pub const PAGES: &[Page] = &[
             ("orderflow db reset --yes", "in a script"),
         ],
         exit_codes: &[
-            (0, "reset"),
+            (Exit::Success, "reset"),
             ERROR,
             (
-                2,
+                Exit::Usage,
                 "not confirmed: the question was declined, or no --yes when stdin is not a terminal; nothing was changed",
             ),
             DB_UNREACHABLE,
@@ -371,7 +394,13 @@ pub const PAGES: &[Page] = &[
             ("orderflow product import --file examples/catalog.json", ""),
             ("orderflow product list", ""),
         ],
-        exit_codes: &[(0, "success"), ERROR, DB_USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[
+            (Exit::Success, "success"),
+            ERROR,
+            DB_USAGE,
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
     },
     Page {
         path: "product import",
@@ -381,10 +410,10 @@ pub const PAGES: &[Page] = &[
             ("cat catalog.json | orderflow product import --file -", ""),
         ],
         exit_codes: &[
-            (0, "every product inserted or updated"),
+            (Exit::Success, "every product inserted or updated"),
             ERROR,
             (
-                2,
+                Exit::Usage,
                 "invalid flags, an invalid file (every problem is listed, nothing is written), or a database without orderflow's schema",
             ),
             DB_UNREACHABLE,
@@ -401,7 +430,13 @@ pub const PAGES: &[Page] = &[
                 "",
             ),
         ],
-        exit_codes: &[(0, "listed"), ERROR, DB_USAGE, DB_UNREACHABLE, INTERRUPTED],
+        exit_codes: &[
+            (Exit::Success, "listed"),
+            ERROR,
+            DB_USAGE,
+            DB_UNREACHABLE,
+            INTERRUPTED,
+        ],
     },
     Page {
         path: "dev",
@@ -426,14 +461,17 @@ pub const PAGES: &[Page] = &[
             ("orderflow dev --fresh", "start with no orders"),
         ],
         exit_codes: &[
-            (0, "stopped with Ctrl-C; what it started is stopped"),
+            (
+                Exit::Success,
+                "stopped with Ctrl-C; what it started is stopped",
+            ),
             ERROR,
             (
-                2,
+                Exit::Usage,
                 "invalid flags, or another `orderflow dev` runs from the data directory",
             ),
             (
-                8,
+                Exit::Unavailable,
                 "the Temporal server or database it was told to use is unreachable",
             ),
         ],
@@ -450,14 +488,14 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "every sample ended as expected"),
-            (1, "a sample did not, or another error"),
+            (Exit::Success, "every sample ended as expected"),
+            (Exit::Failure, "a sample did not, or another error"),
             USAGE,
             (
-                8,
+                Exit::Unavailable,
                 "the Temporal server or database it was told to use is unreachable",
             ),
-            (130, "interrupted (Ctrl-C)"),
+            (Exit::Interrupted, "interrupted (Ctrl-C)"),
         ],
     },
     Page {
@@ -472,14 +510,14 @@ pub const PAGES: &[Page] = &[
             ("orderflow bench -o json > bench.json", ""),
         ],
         exit_codes: &[
-            (0, "measured"),
+            (Exit::Success, "measured"),
             (
-                1,
+                Exit::Failure,
                 "a check failed (e.g. the one-product run oversold), or another error",
             ),
             USAGE,
             (
-                8,
+                Exit::Unavailable,
                 "the Temporal server or database it was told to use is unreachable",
             ),
         ],
@@ -498,9 +536,9 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "stopped by SIGINT/SIGTERM"),
+            (Exit::Success, "stopped by SIGINT/SIGTERM"),
             (
-                2,
+                Exit::Usage,
                 "no or invalid key file, unreadable token file, address in use",
             ),
         ],
@@ -516,8 +554,8 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "every check passed"),
-            (1, "another check failed"),
+            (Exit::Success, "every check passed"),
+            (Exit::Failure, "another check failed"),
             USAGE,
             UNREACHABLE,
         ],
@@ -536,7 +574,7 @@ pub const PAGES: &[Page] = &[
                 "",
             ),
         ],
-        exit_codes: &[(0, "printed"), USAGE],
+        exit_codes: &[(Exit::Success, "printed"), USAGE],
     },
     Page {
         path: "man",
@@ -549,8 +587,8 @@ pub const PAGES: &[Page] = &[
             ),
         ],
         exit_codes: &[
-            (0, "printed or written"),
-            (1, "a page could not be written"),
+            (Exit::Success, "printed or written"),
+            (Exit::Failure, "a page could not be written"),
             USAGE,
         ],
     },
@@ -592,8 +630,8 @@ impl Page {
             }
         }
         text += "\nExit codes:\n";
-        for (code, meaning) in self.exit_codes {
-            text += &format!("  {code:<4} {meaning}\n");
+        for (exit, meaning) in self.exit_codes {
+            text += &format!("  {:<4} {meaning}\n", exit.code());
         }
         text.trim_end().to_owned()
     }
@@ -611,9 +649,9 @@ impl Page {
             }
         }
         roff.control("SH", ["EXIT STATUS"]);
-        for (code, meaning) in self.exit_codes {
+        for (exit, meaning) in self.exit_codes {
             roff.control("TP", []);
-            roff.text([roff::bold(code.to_string())]);
+            roff.text([roff::bold(exit.code().to_string())]);
             roff.text([roff::roman(*meaning)]);
         }
         let mut environment: Vec<(String, String)> = command
@@ -700,6 +738,14 @@ fn decorate_at(mut command: Command, path: &str, globals: &[Arg]) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The main page lists every exit code, once, in order.
+    #[test]
+    fn the_main_help_lists_every_exit_code() {
+        let main = PAGES.iter().find(|p| p.path.is_empty()).unwrap();
+        let listed: Vec<Exit> = main.exit_codes.iter().map(|(e, _)| *e).collect();
+        assert_eq!(listed, Exit::ALL);
+    }
 
     /// Every command has a page, and every page a command.
     #[test]

@@ -15,6 +15,7 @@ use crate::domain::{CancelReason, CustomerId, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
 use crate::temporal::TemporalSettings;
+use crate::workflow::retry::RetryConfig;
 
 /// Order processing on Temporal and PostgreSQL.
 ///
@@ -257,12 +258,13 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// Attempts per step before a transient failure fails the order
-    #[arg(long, value_name = "N", env = "ORDERFLOW_RETRY_MAX_ATTEMPTS", default_value_t = 3,
+    #[arg(long, value_name = "N", env = "ORDERFLOW_RETRY_MAX_ATTEMPTS", default_value_t = RetryConfig::DEFAULT.max_attempts,
           value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Retry policy")]
     pub retry_max_attempts: u32,
 
     /// Wait before the first retry
-    #[arg(long, env = "ORDERFLOW_RETRY_INITIAL_INTERVAL", default_value = "1s",
+    #[arg(long, env = "ORDERFLOW_RETRY_INITIAL_INTERVAL",
+          default_value = humantime::format_duration(RetryConfig::DEFAULT.initial_interval).to_string(),
           value_parser = parse_duration, value_name = "DURATION", help_heading = "Retry policy")]
     pub retry_initial_interval: Duration,
 
@@ -270,14 +272,15 @@ pub struct WorkerArgs {
     #[arg(
         long,
         env = "ORDERFLOW_RETRY_BACKOFF",
-        default_value_t = 2.0,
+        default_value_t = RetryConfig::DEFAULT.backoff_coefficient,
         value_name = "FACTOR",
         help_heading = "Retry policy"
     )]
     pub retry_backoff: f64,
 
     /// Longest wait between retries
-    #[arg(long, env = "ORDERFLOW_RETRY_MAX_INTERVAL", default_value = "30s",
+    #[arg(long, env = "ORDERFLOW_RETRY_MAX_INTERVAL",
+          default_value = humantime::format_duration(RetryConfig::DEFAULT.max_interval).to_string(),
           value_parser = parse_duration, value_name = "DURATION", help_heading = "Retry policy")]
     pub retry_max_interval: Duration,
 

@@ -170,10 +170,7 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
             return Exit::Unavailable;
         }
         if let Some(db) = cause.downcast_ref::<sqlx::Error>()
-            && matches!(
-                db,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-            )
+            && crate::db::is_unreachable(db)
         {
             return Exit::Unavailable;
         }

@@ -146,14 +146,23 @@ pub fn is_outage(error: &sqlx::Error) -> bool {
                 matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58")) || code == "55P03"
             }) || is_stale_schema(error)
         }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
+        sqlx::Error::Protocol(_) => true,
+        other => is_unreachable(other),
     }
+}
+
+/// True when PostgreSQL could not be reached at all: no connection, a
+/// dropped one, TLS that failed, no connection free in time. The one
+/// place that decides it (exit 8 for a command; an outage for a step).
+pub fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// True when a statement failed because the schema changed since its

@@ -18,14 +18,19 @@ pub struct RetryConfig {
     pub max_interval: Duration,
 }
 
+impl RetryConfig {
+    /// The defaults (SPEC §3), which the worker's flags also show.
+    pub const DEFAULT: Self = Self {
+        max_attempts: 3,
+        initial_interval: Duration::from_secs(1),
+        backoff_coefficient: 2.0,
+        max_interval: Duration::from_secs(30),
+    };
+}
+
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_interval: Duration::from_secs(1),
-            backoff_coefficient: 2.0,
-            max_interval: Duration::from_secs(30),
-        }
+        Self::DEFAULT
     }
 }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use console::{measure_text_width, truncate_str};
 
-use super::render::state_word;
 use crate::domain::{Delivery, OrderStatus, Step};
 use crate::workflow::state::{OrderView, StepState};
 
@@ -153,6 +152,20 @@ pub fn detail(view: &OrderView, max_attempts: Option<u32>, now: DateTime<Utc>) -
     };
     // Reasons and errors come from outside: nothing in them drives the terminal.
     crate::domain::escape(&text).into_owned()
+}
+
+/// A step's state in words.
+pub fn state_word(state: StepState) -> &'static str {
+    match state {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Retrying => "retrying",
+        StepState::Waiting => "waiting for the database",
+        StepState::Done => "done",
+        StepState::Failed => "failed",
+        StepState::Compensated => "compensated",
+        StepState::Skipped => "skipped",
+    }
 }
 
 /// `attempt 2/3 · next in 1.9 s` for a step that waits to try again: the

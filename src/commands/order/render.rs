@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Attribute, Cell, CellAlignment, Color};
 use serde::Serialize;
 
-use super::progress::retry_text;
+use super::progress::{retry_text, state_word};
 use crate::domain::{Delivery, OrderStatus, Step};
 use crate::output::{Printer, cell};
 use crate::temporal::client::Source;
@@ -130,19 +130,6 @@ pub fn change_line(view: &OrderView, max_attempts: Option<u32>) -> String {
         }
     }
     crate::domain::escape(&line).into_owned()
-}
-
-pub fn state_word(state: StepState) -> &'static str {
-    match state {
-        StepState::Pending => "pending",
-        StepState::Running => "running",
-        StepState::Retrying => "retrying",
-        StepState::Waiting => "waiting for the database",
-        StepState::Done => "done",
-        StepState::Failed => "failed",
-        StepState::Compensated => "compensated",
-        StepState::Skipped => "skipped",
-    }
 }
 
 pub fn status_color(status: OrderStatus) -> Color {

@@ -64,7 +64,6 @@ pub(super) fn notice_of(ending: &Ending) -> (NotificationKind, String) {
         (None, reason) => (
             NotificationKind::Cancellation,
             match reason
-                .as_deref()
                 .filter(|r| ![SIGNALLED, THROUGH_TEMPORAL].contains(r))
                 .and_then(CancelReason::lenient)
             {
