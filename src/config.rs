@@ -1,6 +1,7 @@
-//! Settings from flags, then the environment, then defaults. Secrets (the
-//! database password, a Temporal API key) are held as `SecretString`: never
-//! printed, redacted in `Debug`.
+//! The database settings: a flag, then the environment, then the seed's
+//! `POSTGRES_*` variables. The URL may hold a password: it is held as a
+//! `SecretString`, never printed, redacted in `Debug`. (Temporal's
+//! settings are `temporal::settings`.)
 
 use std::fmt;
 use std::time::Duration;

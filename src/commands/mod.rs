@@ -63,6 +63,9 @@ impl Context {
     pub async fn local_stack(&self, options: &StackOptions) -> anyhow::Result<LocalStack> {
         let database_url = self.global.database_url.as_deref();
         let stack = LocalStack::start(&self.global.temporal(), database_url, options).await?;
+        // The settings this command uses from now on: a failure is told
+        // against them.
+        let _ = self.temporal.set(stack.temporal.clone());
         if let Some(note) = stack.info.reuse_note() {
             self.printer
                 .note(format!("orderflow {}: {note}", options.role));

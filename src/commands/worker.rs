@@ -162,6 +162,6 @@ fn is_outage(error: &anyhow::Error) -> bool {
         c.downcast_ref::<crate::db::ConnectError>()
             .is_some_and(|e| e.outage)
             || c.downcast_ref::<crate::temporal::TemporalError>()
-                .is_some_and(|e| e.passes())
+                .is_some_and(|e| !e.settled())
     })
 }

@@ -430,7 +430,9 @@ impl OrderClient {
             // answer: what the history holds, and why the task fails.
             Some(Execution::Running) => match self.live_status(id, QUERY_TIMEOUT).await {
                 Ok(Some(view)) => Ok((view, Source::Query)),
-                Ok(None) | Err(OrderCallError::Other(_)) => {
+                // A query refused (or not understood) while other calls
+                // may still be answered: what the history holds.
+                Ok(None) | Err(OrderCallError::Other(_) | OrderCallError::Temporal(_)) => {
                     Ok((self.recorded_status(id).await?, Source::History))
                 }
                 Err(e) => Err(e),

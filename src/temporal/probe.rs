@@ -54,8 +54,11 @@ async fn request(config: &TemporalConfig) -> anyhow::Result<reqwest::RequestBuil
     let mut authority = address.to_owned();
     let scheme = match config.tls_enabled() {
         Some(tls) => {
+            // Trust what the client trusts: that CA alone, when one is given.
             if let Some(ca) = &tls.server_ca_cert {
-                client = client.add_root_certificate(reqwest::Certificate::from_pem(&read(ca)?)?);
+                client = client
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(reqwest::Certificate::from_pem(&read(ca)?)?);
             }
             if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
                 let mut pem = read(cert)?;
@@ -88,6 +91,9 @@ async fn request(config: &TemporalConfig) -> anyhow::Result<reqwest::RequestBuil
         .header("te", "trailers")
         // An empty GetSystemInfoRequest, framed: not compressed, length 0.
         .body(vec![0u8; 5]);
+    for (name, value) in config.headers() {
+        request = request.header(name, value.expose_secret());
+    }
     if let Some(key) = config.api_key() {
         request = request.bearer_auth(key.expose_secret());
     }

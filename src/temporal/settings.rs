@@ -296,6 +296,12 @@ impl TemporalConfig {
         self.tls.as_ref().filter(|t| t.disabled != Some(true))
     }
 
+    /// The gRPC headers (`grpc_meta` of a profile), for a probe that must
+    /// send what the client sends.
+    pub(super) fn headers(&self) -> impl Iterator<Item = (&str, &SecretString)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// The API key, for a probe that must send what the client sends.
     pub(super) fn api_key(&self) -> Option<&SecretString> {
         self.api_key.as_ref()

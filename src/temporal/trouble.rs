@@ -111,6 +111,14 @@ impl TemporalError {
         }
     }
 
+    /// Whether a setting or a credential on this side is wrong (the
+    /// settings, refused credentials, TLS): waiting will not help. A
+    /// worker waits out anything else while it starts, as a server or a
+    /// front that is still coming up looks like many of those.
+    pub fn settled(&self) -> bool {
+        matches!(self.cause, Cause::Settings | Cause::Refused | Cause::Tls)
+    }
+
     /// Whether waiting may help: no server answered, or a proxy's upstream
     /// is down. Not for refused credentials or a wrong address.
     pub fn passes(&self) -> bool {
@@ -132,8 +140,11 @@ const CA_AS_SERVER: &str = "the server must show a certificate its CA issued for
                             give that CA with --tls-ca-path / TEMPORAL_TLS_SERVER_CA_CERT_PATH";
 const NOT_TLS: &str = "the server speaks plain gRPC: drop --tls, the TLS paths and --api-key \
                        (or TEMPORAL_TLS*), or point --address at its TLS port";
-const ONLY_TLS: &str = "the server may speak only TLS: give --tls (or --tls-ca-path, or --api-key), \
-                        or point --address at its plain port";
+const ONLY_TLS: &str = "if the server speaks only TLS, give --tls (or --tls-ca-path, or --api-key); \
+                        if it is an HTTP/1 server (the Web UI, port 8233), point --address at the \
+                        gRPC frontend (port 7233 by default)";
+const LIMITED: &str = "a proxy in front of Temporal is limiting requests: wait and try again, \
+                       or ask its operator about the limit";
 const CHECK_CERT: &str = "set --tls-cert-path and --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH); the server's CA must have signed the certificate";
 const CHECK_KEY: &str =
     "check --api-key / TEMPORAL_API_KEY: the key may be wrong, revoked or for another account";
@@ -287,7 +298,14 @@ impl Target {
                             .map(|s| format!(", server {}", crate::domain::clip(&s)))
                             .unwrap_or_default()
                     );
-                    return Some(self.error(doing, Cause::NotTemporal, said, Some(WRONG_SERVICE)));
+                    // No second answer to read: gRPC's own reading of the
+                    // HTTP status (UNAVAILABLE for 429, 502, 503, 504).
+                    return Some(match status.code() {
+                        Code::Unavailable => {
+                            self.error(doing, Cause::UpstreamDown, said, Some(UPSTREAM))
+                        }
+                        _ => self.error(doing, Cause::NotTemporal, said, Some(WRONG_SERVICE)),
+                    });
                 }
             };
             return Some(self.http_answer(doing, &answer));
@@ -379,6 +397,7 @@ impl Target {
                 )
             }
             502..=504 => self.error(doing, Cause::UpstreamDown, said, Some(UPSTREAM)),
+            429 => self.error(doing, Cause::UpstreamDown, said, Some(LIMITED)),
             _ => self.error(doing, Cause::NotTemporal, said, Some(WRONG_SERVICE)),
         }
     }
@@ -406,7 +425,7 @@ impl Target {
                 Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
             )
         {
-            let said = "what answered does not speak plain HTTP/2".to_owned();
+            let said = "what answered does not speak plain HTTP/2 (gRPC)".to_owned();
             return Some(self.error(doing, Cause::Tls, said, Some(ONLY_TLS)));
         }
         let io = causes
@@ -508,6 +527,13 @@ fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 's
             all.push(inner as &(dyn StdError + 'static));
             next = inner.source().or_else(|| e.source());
             continue;
+        }
+        // h2 keeps the I/O error under it without naming it as a source.
+        if let Some(io) = e.downcast_ref::<h2::Error>().and_then(|h2| h2.get_io()) {
+            all.push(io as &(dyn StdError + 'static));
+            if let Some(inner) = io.get_ref() {
+                all.push(inner as &(dyn StdError + 'static));
+            }
         }
         next = e.source();
     }
@@ -671,6 +697,27 @@ mod tests {
             !text.contains("is the server running") && !text.contains("MetadataMap"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_second_answer_grpcs_reading_of_the_status_decides() {
+        let mut status = tonic::Status::unavailable("anything");
+        status
+            .metadata_mut()
+            .insert("content-type", "text/html".parse().unwrap());
+        let e = target().call_failed(None, &status, none).await.unwrap();
+        assert_eq!(e.cause, Cause::UpstreamDown, "{e}");
+        assert!(e.passes() && !e.settled());
+        let limited = async || {
+            Some(HttpAnswer {
+                status: 429,
+                reason: Some("Too Many Requests"),
+                server: None,
+            })
+        };
+        let e = target().call_failed(None, &status, limited).await.unwrap();
+        assert_eq!(e.said, "HTTP 429 Too Many Requests");
+        assert!(e.passes());
     }
 
     #[test]

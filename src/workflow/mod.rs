@@ -1,11 +1,11 @@
-//! The order workflow, its activities, the worker that hosts them and the
-//! client that drives them. SDK types stay inside this module: the rest of
-//! the program reaches Temporal through [`client::OrderClient`] and
-//! [`worker::run`].
+//! What a replay needs: the order workflow (`order_workflow/`), its
+//! activities, the state it shows, its input and signals, and the reader
+//! that rebuilds a state from history. The client that drives it is in
+//! `temporal/`, the worker that hosts it in `worker/`.
 //!
 //! The names other tools see — the workflow type `OrderWorkflow`, the
 //! signal `cancel` (`{"reason": "…"}`) and the query `status` — are the
-//! workflow's own (`order_workflow.rs`, tested there).
+//! workflow's own (`order_workflow/mod.rs`, tested there).
 
 pub mod activities;
 pub mod baseline;

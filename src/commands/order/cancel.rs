@@ -54,11 +54,12 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         // Sent: whatever happens to the wait, say so.
         let sent = |e: OrderCallError| -> anyhow::Error {
             match e {
-                OrderCallError::Unreachable(lost) => Fail::new(
-                    Exit::Unavailable,
+                OrderCallError::Unreachable(lost) | OrderCallError::Temporal(lost) => Fail::new(
+                    lost.exit(),
                     format!(
-                        "the cancellation of {id} was sent, then {lost}; it takes effect \
-                         without you: see `orderflow order status {id}` once Temporal answers"
+                        "the cancellation of {id} was sent, then {}; it takes effect \
+                         without you: see `orderflow order status {id}` once Temporal answers",
+                        lost.headline()
                     ),
                 )
                 .into(),

@@ -294,7 +294,7 @@ async fn follow(
             _ = tokio::time::sleep(wait) => {
                 wait = every;
                 match client.live_status(id, Duration::from_secs(2)).await {
-                    Err(lost @ (OrderCallError::Unreachable(_) | OrderCallError::Temporal(_))) => return Err(lost),
+                    Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
                     Ok(Some(view)) => {
                         reporter.answered();
                         if !view.status.is_terminal() && last != Some(change_key(&view)) {
@@ -422,7 +422,10 @@ impl<'a> Reporter<'a> {
         }
         let now = Instant::now();
         state.lost = Some((now, lost.clone()));
-        let text = format!("{lost}; trying again (the orders go on running)");
+        let text = format!(
+            "{}; trying again (the orders go on running)",
+            lost.headline()
+        );
         match self.mode {
             Mode::Lines | Mode::Silent => self.printer.note(format!("warning: {text}")),
             Mode::View { .. } | Mode::Json => {}

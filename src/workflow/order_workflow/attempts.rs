@@ -2,7 +2,26 @@
 //! is read (a business failure, an outage, another failure), and the waits
 //! between attempts, on timers no cancellation of Temporal's touches.
 
-use super::*;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use temporalio_common::RetryPolicy;
+use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+use temporalio_sdk::workflows::select;
+use temporalio_sdk::{
+    ActivityExecutionError, LocalActivityOptions, TimerOptions, WorkflowCancellationToken,
+    WorkflowContext, WorkflowResult,
+};
+
+use crate::domain::NotificationKind;
+use crate::domain::{FailureCode, Order, Step};
+use crate::workflow::activities::{
+    NotifyInput, OrderActivities, PaymentInput, StepReport, UNAVAILABLE, WorkflowSettings,
+};
+use crate::workflow::retry::RetryConfig;
+use crate::workflow::state::StepState;
+
+use super::base::*;
 
 /// One attempt per call; the workflow counts attempts and waits between them.
 pub(super) fn step_options(settings: &WorkflowSettings) -> LocalActivityOptions {

@@ -2,7 +2,17 @@
 //! holds (`end_order`), shown in its state, and its customer told once;
 //! the outcome is recorded.
 
-use super::*;
+use temporalio_sdk::{ApplicationFailure, WorkflowContext, WorkflowResult, WorkflowTermination};
+
+use crate::domain::{CancelReason, Delivery, FailureCode, Order, OrderStatus, Step};
+use crate::domain::{Ending, NotificationKind};
+use crate::workflow::activities::{
+    EndInput, EndReport, NotifyInput, OrderActivities, OutcomeInput, StepReport, WorkflowSettings,
+};
+use crate::workflow::state::{CancellationView, FailureView, OrderView, StepState};
+
+use super::attempts::*;
+use super::base::*;
 
 /// Why an order ends early.
 #[derive(Debug, Clone)]
@@ -233,16 +243,5 @@ impl OrderWorkflow {
             ctx.execute_local_activity(OrderActivities::record_outcome, input.clone(), options)
         })
         .await
-    }
-}
-
-pub(super) fn notification(order: &Order, kind: NotificationKind, message: &str) -> Notification {
-    Notification {
-        order_id: order.id().clone(),
-        kind,
-        recipient: order.customer_email().cloned(),
-        total_amount: order.total_amount(),
-        currency: order.currency(),
-        message: message.to_owned(),
     }
 }

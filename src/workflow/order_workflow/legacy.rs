@@ -2,15 +2,17 @@
 //! compensations the workflow registered, undone as they were then. Kept
 //! so those histories replay; no new order takes them.
 
-use super::*;
+use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
-/// What undoes a step; registered before the step runs. Only histories
-/// recorded before [`END_FROM_DATABASE`] use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Compensation {
-    ReleaseInventory,
-    RefundPayment,
-}
+use crate::domain::NotificationKind;
+use crate::domain::{Order, Step};
+use crate::workflow::activities::{NotifyInput, OrderActivities, WorkflowSettings};
+use crate::workflow::retry::RetryConfig;
+use crate::workflow::state::{OrderView, StepState};
+
+use super::attempts::*;
+use super::base::*;
+use super::ending::*;
 
 impl OrderWorkflow {
     /// Undoes what was done, newest first (histories recorded before
