@@ -176,6 +176,8 @@ async fn run_samples(
         timeout: Some(Duration::from_secs(120)),
         show,
         on_interrupt: super::order::OnInterrupt::Say("stopping the demo and the stack it started"),
+        // Not under `interruptible`: it hears Ctrl-C itself.
+        interrupt: super::Interrupt::ctrl_c(),
     };
     let following = follow.run(&ids);
     tokio::pin!(following);

@@ -33,6 +33,34 @@ pub struct Context {
     /// The Temporal settings, resolved (temporal.toml and the key file
     /// read) the first time a command asks, and only then.
     temporal: std::sync::OnceLock<TemporalConfig>,
+    /// Ctrl-C, told by [`interruptible`] to the commands that listen.
+    interrupt: tokio::sync::watch::Sender<bool>,
+}
+
+/// Ctrl-C as a command hears it: told by the one listener in
+/// [`interruptible`], so that a command that stops itself on it (`order
+/// watch` says how to resume) always has its say; or Ctrl-C itself, for a
+/// command that listens on its own.
+#[derive(Clone)]
+pub struct Interrupt(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Interrupt {
+    /// Ctrl-C itself.
+    pub fn ctrl_c() -> Self {
+        Self(None)
+    }
+
+    /// Resolves on Ctrl-C.
+    pub async fn wait(&self) {
+        match self.0.clone() {
+            Some(mut told) => {
+                let _ = told.wait_for(|&interrupted| interrupted).await;
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
 }
 
 impl Context {
@@ -73,6 +101,11 @@ impl Context {
         Ok(stack)
     }
 
+    /// Ctrl-C, as [`interruptible`] tells it: listening from now on.
+    pub fn interrupt(&self) -> Interrupt {
+        Interrupt(Some(self.interrupt.subscribe()))
+    }
+
     /// The Temporal settings, resolved once per command.
     pub fn temporal(&self) -> anyhow::Result<TemporalConfig> {
         if let Some(config) = self.temporal.get() {
@@ -102,17 +135,18 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         global: cli.global,
         printer,
         temporal: std::sync::OnceLock::new(),
+        interrupt: tokio::sync::watch::Sender::new(false),
     };
     let result = match cli.command {
         Command::Worker(args) => worker::run(&cx, args).await,
         Command::Dev(args) => dev::run(&cx, args).await,
         Command::Demo(args) => demo::run(&cx, args).await,
         Command::Bench(args) => bench::run(&cx, args).await,
-        Command::Order(cmd) => interruptible(order::run(&cx, cmd)).await,
-        Command::Db(cmd) => interruptible(db::run(&cx, cmd)).await,
-        Command::Product(cmd) => interruptible(product::run(&cx, cmd)).await,
+        Command::Order(cmd) => interruptible(&cx, order::run(&cx, cmd)).await,
+        Command::Db(cmd) => interruptible(&cx, db::run(&cx, cmd)).await,
+        Command::Product(cmd) => interruptible(&cx, product::run(&cx, cmd)).await,
         Command::CodecServer(args) => codec_server::run(&cx, args).await,
-        Command::Doctor => interruptible(doctor::run(&cx)).await,
+        Command::Doctor => interruptible(&cx, doctor::run(&cx)).await,
         Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),
@@ -192,16 +226,29 @@ fn options(cx: &Context) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Ends with 130 when Ctrl-C comes first. The command is polled first, so
-/// one that handles Ctrl-C itself (`order watch` stops its view and says
-/// how to resume) has its say.
+/// Ends with 130 when Ctrl-C comes first. A command that listens for it
+/// ([`Context::interrupt`]: `order watch` stops its view and says how to
+/// resume) is told, and has its say. One listener tells it: two listeners
+/// on the signal raced, and the command's sometimes lost.
 async fn interruptible(
+    cx: &Context,
     command: impl Future<Output = anyhow::Result<Exit>>,
 ) -> anyhow::Result<Exit> {
+    tokio::pin!(command);
     tokio::select! {
         biased;
-        result = command => result,
-        _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+        result = &mut command => result,
+        _ = tokio::signal::ctrl_c() => {
+            if cx.interrupt.receiver_count() == 0 {
+                return Ok(Exit::Interrupted);
+            }
+            cx.interrupt.send_replace(true);
+            // It stops at once; should it not, Ctrl-C still ends it.
+            match tokio::time::timeout(std::time::Duration::from_secs(5), command).await {
+                Ok(result) => result,
+                Err(_) => Ok(Exit::Interrupted),
+            }
+        }
     }
 }
 

@@ -132,6 +132,7 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
             timeout: args.timeout,
             show: true,
             on_interrupt: super::watch::OnInterrupt::Resume,
+            interrupt: cx.interrupt(),
         }
         .run(&ids)
         .await;

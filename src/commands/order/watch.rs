@@ -67,6 +67,7 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
         timeout: args.timeout,
         show: true,
         on_interrupt: OnInterrupt::Resume,
+        interrupt: cx.interrupt(),
     }
     .run(&args.ids)
     .await
@@ -91,6 +92,8 @@ pub(crate) struct Follow<'a> {
     /// Report changes (view, lines or JSON Lines as the printer says).
     pub show: bool,
     pub on_interrupt: OnInterrupt,
+    /// What stops the following: Ctrl-C, told or heard.
+    pub interrupt: crate::commands::Interrupt,
 }
 
 impl Follow<'_> {
@@ -127,7 +130,7 @@ impl Follow<'_> {
         };
         let finals = tokio::select! {
             biased;
-            _ = tokio::signal::ctrl_c() => {
+            () = self.interrupt.wait() => {
                 reporter.stop();
                 self.printer.interrupted(&self.interrupted(&reporter));
                 return Ok(Exit::Interrupted);
