@@ -101,7 +101,9 @@ impl Context {
         Ok(stack)
     }
 
-    /// Ctrl-C, as [`interruptible`] tells it: listening from now on.
+    /// Ctrl-C, as [`interruptible`] tells it: listening from now on. Take
+    /// it only where it is watched until the command ends: while one is
+    /// held, Ctrl-C waits (up to 5 s) for the command to stop itself.
     pub fn interrupt(&self) -> Interrupt {
         Interrupt(Some(self.interrupt.subscribe()))
     }
@@ -243,10 +245,11 @@ async fn interruptible(
                 return Ok(Exit::Interrupted);
             }
             cx.interrupt.send_replace(true);
-            // It stops at once; should it not, Ctrl-C still ends it.
-            match tokio::time::timeout(std::time::Duration::from_secs(5), command).await {
-                Ok(result) => result,
-                Err(_) => Ok(Exit::Interrupted),
+            // It stops at once; should it not, 5 s or a second Ctrl-C end it.
+            tokio::select! {
+                result = command => result,
+                _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => Ok(Exit::Interrupted),
             }
         }
     }

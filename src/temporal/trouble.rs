@@ -33,7 +33,8 @@ pub enum Cause {
     Refused,
     /// Something answered that is not a Temporal frontend.
     NotTemporal,
-    /// A proxy answered that its upstream is down (HTTP 502, 503, 504).
+    /// A proxy answered that its upstream is down or busy (HTTP 429, 502,
+    /// 503, 504; or gRPC's UNAVAILABLE for an answer that was not gRPC).
     UpstreamDown,
     /// The namespace does not exist.
     NoNamespace,

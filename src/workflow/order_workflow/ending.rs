@@ -85,17 +85,14 @@ pub(super) fn notice_of(ending: &Ending) -> (NotificationKind, String) {
 }
 
 impl OrderWorkflow {
-    /// Ends the order early, `FAILED` or `CANCELLED`.
-    pub(super) async fn end(
+    /// Ends the order early, `FAILED` or `CANCELLED`, from what the
+    /// database holds (`end_order`).
+    pub(super) async fn end_from_database(
         ctx: &WorkflowContext<Self>,
         order: &Order,
-        compensations: &[Compensation],
         settings: &WorkflowSettings,
         intent: Intent,
     ) -> WorkflowResult<OrderView> {
-        if !ctx.state(|s| s.current) && !ctx.patched(END_FROM_DATABASE) {
-            return Self::end_v1(ctx, order, compensations, settings, intent).await;
-        }
         let asked = intent.ending(ctx.state(|s| s.view.step));
         let input = EndInput {
             order: order.clone(),

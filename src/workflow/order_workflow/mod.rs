@@ -190,6 +190,22 @@ impl OrderWorkflow {
 }
 
 impl OrderWorkflow {
+    /// Ends the order early, `FAILED` or `CANCELLED`: from what the
+    /// database holds, or, for a history recorded before
+    /// [`END_FROM_DATABASE`], by the compensations it registered.
+    async fn end(
+        ctx: &WorkflowContext<Self>,
+        order: &Order,
+        compensations: &[Compensation],
+        settings: &WorkflowSettings,
+        intent: Intent,
+    ) -> WorkflowResult<OrderView> {
+        if !ctx.state(|s| s.current) && !ctx.patched(END_FROM_DATABASE) {
+            return Self::end_v1(ctx, order, compensations, settings, intent).await;
+        }
+        Self::end_from_database(ctx, order, settings, intent).await
+    }
+
     /// The four steps, each after a look for a cancellation. `Ok`: the
     /// order is paid and its confirmation went out (`true`) or could not
     /// (`false`, which never undoes a paid order). `Err`: why it ends early.
