@@ -53,6 +53,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand demo 'Run the sample orders on a local stack and show how each one ends'
             cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
             cand codec-server 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+            cand serve 'Serve the order API and the order page over HTTP'
             cand doctor 'Check the setup end to end and say how to fix what fails'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
@@ -563,6 +564,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --data-dir 'Where the stack keeps its state, Temporal''s and PostgreSQL''s together [default: ~/.local/share/orderflow]'
             cand --port 'Start a Temporal dev server on this port (127.0.0.1), rather than use the one that answers at --address or localhost:7233'
             cand --ui-port 'The Web UI''s port of the server it starts [default: 8233 when free]'
+            cand --listen 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'
             cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
@@ -594,6 +596,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;demo'= {
+            cand --listen 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'
             cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
@@ -687,6 +690,46 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
             cand --color 'When to use colour; NO_COLOR turns it off under auto'
             cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --tls 'Connect to Temporal over TLS'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orderflow;serve'= {
+            cand --listen 'Address to listen on; one other machines reach needs --api-token-file or --no-auth'
+            cand --api-token-file 'Require `Authorization: Bearer <token>` on /api with one of the tokens in this file, one a line (mode 0600); the page asks for one'
+            cand --max-body 'The largest request body accepted (e.g. 1MiB, 256KiB, 65536)'
+            cand --request-timeout 'Time a request may take to be answered, its body included (not the events stream, which lasts until its order ends)'
+            cand --header-timeout 'Time a client has to send a request''s headers: a slow or silent client does not hold a connection open'
+            cand --max-connections 'At most this many connections at once; more wait to be accepted'
+            cand --allow-origin 'An origin a browser may call the API from (CORS), e.g. https://shop.example; repeat for several, `*` for any [default: none]'
+            cand --allow-host 'A host name requests may be addressed to without a token (their `Host` header), besides localhost, loopback addresses and --listen''s; repeat for several'
+            cand --metrics-address 'Serve /metrics (Prometheus: requests by route and status, latency) on this address (off by default)'
+            cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file'
+            cand --config-file 'The Temporal CLI''s config file [default: its own, temporal.toml]'
+            cand --ui-url 'Web UI base for order links [default: the address''s host, port 8233]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand --encryption-key-file 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on. Never printed'
+            cand --tls-cert-path 'Client certificate for mTLS'
+            cand --tls-key-path 'Client private key for mTLS'
+            cand --tls-ca-path 'CA certificate to verify the server with'
+            cand --tls-server-name 'Server name to verify the certificate against'
+            cand --database-url 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed'
+            cand -o 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --color 'When to use colour; NO_COLOR turns it off under auto'
+            cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --no-auth 'Answer anyone who reaches a non-loopback --listen without a token (behind a proxy that authenticates)'
+            cand --openapi 'Print the OpenAPI document and exit'
             cand --tls 'Connect to Temporal over TLS'
             cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
             cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -823,6 +866,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand demo 'Run the sample orders on a local stack and show how each one ends'
             cand bench 'Measure throughput, latency and memory against an orchestration-only baseline'
             cand codec-server 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+            cand serve 'Serve the order API and the order page over HTTP'
             cand doctor 'Check the setup end to end and say how to fix what fails'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
@@ -874,6 +918,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;bench'= {
         }
         &'orderflow;help;codec-server'= {
+        }
+        &'orderflow;help;serve'= {
         }
         &'orderflow;help;doctor'= {
         }

@@ -59,6 +59,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "dev" -d 'Start 
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "serve" -d 'Serve the order API and the order page over HTTP'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
@@ -510,6 +511,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l data-dir -d 'Where the stack keeps its state, Temporal\'s and PostgreSQL\'s together [default: ~/.local/share/orderflow]' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l port -d 'Start a Temporal dev server on this port (127.0.0.1), rather than use the one that answers at --address or localhost:7233' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-port -d 'The Web UI\'s port of the server it starts [default: 8233 when free]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l listen -d 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -539,6 +541,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s v -l verbose
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l listen -d 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -637,6 +640,44 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s v -
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand codec-server" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l listen -d 'Address to listen on; one other machines reach needs --api-token-file or --no-auth' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l api-token-file -d 'Require `Authorization: Bearer <token>` on /api with one of the tokens in this file, one a line (mode 0600); the page asks for one' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l max-body -d 'The largest request body accepted (e.g. 1MiB, 256KiB, 65536)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l request-timeout -d 'Time a request may take to be answered, its body included (not the events stream, which lasts until its order ends)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l header-timeout -d 'Time a client has to send a request\'s headers: a slow or silent client does not hold a connection open' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l max-connections -d 'At most this many connections at once; more wait to be accepted' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l allow-origin -d 'An origin a browser may call the API from (CORS), e.g. https://shop.example; repeat for several, `*` for any [default: none]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l allow-host -d 'A host name requests may be addressed to without a token (their `Host` header), besides localhost, loopback addresses and --listen\'s; repeat for several' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l metrics-address -d 'Serve /metrics (Prometheus: requests by route and status, latency) on this address (off by default)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l no-auth -d 'Answer anyone who reaches a non-loopback --listen without a token (behind a proxy that authenticates)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l openapi -d 'Print the OpenAPI document and exit'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand doctor" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -746,19 +787,20 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s v -l ver
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server doctor completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "serve" -d 'Serve the order API and the order page over HTTP'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

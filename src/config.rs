@@ -144,6 +144,36 @@ impl DatabaseConfig {
     }
 }
 
+#[cfg(unix)]
+/// Refuses a secret's file (`what`: "the token file") that group or
+/// others may read or write: it must be its owner's only.
+pub(crate) fn refuse_open_permissions(
+    metadata: &std::fs::Metadata,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<(), Fail> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Fail::usage(format!(
+            "{what} {} is open to group or others (mode {mode:03o}): a secret's file must be \
+             its owner's only; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn refuse_open_permissions(
+    _: &std::fs::Metadata,
+    _: &std::path::Path,
+    _: &str,
+) -> Result<(), Fail> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -16,5 +16,6 @@ pub mod services;
 pub mod stack;
 pub mod telemetry;
 pub mod temporal;
+pub mod web;
 pub mod worker;
 pub mod workflow;

@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     let printer = Printer::new(g.output, g.color, g.quiet);
     let serves = matches!(
         cli.command,
-        orderflow::cli::Command::Worker(_) | orderflow::cli::Command::Dev(_)
+        orderflow::cli::Command::Worker(_)
+            | orderflow::cli::Command::Dev(_)
+            | orderflow::cli::Command::Serve(_)
     );
     // Under -o json, stderr carries JSON errors: logs there are JSON too.
     let log_format = g.log_format.unwrap_or(if printer.is_json() {

@@ -523,6 +523,42 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        path: "serve",
+        shows: &[TEMPORAL, DATABASE, OUTPUT],
+        examples: &[
+            (
+                "orderflow serve",
+                "the API and the page on http://127.0.0.1:8080",
+            ),
+            (
+                "orderflow serve --listen 0.0.0.0:8080 --api-token-file tokens.txt",
+                "for other machines: each request needs `Authorization: Bearer <token>`",
+            ),
+            (
+                "orderflow serve --allow-origin https://shop.example",
+                "a storefront's page at that origin may call the API (CORS)",
+            ),
+            (
+                "orderflow serve --openapi > openapi.json",
+                "the API's OpenAPI 3.1 document",
+            ),
+        ],
+        exit_codes: &[
+            (
+                Exit::Success,
+                "stopped by SIGINT/SIGTERM, requests in flight finished",
+            ),
+            (
+                Exit::Usage,
+                "address in use, a non-loopback --listen without --api-token-file or --no-auth, unreadable token file",
+            ),
+            (
+                Exit::Unavailable,
+                "Temporal or PostgreSQL unreachable at start",
+            ),
+        ],
+    },
+    Page {
         path: "codec-server",
         shows: &[TEMPORAL, OUTPUT],
         examples: &[

@@ -238,6 +238,16 @@ pub enum Command {
     /// orders (their machine, or behind their access control); never expose
     /// it publicly: whoever reaches it can decrypt.
     CodecServer(CodecServerArgs),
+    /// Serve the order API and the order page over HTTP
+    ///
+    /// The REST API (POST /api/orders, GET /api/orders/{id}, its events,
+    /// cancel, the product list, /api/openapi.json) and the order page at /,
+    /// on the CLI's rules: the same validation, idempotency, JSON and errors.
+    /// It starts no worker: run `orderflow worker` too. On loopback by
+    /// default; any other address needs --api-token-file (or --no-auth).
+    /// SIGTERM stops it gracefully: no new connections, requests in flight
+    /// finished, then exit 0.
+    Serve(ServeArgs),
     /// Check the setup end to end and say how to fix what fails
     ///
     /// Checks the configuration in effect (without secrets), that Temporal
@@ -534,6 +544,11 @@ pub struct DevArgs {
     /// through a codec server this command runs on 127.0.0.1
     #[arg(long)]
     pub encrypt: bool,
+
+    /// Serve the order API and page (`orderflow serve`) here
+    /// [default: 127.0.0.1:8080, or a free loopback port when it is taken]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -566,6 +581,71 @@ pub struct CodecServerArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; one other machines reach needs --api-token-file
+    /// or --no-auth
+    #[arg(
+        long,
+        env = "ORDERFLOW_LISTEN",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// Require `Authorization: Bearer <token>` on /api with one of the
+    /// tokens in this file, one a line (mode 0600); the page asks for one
+    #[arg(long, env = "ORDERFLOW_API_TOKEN_FILE", value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Answer anyone who reaches a non-loopback --listen without a token
+    /// (behind a proxy that authenticates)
+    #[arg(long, conflicts_with = "api_token_file")]
+    pub no_auth: bool,
+
+    /// The largest request body accepted (e.g. 1MiB, 256KiB, 65536)
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Time a request may take to be answered, its body included (not the
+    /// events stream, which lasts until its order ends)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Time a client has to send a request's headers: a slow or silent
+    /// client does not hold a connection open
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// At most this many connections at once; more wait to be accepted
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// An origin a browser may call the API from (CORS), e.g.
+    /// https://shop.example; repeat for several, `*` for any [default: none]
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// A host name requests may be addressed to without a token (their
+    /// `Host` header), besides localhost, loopback addresses and --listen's;
+    /// repeat for several
+    #[arg(long, value_name = "HOST")]
+    pub allow_host: Vec<String>,
+
+    /// Serve /metrics (Prometheus: requests by route and status, latency)
+    /// on this address (off by default)
+    #[arg(
+        long,
+        env = "ORDERFLOW_SERVE_METRICS_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub metrics_address: Option<std::net::SocketAddr>,
+
+    /// Print the OpenAPI document and exit
+    #[arg(long)]
+    pub openapi: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Leave the stack running after the demo
     #[arg(long)]
@@ -576,6 +656,11 @@ pub struct DemoArgs {
     /// command runs on 127.0.0.1
     #[arg(long)]
     pub encrypt: bool,
+
+    /// Serve the order API and page (`orderflow serve`) here
+    /// [default: 127.0.0.1:8080, or a free loopback port when it is taken]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -659,6 +744,18 @@ pub struct ManArgs {
 /// Parses durations like `30s`, `5m`, `1h 30m` (humantime).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e}; use e.g. 30s, 5m, 1h"))
+}
+
+/// Parses sizes like `1MiB`, `256KiB`, `65536` (bytes).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}; use e.g. 1MiB, 256KiB or a number of bytes"))?;
+    match usize::try_from(size.as_u64()) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be more than 0 bytes".into()),
+    }
 }
 
 fn parse_order_id(text: &str) -> Result<OrderId, String> {

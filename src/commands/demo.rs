@@ -86,6 +86,21 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         ));
     }
     let client = OrderClient::connect(&stack.temporal).await?;
+    let api = super::serve::local(
+        args.listen,
+        stack.temporal.clone(),
+        client.clone(),
+        stack.pool.clone(),
+    )
+    .await?;
+    cx.printer.note(format!(
+        "orderflow demo: the order page and API: {} (while the demo runs)",
+        api.url()
+    ));
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(api.run(async {
+        let _ = api_stopped.await;
+    }));
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     // Room to cancel the sample whose gateway never answers before retries run out.
     settings.retry = RetryConfig {
@@ -109,6 +124,8 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         },
     )
     .await;
+    let _ = stop_api.send(());
+    let _ = api.await;
     stack.stop().await;
     // Interrupted (Ctrl-C): the following said so.
     let Some(outcomes) = outcomes?? else {

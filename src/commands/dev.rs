@@ -36,15 +36,31 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             encrypt: args.encrypt,
         })
         .await?;
-    if cx.printer.is_json() {
-        cx.printer.json_line(&stack.info)?;
-    } else {
-        cx.printer.line(instructions(&stack.info, &data_dir))?;
-    }
     let result = async {
         let client = crate::temporal::client::OrderClient::connect(&stack.temporal).await?;
+        let api = super::serve::local(
+            args.listen,
+            stack.temporal.clone(),
+            client.clone(),
+            stack.pool.clone(),
+        )
+        .await?;
+        let mut info = stack.info.clone();
+        info.api_url = Some(api.url());
+        if cx.printer.is_json() {
+            cx.printer.json_line(&info)?;
+        } else {
+            cx.printer.line(instructions(&info, &data_dir))?;
+        }
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = tokio::spawn(api.run(async {
+            let _ = api_stopped.await;
+        }));
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
-        worker::run(client, Connections::like(&stack.pool), settings, shutdown).await
+        let worked = worker::run(client, Connections::like(&stack.pool), settings, shutdown).await;
+        let _ = stop_api.send(());
+        let _ = api.await;
+        worked
     }
     .await;
     stack.stop().await;
@@ -97,6 +113,9 @@ fn instructions(info: &StackInfo, data_dir: &Path) -> String {
     );
     if let Some(ui) = &info.ui_url {
         text += &format!("  Web UI      {ui}\n");
+    }
+    if let Some(api) = &info.api_url {
+        text += &format!("  Order page  {api}  (the API: {api}/api/orders)\n");
     }
     if let (Some(keys), Some(codec)) = (&info.encryption_key_file, &info.codec_endpoint) {
         text += &format!(

@@ -10,6 +10,7 @@ mod doctor;
 mod man;
 pub(crate) mod order;
 mod product;
+pub(crate) mod serve;
 pub(crate) mod worker;
 
 pub use completions::completion_script;
@@ -148,6 +149,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Db(cmd) => interruptible(&cx, db::run(&cx, cmd)).await,
         Command::Product(cmd) => interruptible(&cx, product::run(&cx, cmd)).await,
         Command::CodecServer(args) => codec_server::run(&cx, args).await,
+        Command::Serve(args) => serve::run(&cx, args).await,
         Command::Doctor => interruptible(&cx, doctor::run(&cx)).await,
         Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),

@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use crate::domain::{CustomerId, OrderId, OrderStatus};
 
 /// One row of `order list -o json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderSummary {
     pub order_id: String,

@@ -33,7 +33,7 @@ fn check_id(value: &str) -> Result<(), RuleError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -93,7 +93,7 @@ impl AsRef<str> for OrderId {
 /// (1–1000 bytes, no control characters), so an operator can inspect and
 /// end an order someone else started with an ID outside the [`OrderId`]
 /// rule. What orderflow creates follows that stricter rule.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct WorkflowId(String);
 

@@ -172,6 +172,32 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+/// In the API's document: a string with two decimals, as it is written.
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^-?[0-9]+\.[0-9]{2}$"))
+            .examples(["1299.99"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
+/// In the API's document: three upper-case letters.
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Z]{3}$"))
+            .examples(["USD"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use super::{Currency, CustomerId, Money, OrderId, PaymentMethod, ProductId, Quan
 
 /// Where notifications go: a plausible e-mail address (it is only ever
 /// recorded and sent to a webhook, never to a mail server).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct CustomerEmail(String);
 
@@ -53,7 +53,7 @@ impl<'de> Deserialize<'de> for CustomerEmail {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderLine {
     #[serde(rename = "productID")]
     pub product_id: ProductId,
@@ -73,9 +73,11 @@ impl OrderLine {
 /// (`try_from`), so no invalid order exists in memory — whether it came from
 /// a file, a workflow's input, a history or a query. Its JSON is the SPEC's
 /// order shape with amounts as strings; it is the workflow input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", try_from = "OrderWire")]
 pub struct Order {
+    /// Optional on input: generated when absent.
+    #[schema(required = false)]
     id: OrderId,
     #[serde(rename = "customerID")]
     customer_id: CustomerId,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Money, ProductId, RuleError};
 
 /// A product's display name: 1–200 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct ProductName(String);
 
@@ -56,7 +56,9 @@ impl fmt::Display for ProductName {
 }
 
 /// Units on hand: never negative, and within the database's `INTEGER`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Stock(i32);
 
@@ -95,7 +97,7 @@ impl fmt::Display for Stock {
 }
 
 /// One catalog entry, as imported and as listed (`product list -o json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     #[serde(rename = "productID")]
     pub id: ProductId,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::RuleError;
 
 /// How many units of a product one order line asks for: 1 to 10 000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Quantity(u32);
 

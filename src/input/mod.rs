@@ -25,7 +25,7 @@ pub use problems::{InvalidInput, MAX_SHOWN};
 /// [`InvalidInput`] (exit 2): nothing is submitted or written when any item
 /// of the input is invalid. Its JSON is one entry of a JSON error's
 /// `problems`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
 pub struct InputError {
     /// The file as the user named it, or `<stdin>`.
     #[serde(rename = "file")]

@@ -77,10 +77,11 @@ impl LocalCodec {
         };
         let server = CodecServer {
             keys: self.keys.clone(),
-            allow_origins: ui_url.map(loopback_origins).unwrap_or_default(),
-            token: None,
-            allow_hosts: Vec::new(),
-            listen,
+            guard: crate::web::guard::Guard {
+                allow_origins: ui_url.map(loopback_origins).unwrap_or_default(),
+                listen: Some(listen),
+                ..Default::default()
+            },
         };
         tokio::spawn(async move {
             if let Err(e) = server::serve(listener, server).await {

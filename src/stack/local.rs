@@ -43,6 +43,9 @@ pub struct StackInfo {
     /// `--encrypt`: the codec server the Web UI decodes payloads through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub codec_endpoint: Option<String>,
+    /// The order page and API (`orderflow serve`) the command runs, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
 }
 
 impl StackInfo {
@@ -343,6 +346,7 @@ impl LocalStack {
             data_dir: options.data_dir.clone(),
             encryption_key_file: codec.as_ref().map(|c| c.key_file.clone()),
             codec_endpoint: codec.as_ref().map(|c| c.endpoint.clone()),
+            api_url: None,
         };
         if let Some(codec) = &mut codec {
             codec.serve(info.ui_url.as_deref());

@@ -139,7 +139,7 @@ pub enum Execution {
 }
 
 /// Where a shown state came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Asked the running workflow (live).

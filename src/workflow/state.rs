@@ -9,7 +9,7 @@ use crate::domain::{
     OrderStatus, PaymentMethod, Step, WorkflowId,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     Pending,
@@ -27,7 +27,7 @@ pub enum StepState {
     Skipped,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     pub name: Step,
@@ -40,13 +40,13 @@ pub struct StepView {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailureView {
     pub code: FailureCode,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationView {
     pub reason: String,
@@ -56,7 +56,7 @@ pub struct CancellationView {
 
 /// A signal the order received and did not act on: its payload was not
 /// what the signal takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RejectedSignal {
     pub name: String,
@@ -70,7 +70,7 @@ pub const REJECTED_SIGNALS_KEPT: usize = 5;
 /// An order's state. The order's own fields are absent only for a workflow
 /// whose input was not a valid order (it ended `FAILED` with
 /// `INVALID_ORDER` before doing anything).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     /// The workflow's ID: the order's ID.

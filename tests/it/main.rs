@@ -19,6 +19,7 @@ mod orders;
 mod pool;
 mod product;
 mod replay;
+mod serve;
 mod services;
 mod support;
 mod temporal;

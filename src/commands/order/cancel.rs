@@ -6,30 +6,56 @@ use serde::Serialize;
 use super::render::change_line;
 use crate::cli::CancelArgs;
 use crate::commands::Context;
-use crate::domain::OrderStatus;
+use std::time::Duration;
+
+use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
-use crate::temporal::client::{Execution, OrderCallError};
+use crate::temporal::client::{Execution, OrderCallError, OrderClient};
 use crate::workflow::state::OrderView;
 
-#[derive(Debug, Serialize)]
+/// `order cancel -o json`, and the API's answer to a cancellation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CancelDoc<'a> {
-    order_id: &'a str,
-    /// `requested` (with --no-wait), `cancelled` or `already cancelled`. A
-    /// refused cancel is an error (exit 6), reported on stderr only.
-    outcome: &'a str,
+pub(crate) struct CancelDoc<'a> {
+    pub order_id: &'a str,
+    /// `requested` (with --no-wait; from the API, when the order had not
+    /// ended within the wait), `cancelled` or `already cancelled`. A
+    /// refused cancel is an error (exit 6, HTTP 409).
+    pub outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<OrderStatus>,
+    pub status: Option<OrderStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    order: Option<&'a OrderView>,
+    #[schema(value_type = Option<OrderView>)]
+    pub order: Option<&'a OrderView>,
 }
 
-pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
-    let (_, client) = super::connect(cx).await?;
-    let id = &args.id;
+/// What came of a cancellation.
+pub(crate) enum Cancellation {
+    /// Sent; not waited for.
+    Requested,
+    /// Sent; the wait's limit passed before the order ended.
+    Pending,
+    /// The order ended `CANCELLED` on this request.
+    Cancelled(OrderView),
+    /// It had already been cancelled: nothing changed.
+    Already(OrderView),
+    /// It had already ended otherwise (COMPLETED or FAILED): refused,
+    /// nothing changed.
+    Refused(OrderView),
+}
+
+/// Cancels order `id` with `reason`, then, with `wait`, waits for its
+/// outcome: up to `limit`, or until it ends.
+pub(crate) async fn cancel(
+    client: &OrderClient,
+    id: &WorkflowId,
+    reason: &str,
+    wait: bool,
+    limit: Option<Duration>,
+) -> anyhow::Result<Cancellation> {
     let running = match client.describe(id).await? {
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
-        Some(Execution::Running) => match client.signal_cancel(id, args.reason.as_str()).await {
+        Some(Execution::Running) => match client.signal_cancel(id, reason).await {
             Ok(()) => true,
             // It ended between the look and the signal.
             Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
@@ -37,18 +63,8 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         },
         Some(_) => false,
     };
-    if running && args.no_wait {
-        report(
-            cx,
-            &CancelDoc {
-                order_id: id.as_str(),
-                outcome: "requested",
-                status: None,
-                order: None,
-            },
-            None,
-        )?;
-        return Ok(Exit::Success);
+    if running && !wait {
+        return Ok(Cancellation::Requested);
     }
     let view = if running {
         // Sent: whatever happens to the wait, say so.
@@ -67,34 +83,67 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
             }
         };
         let outcome = async { client.outcome(id).await.map_err(sent) };
-        match args.timeout {
+        match limit {
             None => outcome.await?,
-            Some(limit) => tokio::time::timeout(limit, outcome).await.map_err(|_| {
-                Fail::new(
-                    Exit::Timeout,
-                    format!(
-                        "cancellation of {id} was requested, but it had not ended after {}",
-                        humantime::format_duration(limit)
-                    ),
-                )
-            })??,
+            Some(limit) => match tokio::time::timeout(limit, outcome).await {
+                Ok(view) => view?,
+                Err(_) => return Ok(Cancellation::Pending),
+            },
         }
     } else {
         client.fetch(id).await?.0
     };
-    let outcome = match (running, view.status) {
-        (true, OrderStatus::Cancelled) => "cancelled",
-        (false, OrderStatus::Cancelled) => "already cancelled",
-        // Said once, as the error: not also as a result on stdout.
-        _ => {
+    Ok(match (running, view.status) {
+        (true, OrderStatus::Cancelled) => Cancellation::Cancelled(view),
+        (false, OrderStatus::Cancelled) => Cancellation::Already(view),
+        _ => Cancellation::Refused(view),
+    })
+}
+
+/// The sentence of a refused cancellation.
+pub(crate) fn refused(id: &WorkflowId, status: OrderStatus) -> String {
+    format!("order {id} already ended {status}; the cancellation was refused and nothing changed")
+}
+
+pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
+    let (_, client) = super::connect(cx).await?;
+    let id = &args.id;
+    let cancelled = cancel(
+        &client,
+        id,
+        args.reason.as_str(),
+        !args.no_wait,
+        args.timeout,
+    );
+    let (outcome, view) = match cancelled.await? {
+        Cancellation::Requested => {
+            report(
+                cx,
+                &CancelDoc {
+                    order_id: id.as_str(),
+                    outcome: "requested",
+                    status: None,
+                    order: None,
+                },
+                None,
+            )?;
+            return Ok(Exit::Success);
+        }
+        Cancellation::Pending => {
             return Err(Fail::new(
-                Exit::Conflict,
+                Exit::Timeout,
                 format!(
-                    "order {id} already ended {}; the cancellation was refused and nothing changed",
-                    view.status
+                    "cancellation of {id} was requested, but it had not ended after {}",
+                    humantime::format_duration(args.timeout.unwrap_or_default())
                 ),
             )
             .into());
+        }
+        Cancellation::Cancelled(view) => ("cancelled", view),
+        Cancellation::Already(view) => ("already cancelled", view),
+        // Said once, as the error: not also as a result on stdout.
+        Cancellation::Refused(view) => {
+            return Err(Fail::new(Exit::Conflict, refused(id, view.status)).into());
         }
     };
     report(

@@ -16,24 +16,24 @@ use crate::temporal::client::{OrderClient, Submitted};
 /// Orders submitted at once.
 const CONCURRENCY: usize = 32;
 
-/// One line of `order create -o json`.
-#[derive(Debug, Serialize)]
+/// One line of `order create -o json`, and the API's answer to a new order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Submission {
+pub(crate) struct Submission {
     /// Always `created`: tells these records from `watch`'s `change` ones
     /// in the stream of `create --watch`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    order_id: String,
-    workflow_id: String,
-    run_id: String,
-    status: OrderStatus,
+    pub kind: &'static str,
+    pub order_id: String,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub status: OrderStatus,
     /// True when the order already existed with the same content: nothing new started.
-    existing: bool,
+    pub existing: bool,
     /// Set when the ID exists with different content (exit 6).
     #[serde(skip_serializing_if = "Option::is_none")]
-    conflict: Option<String>,
-    ui_url: String,
+    pub conflict: Option<String>,
+    pub ui_url: String,
 }
 
 pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
@@ -159,7 +159,7 @@ fn describe(o: &ParsedOrder) -> String {
 }
 
 /// Starts one order; an existing ID is compared with what it was started with.
-async fn submit(
+pub(crate) async fn submit(
     client: &OrderClient,
     config: &TemporalConfig,
     order: &Order,

@@ -7,45 +7,100 @@ use comfy_table::{Cell, CellAlignment};
 use crate::cli::ListArgs;
 use crate::commands::Context;
 use crate::db::orders;
-use crate::domain::{OrderId, OrderStatus};
+use sqlx::PgPool;
+
+use crate::domain::{CustomerId, OrderId, OrderStatus};
 use crate::exit::{Exit, Fail};
 use crate::output::cell;
 
 use super::render;
+
+/// One row of `order list -o json` and of the API's list: the order as
+/// the database has it, and its page in the Web UI.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrderRow {
+    #[serde(flatten)]
+    pub summary: orders::OrderSummary,
+    pub ui_url: String,
+}
+
+/// A page of orders: newest first, and whether more follow it.
+pub(crate) struct Page {
+    pub rows: Vec<orders::OrderSummary>,
+    pub more: bool,
+}
+
+/// Which orders a page shows.
+pub(crate) struct Selection<'a> {
+    pub status: Option<OrderStatus>,
+    pub customer: Option<&'a CustomerId>,
+    /// The last order ID of the previous page (`--after`, `after=`).
+    pub after: Option<&'a OrderId>,
+    pub limit: u32,
+}
+
+impl Selection<'_> {
+    /// Where the page starts: after `after` (exit 3 when there is no
+    /// such order).
+    async fn filter(&self, pool: &PgPool) -> anyhow::Result<orders::Filter<'_>> {
+        let after = match self.after {
+            None => None,
+            Some(id) => {
+                let at = orders::created_at(pool, id)
+                    .await
+                    .context("reading where the page starts")?
+                    .ok_or_else(|| {
+                        Fail::new(
+                            Exit::NotFound,
+                            format!("--after {id}: no such order in the database; pass the last order ID of the previous page"),
+                        )
+                    })?;
+                Some((at, id))
+            }
+        };
+        Ok(orders::Filter {
+            status: self.status,
+            customer: self.customer,
+            after,
+        })
+    }
+}
+
+/// One page of the orders `selection` sees.
+pub(crate) async fn page(pool: &PgPool, selection: &Selection<'_>) -> anyhow::Result<Page> {
+    let filter = selection.filter(pool).await?;
+    // One more than asked, to know whether the page ends at the limit.
+    let mut rows = orders::list(pool, &filter, selection.limit + 1)
+        .await
+        .context("listing orders")?;
+    let more = rows.len() > selection.limit as usize;
+    rows.truncate(selection.limit as usize);
+    Ok(Page { rows, more })
+}
 
 pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
     if let Some(query) = &args.query {
         return visible(cx, query, args.limit).await;
     }
     let pool = cx.pool().await?;
-    let after = match &args.after {
-        None => None,
-        Some(id) => {
-            let at = orders::created_at(&pool, id)
-                .await
-                .context("reading where the page starts")?
-                .ok_or_else(|| {
-                    Fail::new(
-                        Exit::NotFound,
-                        format!("--after {id}: no such order in the database; pass the last order ID of the previous page"),
-                    )
-                })?;
-            Some((at, id))
-        }
-    };
-    let filter = orders::Filter {
+    let selection = Selection {
         status: args.status,
         customer: args.customer.as_ref(),
-        after,
+        after: args.after.as_ref(),
+        limit: args.limit,
     };
-    // One more than asked, to know whether the page ends at the limit.
-    let mut rows = orders::list(&pool, &filter, args.limit + 1)
-        .await
-        .context("listing orders")?;
-    let more = rows.len() > args.limit as usize;
-    rows.truncate(args.limit as usize);
+    let Page { rows, more } = page(&pool, &selection).await?;
     let p = &cx.printer;
     if p.is_json() {
+        let config = cx.temporal()?;
+        let rows: Vec<OrderRow> = rows
+            .iter()
+            .map(|r| OrderRow {
+                ui_url: config.ui_link(&r.order_id),
+                summary: r.clone(),
+            })
+            .collect();
         p.json(&rows)?;
     } else if rows.is_empty() {
         p.note("No orders match.");
@@ -53,6 +108,7 @@ pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
         p.line(table(p, &rows))?;
     }
     if more && let Some(last) = rows.last() {
+        let filter = selection.filter(&pool).await?;
         let total = orders::count_up_to(&pool, &filter, COUNT_CAP)
             .await
             .context("counting orders")?;

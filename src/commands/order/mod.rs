@@ -8,7 +8,11 @@ mod render;
 mod status;
 mod watch;
 
-pub(crate) use watch::{Follow, OnInterrupt};
+pub(crate) use cancel::{CancelDoc, Cancellation, cancel, refused};
+pub(crate) use create::{Submission, submit};
+pub(crate) use list::{OrderRow, Page, Selection, page};
+pub(crate) use render::{ENDED, Mark, StatusDoc, WatchRecord, records_after};
+pub(crate) use watch::{Follow, OnInterrupt, retrying};
 
 use super::Context;
 use crate::cli::OrderCommand;

@@ -14,17 +14,18 @@ use crate::workflow::state::{OrderView, StepState};
 
 /// `order status -o json`: the order's state, its Web UI link and where the
 /// state came from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDoc<'a> {
     #[serde(flatten)]
+    #[schema(inline, value_type = OrderView)]
     pub view: &'a OrderView,
     pub ui_url: String,
     pub source: Source,
 }
 
 /// One `watch -o json`/`-o jsonl` record: a change of one order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchRecord<'a> {
     /// Always `change`; `order create --watch` writes `created` records first.
@@ -47,8 +48,10 @@ pub struct WatchRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::workflow::state::FailureView>)]
     pub failure: Option<&'a crate::workflow::state::FailureView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::workflow::state::CancellationView>)]
     pub cancellation: Option<&'a crate::workflow::state::CancellationView>,
     /// When the change happened: the order's own `updatedAt`.
     pub at: DateTime<Utc>,
@@ -75,6 +78,124 @@ impl<'a> WatchRecord<'a> {
             cancellation: view.cancellation.as_ref(),
             at: changed_at(view),
         }
+    }
+}
+
+impl WatchRecord<'_> {
+    /// The record's place in the order's life, as a stream's event ID:
+    /// `STATUS/step/state/attempts` (`PENDING/-/-/0` before any step).
+    /// Records of a later status always come after; see [`Mark`].
+    pub fn mark(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.status,
+            self.step.map_or("-", |s| s.as_str()),
+            self.step_state.map_or("-".to_owned(), |s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+            self.attempt.unwrap_or(0)
+        )
+    }
+}
+
+/// Where a stream of records stands: the last record it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// How far along the order was: PENDING 0, CREATED 1,
+    /// INVENTORY_RESERVED 2, PAID 3, ended 4.
+    pub rank: u8,
+    pub id: String,
+}
+
+impl Mark {
+    /// A record's mark, from its ID (`None`: not one of ours).
+    pub fn parse(id: &str) -> Option<Self> {
+        let status: OrderStatus = id.split('/').next()?.parse().ok()?;
+        Some(Self {
+            rank: rank(status),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// The rank of an order that ended.
+pub const ENDED: u8 = 4;
+
+/// How far along an order with `status` is.
+pub fn rank(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Pending => 0,
+        OrderStatus::Created => 1,
+        OrderStatus::InventoryReserved => 2,
+        OrderStatus::Paid => 3,
+        OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Failed => ENDED,
+    }
+}
+
+/// The records of every status `view` shows the order went through, in
+/// order, then its current state: what a follower that last saw `after`
+/// has not seen (all of them after `None`). A status passed between two
+/// looks is not lost: the steps that were done say it was reached; its
+/// `at` is the later look's.
+pub fn records_after<'a>(view: &'a OrderView, after: Option<&Mark>) -> Vec<WatchRecord<'a>> {
+    let now = WatchRecord::new(view, None);
+    let seen = after.map_or(-1, |m| i16::from(m.rank));
+    let mut records = Vec::new();
+    let mut passed = |record: WatchRecord<'a>| {
+        if i16::from(rank(record.status)) > seen {
+            records.push(record);
+        }
+    };
+    passed(WatchRecord {
+        status: OrderStatus::Pending,
+        step: None,
+        step_state: None,
+        attempt: None,
+        at: view.created_at.unwrap_or(now.at),
+        ..bare(&now)
+    });
+    for step in &view.steps {
+        let done = matches!(step.state, StepState::Done | StepState::Compensated);
+        // A confirmation is no status of its own (PAID until the end).
+        if done && step.name != Step::SendNotification {
+            passed(WatchRecord {
+                status: step.name.reaches(),
+                step: Some(step.name),
+                step_state: Some(StepState::Done),
+                attempt: Some(step.attempts),
+                ..bare(&now)
+            });
+        }
+    }
+    let current = rank(now.status);
+    let fresh = match after {
+        None => true,
+        Some(m) => i16::from(current) > seen || current == m.rank && now.mark() != m.id,
+    };
+    if fresh && records.last().is_none_or(|last| last.mark() != now.mark()) {
+        records.push(now);
+    }
+    records
+}
+
+/// `record` with nothing of its step or ending: the base of a passed status's record.
+fn bare<'a>(record: &WatchRecord<'a>) -> WatchRecord<'a> {
+    WatchRecord {
+        kind: record.kind,
+        order_id: record.order_id,
+        status: record.status,
+        step: None,
+        step_state: None,
+        attempt: None,
+        max_attempts: None,
+        next_attempt_at: None,
+        last_error: None,
+        failure: None,
+        cancellation: None,
+        at: record.at,
     }
 }
 

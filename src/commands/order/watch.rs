@@ -224,7 +224,7 @@ pub(super) fn worst(statuses: impl Iterator<Item = OrderStatus>) -> Exit {
 }
 
 /// Whether a view's current step has attempts to count.
-fn retrying(view: &OrderView) -> bool {
+pub(crate) fn retrying(view: &OrderView) -> bool {
     view.step.is_some_and(|step| {
         let s = view.step_view(step);
         s.attempts > 1 || matches!(s.state, StepState::Retrying | StepState::Waiting)

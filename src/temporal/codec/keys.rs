@@ -47,7 +47,7 @@ impl Keyring {
                  check --encryption-key-file / ORDERFLOW_ENCRYPTION_KEY_FILE"
             ))
         })?;
-        refuse_open_permissions(&metadata, path, "the encryption key file")?;
+        crate::config::refuse_open_permissions(&metadata, path, "the encryption key file")?;
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             Fail::usage(format!("cannot read the encryption key file {shown}: {e}"))
         })?);
@@ -128,36 +128,6 @@ impl Keyring {
     pub(super) fn find(&self, id: &str) -> Option<&Key> {
         self.keys.iter().find(|k| k.id == id)
     }
-}
-
-#[cfg(unix)]
-/// Refuses a secret's file (`what`: "the token file") that group or
-/// others may read or write: it must be its owner's only.
-pub(crate) fn refuse_open_permissions(
-    metadata: &std::fs::Metadata,
-    path: &Path,
-    what: &str,
-) -> Result<(), Fail> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Fail::usage(format!(
-            "{what} {} is open to group or others (mode {mode:03o}): a secret's file must be \
-             its owner's only; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-pub(crate) fn refuse_open_permissions(
-    _: &std::fs::Metadata,
-    _: &Path,
-    _: &str,
-) -> Result<(), Fail> {
-    Ok(())
 }
 
 /// Creates `path` (or truncates it) with mode 0600 before writing.

@@ -14,29 +14,21 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 use super::Keyring;
+use crate::web::guard::Guard;
 
 /// What the server answers with.
 pub struct CodecServer {
     pub keys: Arc<Keyring>,
-    /// Origins a browser may call from (`*`: any).
-    pub allow_origins: Vec<String>,
-    /// Required as `Authorization: Bearer <token>` when set.
-    pub token: Option<SecretString>,
-    /// Host names requests may be addressed to, besides the loopback names
-    /// and the listening address (`--allow-host`).
-    pub allow_hosts: Vec<String>,
-    /// The address it listens on.
-    pub listen: std::net::SocketAddr,
+    /// Its `Host`s, tokens and CORS origins.
+    pub guard: Guard,
 }
 
 /// One payload as the protocol carries it: bytes as base64.
@@ -97,7 +89,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let mut response = answer(&server, &method, &uri, &headers, &body);
-    server.cors(&headers, response.headers_mut());
+    server.guard.cors(
+        &headers,
+        response.headers_mut(),
+        "POST, OPTIONS",
+        "Content-Type, X-Namespace, Authorization",
+    );
     response
 }
 
@@ -108,7 +105,7 @@ fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    if !server.addressed_to_us(headers) {
+    if !server.guard.addressed_to_us(headers) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             "this codec server does not answer for that Host; see --allow-host\n",
@@ -127,7 +124,7 @@ fn answer(
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST only\n").into_response();
     }
-    if !server.authorized(headers) {
+    if !server.guard.authorized(headers) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -164,74 +161,5 @@ fn answer(
         })
         .into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-    }
-}
-
-impl CodecServer {
-    /// Whether the request's `Host` names this server: `localhost`, a
-    /// loopback address, the address it listens on, or an allowed host.
-    fn addressed_to_us(&self, headers: &HeaderMap) -> bool {
-        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-            return false;
-        };
-        let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
-            return false;
-        };
-        let name = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if name.eq_ignore_ascii_case("localhost")
-            || self
-                .allow_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-        {
-            return true;
-        }
-        match name.parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.is_loopback() || ip == self.listen.ip(),
-            Err(_) => false,
-        }
-    }
-
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Compare digests, so the time taken says nothing about the token.
-        Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose_secret().as_bytes())
-    }
-
-    fn cors(&self, request: &HeaderMap, response: &mut HeaderMap) {
-        let Some(origin) = request.get(header::ORIGIN) else {
-            return;
-        };
-        let allowed = self
-            .allow_origins
-            .iter()
-            .any(|o| o == "*" || origin.as_bytes() == o.trim_end_matches('/').as_bytes());
-        if !allowed {
-            return;
-        }
-        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        response.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
-        );
-        response.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Content-Type, X-Namespace, Authorization"),
-        );
-        response.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        response.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
 }

@@ -2,6 +2,7 @@
 //! database per test, and the real binary with a scrubbed environment.
 
 pub mod invariants;
+pub mod served;
 pub mod stack;
 pub mod tls;
 pub mod webhook;
