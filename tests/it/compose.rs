@@ -67,6 +67,7 @@ fn the_compose_file_is_valid_and_starts_in_order() {
     assert_eq!(
         names,
         [
+            "api",
             "migrate",
             "postgres",
             "temporal",
@@ -82,6 +83,7 @@ fn the_compose_file_is_valid_and_starts_in_order() {
         "temporal",
         "temporal-ui",
         "worker",
+        "api",
     ] {
         assert!(
             services[long_running]["healthcheck"]["test"].is_array(),
@@ -113,6 +115,25 @@ fn the_compose_file_is_valid_and_starts_in_order() {
         condition("worker", "migrate").as_deref(),
         Some("service_completed_successfully")
     );
+
+    // The API is ready once Temporal and the schema are.
+    assert_eq!(
+        condition("api", "temporal").as_deref(),
+        Some("service_healthy")
+    );
+    assert_eq!(
+        condition("api", "migrate").as_deref(),
+        Some("service_completed_successfully")
+    );
+    assert_eq!(
+        services["api"]["healthcheck"]["test"],
+        serde_json::json!(["CMD", "curl", "-fsS", "http://127.0.0.1:8000/readyz"])
+    );
+    assert_eq!(services["api"]["command"][0], "serve");
+    // Published on the host's loopback only: it runs with --no-auth.
+    for port in services["api"]["ports"].as_array().unwrap() {
+        assert_eq!(port["host_ip"], "127.0.0.1", "{port}");
+    }
 
     assert_eq!(services["postgres"]["image"], "postgres:15");
     assert_eq!(

@@ -141,3 +141,75 @@ fn every_example_order_is_valid() {
     let catalog = orderflow::input::Source::read(&repo().join("examples/catalog.json")).unwrap();
     orderflow::input::parse_catalog(&catalog).unwrap();
 }
+
+/// DOCS.md's API reference, made from the OpenAPI document `serve` serves.
+fn api_reference() -> String {
+    let out = crate::support::orderflow()
+        .args(["serve", "--openapi"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut text = String::from(
+        "<!-- api-reference: generated from `orderflow serve --openapi`; tests/it/docs.rs keeps it so -->\n",
+    );
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            text += &format!("\n#### `{} {path}`\n\n", method.to_uppercase());
+            if let Some(summary) = op["summary"].as_str() {
+                text += &format!("{summary}\n\n");
+            }
+            text += "| status | body | when |\n|---|---|---|\n";
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let body = response["content"]
+                    .as_object()
+                    .and_then(|c| c.values().next())
+                    .map(|c| {
+                        let schema = &c["schema"];
+                        let name = |s: &serde_json::Value| {
+                            s["$ref"]
+                                .as_str()
+                                .map(|r| r.rsplit('/').next().unwrap().to_owned())
+                        };
+                        match (name(schema), name(&schema["items"])) {
+                            (Some(n), _) => format!("`{n}`"),
+                            (None, Some(n)) => format!("`[{n}]`"),
+                            _ => "JSON".to_owned(),
+                        }
+                    })
+                    .unwrap_or_else(|| "—".to_owned());
+                let when = response["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('|', "\\|");
+                text += &format!("| {status} | {body} | {when} |\n");
+            }
+        }
+    }
+    text += "\n<!-- api-reference: end -->\n";
+    text
+}
+
+#[test]
+fn the_api_reference_is_the_served_document() {
+    let docs = std::fs::read_to_string(repo().join("DOCS.md")).unwrap();
+    let expected = api_reference();
+    let start = docs
+        .find("<!-- api-reference: generated")
+        .expect("DOCS.md has the API reference");
+    let end = docs
+        .find("<!-- api-reference: end -->")
+        .expect("the reference ends")
+        + "<!-- api-reference: end -->\n".len();
+    if docs[start..end] != expected {
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(
+                repo().join("DOCS.md"),
+                format!("{}{expected}{}", &docs[..start], &docs[end..]),
+            )
+            .unwrap();
+        }
+        panic!(
+            "DOCS.md's API reference differs from the served document; run `UPDATE_DOCS=1 cargo test --test it docs::` to rewrite it:\n{expected}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ mod layers;
 mod local;
 mod operations;
 mod orders;
+mod page;
 mod pool;
 mod product;
 mod replay;

@@ -305,6 +305,27 @@ async fn the_api_answers_as_the_cli_does() {
         ids.push(OrderId::parse(one["orderId"].as_str().unwrap()).unwrap());
         ids.push(OrderId::parse(other["orderId"].as_str().unwrap()).unwrap());
 
+        // An array: a record per order, in order, and no Location.
+        let (status, headers, many) = answer(
+            &contract,
+            "post",
+            "/api/orders",
+            post(&json!([
+                order(None, "card", 1),
+                order(Some("ORD-API-ARRAY"), "card", 1)
+            ]))
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202, "{many}");
+        assert!(headers.get("location").is_none());
+        assert_eq!(many.as_array().unwrap().len(), 2);
+        assert_eq!(many[1]["orderId"], "ORD-API-ARRAY");
+        for m in many.as_array().unwrap() {
+            ids.push(OrderId::parse(m["orderId"].as_str().unwrap()).unwrap());
+        }
+
         // The same order sent eight times at once: one order, one charge.
         let racing = order(Some("ORD-API-RACE"), "card", 2);
         let answers = futures::future::join_all((0..8).map(|_| post(&racing))).await;

@@ -48,14 +48,16 @@ const REQUEST: &str = "request";
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST of orders without `id` land on the same orders: their IDs are derived from it")
     ),
     responses(
-        (status = 202, description = "Started (at least one new order); `Location` names a single order", body = Submission),
-        (status = 200, description = "Every order already existed with the same content: nothing new started", body = Submission),
+        (status = 202, description = "Started (at least one new order): a record per order, an array for an array; `Location` names a single order", body = Submitted),
+        (status = 200, description = "Every order already existed with the same content: nothing new started", body = Submitted),
         (status = 400, description = "The body is not JSON (or not UTF-8)", body = ErrorBody),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 409, description = "An ID exists with different content", body = ErrorBody),
         (status = 413, description = "The body is larger than --max-body", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid orders: every problem, in `problems`", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout; what it started goes on", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -124,20 +126,31 @@ pub async fn create(
     } else {
         StatusCode::ACCEPTED
     };
-    let mut response = match (array, submissions.as_slice()) {
-        (false, [one]) => {
-            let mut response = (status, Json(one)).into_response();
-            if let Ok(location) = HeaderValue::from_str(&format!("/api/orders/{}", one.order_id)) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
-        _ => (status, Json(&submissions)).into_response(),
+    let location = match (array, submissions.as_slice()) {
+        (false, [one]) => HeaderValue::from_str(&format!("/api/orders/{}", one.order_id)).ok(),
+        _ => None,
     };
+    let body = match (array, submissions.len()) {
+        (false, 1) => Submitted::One(submissions.into_iter().next().expect("one")),
+        _ => Submitted::Many(submissions),
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The answer to `POST /api/orders`: a record for one order, an array
+/// for an array.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Submitted {
+    One(Submission),
+    Many(Vec<Submission>),
 }
 
 /// An order's state: what `order status -o json` prints.
@@ -148,6 +161,7 @@ pub async fn create(
     params(("id" = String, Path, description = "The order's ID (its workflow ID)")),
     responses(
         (status = 200, description = "The order", body = StatusDoc),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 422, description = "Not a workflow ID", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
@@ -187,6 +201,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of orders; `Link: <…>; rel=\"next\"` when more follow", body = Vec<OrderRow>),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "`after` names no order", body = ErrorBody),
         (status = 422, description = "A parameter breaks its rule", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unreachable", body = ErrorBody),
@@ -302,6 +317,7 @@ pub struct CancelRequest {
     responses(
         (status = 200, description = "Cancelled (`outcome`: `cancelled`, or `already cancelled`)", body = CancelDoc),
         (status = 202, description = "Sent; the order had not ended within 10 s (`outcome`: `requested`): it ends without you", body = CancelDoc),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 409, description = "Refused: the order had already ended COMPLETED or FAILED (its `status`)", body = ErrorBody),
         (status = 422, description = "An invalid reason", body = ErrorBody),
@@ -377,6 +393,7 @@ fn doc<'a>(id: &'a WorkflowId, outcome: &'a str, view: Option<&'a OrderView>) ->
     tag = "products",
     responses(
         (status = 200, description = "Every product, with its price and stock", body = Vec<Product>),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unreachable", body = ErrorBody),
     )
 )]

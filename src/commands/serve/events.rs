@@ -74,6 +74,7 @@ impl Pacer {
     responses(
         (status = 200, description = "`text/event-stream`: one `change` event per record (data: a WatchRecord, id: where the order was), the last one with a terminal status", body = WatchRecord, content_type = "text/event-stream"),
         (status = 204, description = "`Last-Event-ID` already names the order's ending: nothing more will come"),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
     )

@@ -266,7 +266,7 @@
   const tokenReason = $("#token-reason");
   let tokenRequest = null;   // {promise, resolve, reject} while the dialog is open
   let tokenDeclined = false; // the user closed the dialog: background requests stop asking
-  let tokenWaiters = [];     // callbacks for the next saved token (streams wait on it)
+  const tokenWaiters = new Set(); // run once when the next token is saved
 
   /** Resolves when a token to retry with is available; rejects with
    *  TokenRequiredError when the user declines. Concurrent 401s share one dialog. */
@@ -309,11 +309,20 @@
     }
   }
 
+  /** Runs `callback` once, when a token is next saved: what failed for want
+   *  of one (the catalog, the list, streams) starts again by itself. */
+  function onNextToken(callback) {
+    tokenWaiters.add(callback);
+  }
+
   /** Resolves once a token is saved, for streams that wait without asking. */
   function waitForToken(signal) {
     return new Promise((resolve, reject) => {
-      tokenWaiters.push(resolve);
-      signal.addEventListener("abort", () => reject(new DOMException("Aborted", "AbortError")), { once: true });
+      onNextToken(resolve);
+      signal.addEventListener("abort", () => {
+        tokenWaiters.delete(resolve);
+        reject(new DOMException("Aborted", "AbortError"));
+      }, { once: true });
     });
   }
 
@@ -330,8 +339,8 @@
     tokenRequest = null;
     tokenDialog.close("saved");
     request?.resolve();
-    const waiters = tokenWaiters;
-    tokenWaiters = [];
+    const waiters = [...tokenWaiters];
+    tokenWaiters.clear();
     waiters.forEach((resume) => resume());
   });
 
@@ -430,7 +439,17 @@
       }
       setConnection("online");
       if (raw) return response;
-      const data = response.status === 204 ? null : await response.json().catch(() => null);
+      let data = null;
+      if (response.status !== 204) {
+        try {
+          data = await response.json();
+        } catch (err) {
+          if (isAbort(err)) throw err;
+          // The answer was cut off: what the request did is unknown, so it
+          // is treated like a lost connection (a resubmission keeps its key).
+          throw new NetworkError();
+        }
+      }
       return { status: response.status, headers: response.headers, data };
     }
   }
@@ -474,7 +493,9 @@
       if (quiet && catalog.size) return; // keep the catalog we have
       catalogState = "error";
       catalogError = describeError(err);
-      if (!(err instanceof TokenRequiredError)) {
+      if (err instanceof TokenRequiredError) {
+        onNextToken(retryCatalog);
+      } else {
         catalogRetry.timer = setTimeout(() => loadCatalog({ quiet: true }), catalogRetry.delay);
         catalogRetry.delay = Math.min(catalogRetry.delay * 2, 60000);
       }
@@ -482,6 +503,10 @@
     renderCatalogStatus();
     refreshProductSelects();
     updateTotals();
+  }
+
+  function retryCatalog() {
+    if (catalogState === "error") loadCatalog();
   }
 
   /** Stock moves as orders reserve and release it: re-read it now and then. */
@@ -1154,7 +1179,9 @@
     } catch (err) {
       if (seq !== listSeq || isAbort(err)) return;
       listError = err;
-      if (!(err instanceof TokenRequiredError)) {
+      if (err instanceof TokenRequiredError) {
+        onNextToken(retryList);
+      } else {
         listRetry.timer = setTimeout(() => loadOrders(), listRetry.delay);
         listRetry.at = Date.now() + listRetry.delay;
         listRetry.delay = Math.min(listRetry.delay * 2, MAX_BACKOFF_MS);
@@ -1166,6 +1193,10 @@
         rebalanceStreams();
       }
     }
+  }
+
+  function retryList() {
+    if (listError) loadOrders();
   }
 
   /** The periodic refresh: quiet, and only once the list has loaded. */
