@@ -597,8 +597,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERFLOW_API_TOKEN_FILE", value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
 
-    /// Answer anyone who reaches a non-loopback --listen without a token
-    /// (behind a proxy that authenticates)
+    /// Listen beyond loopback without a token (behind a proxy that
+    /// authenticates); requests must still be addressed to a loopback name,
+    /// the listening address or an --allow-host
     #[arg(long, conflicts_with = "api_token_file")]
     pub no_auth: bool,
 
@@ -705,6 +706,17 @@ pub struct BenchArgs {
     /// Start the in-process run's workflows without eager start too
     #[arg(long)]
     pub no_eager: bool,
+
+    /// Orders per round and way for the API run: started through `POST
+    /// /api/orders` of an `orderflow serve` process, and by this process's
+    /// client, alternating (0: no API run)
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub api_orders: u32,
+
+    /// Events streams one `serve` process holds open at once in the API
+    /// run, for its memory and CPU (at most --api-orders; 0: none)
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub streams: u32,
 
     /// Record the worker's metrics as `worker --metrics-address` does (to
     /// measure what they cost)

@@ -98,9 +98,12 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
         api.url()
     ));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(api.run(async {
-        let _ = api_stopped.await;
-    }));
+    let api = tokio::spawn(api.run(
+        async {
+            let _ = api_stopped.await;
+        },
+        std::future::pending(),
+    ));
     let mut settings = WorkerSettings::new(stack.temporal.task_queue.clone());
     // Room to cancel the sample whose gateway never answers before retries run out.
     settings.retry = RetryConfig {
@@ -120,12 +123,14 @@ pub async fn run(cx: &Context, args: DemoArgs) -> anyhow::Result<Exit> {
                 cx.printer.note(stack.info.exports());
                 shutdown_signal().await;
             }
+            // The API first, while the worker still runs what its
+            // requests wait for.
+            let _ = stop_api.send(());
+            let _ = api.await;
             result
         },
     )
     .await;
-    let _ = stop_api.send(());
-    let _ = api.await;
     stack.stop().await;
     // Interrupted (Ctrl-C): the following said so.
     let Some(outcomes) = outcomes?? else {

@@ -53,14 +53,21 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             cx.printer.line(instructions(&info, &data_dir))?;
         }
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-        let api = tokio::spawn(api.run(async {
-            let _ = api_stopped.await;
-        }));
+        let api = tokio::spawn(api.run(
+            async {
+                let _ = api_stopped.await;
+            },
+            std::future::pending(),
+        ));
+        // Ctrl-C stops the API first, while the worker still runs the
+        // orders its requests wait for; then the worker.
+        let shutdown = async {
+            shutdown.await;
+            let _ = stop_api.send(());
+            let _ = api.await;
+        };
         let settings = WorkerSettings::new(stack.temporal.task_queue.clone());
-        let worked = worker::run(client, Connections::like(&stack.pool), settings, shutdown).await;
-        let _ = stop_api.send(());
-        let _ = api.await;
-        worked
+        worker::run(client, Connections::like(&stack.pool), settings, shutdown).await
     }
     .await;
     stack.stop().await;

@@ -25,6 +25,18 @@ impl OrderStatus {
         matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
     }
 
+    /// How far along an order with this status is: `PENDING` 0,
+    /// `CREATED` 1, `INVENTORY_RESERVED` 2, `PAID` 3, ended 4.
+    pub fn progress(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Created => 1,
+            Self::InventoryReserved => 2,
+            Self::Paid => 3,
+            Self::Completed | Self::Cancelled | Self::Failed => 4,
+        }
+    }
+
     /// Whether a status as the database writes it is terminal.
     pub fn is_terminal_text(status: &str) -> bool {
         status.parse::<Self>().is_ok_and(Self::is_terminal)

@@ -47,12 +47,17 @@ where
 
 /// The peak resident memory (VmHWM) a `/proc/PID/status` file reports, in MiB.
 pub fn peak_rss_mib(status: &str) -> anyhow::Result<f64> {
+    memory_mib(status, "VmHWM")
+}
+
+/// A memory figure (`VmHWM`, `VmRSS`, …) of a `/proc/PID/status` file, in MiB.
+pub fn memory_mib(status: &str, key: &str) -> anyhow::Result<f64> {
     let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
     let kib: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmHWM in {status}"))?;
+        .with_context(|| format!("no {key} in {status}"))?;
     Ok(kib / 1024.0)
 }
 
@@ -128,20 +133,25 @@ impl Service {
         self.child.id()
     }
 
-    /// The peak resident memory of the service itself (not its lifeline),
-    /// in MiB, while it runs.
-    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+    /// The process ID of the service itself (not its lifeline), while it runs.
+    pub fn service_pid(&self) -> anyhow::Result<u32> {
         let shell = self.child.id();
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))?;
         // The lifeline's other child is the `cat` that waits on its pipe.
-        let pid = children
+        children
             .split_whitespace()
             .find(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .is_ok_and(|comm| comm.trim() != "cat")
             })
-            .with_context(|| format!("{} is not running", self.name))?;
-        peak_rss_mib(&format!("/proc/{pid}/status"))
+            .and_then(|pid| pid.parse().ok())
+            .with_context(|| format!("{} is not running", self.name))
+    }
+
+    /// The peak resident memory of the service itself (not its lifeline),
+    /// in MiB, while it runs.
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        peak_rss_mib(&format!("/proc/{}/status", self.service_pid()?))
     }
 
     /// Whether the service (its lifeline) is still running.

@@ -67,11 +67,13 @@ impl Guard {
         if self.tokens.is_empty() {
             return true;
         }
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         let given = Sha256::digest(given.as_bytes());
         self.tokens.iter().fold(false, |found, token| {
             let digest = Sha256::digest(token.expose_secret().as_bytes());
@@ -86,36 +88,55 @@ impl Guard {
             .any(|o| o == "*" || origin.as_bytes() == o.trim_end_matches('/').as_bytes())
     }
 
-    /// The CORS headers for a request from an allowed origin: `methods`
-    /// and `headers` may be used.
-    pub fn cors(
-        &self,
-        request: &HeaderMap,
-        response: &mut HeaderMap,
-        methods: &'static str,
-        headers: &'static str,
-    ) {
+    /// The CORS headers for a request from an allowed origin.
+    pub fn cors(&self, request: &HeaderMap, response: &mut HeaderMap, cors: &Cors) {
         let Some(origin) = request.get(header::ORIGIN) else {
             return;
         };
         if !self.origin_allowed(origin) {
             return;
         }
-        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        // Without credentials, any origin is said as `*`; with them, the
+        // caller's own (browsers refuse `*` with credentials).
+        let any = !cors.credentials && self.allow_origins.iter().any(|o| o == "*");
+        let allowed = if any {
+            HeaderValue::from_static("*")
+        } else {
+            origin.clone()
+        };
+        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         response.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(methods),
+            HeaderValue::from_static(cors.methods),
         );
         response.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(headers),
+            HeaderValue::from_static(cors.headers),
         );
-        response.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        if !cors.expose.is_empty() {
+            response.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(cors.expose),
+            );
+        }
+        if cors.credentials {
+            response.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
         response.append(header::VARY, HeaderValue::from_static("Origin"));
     }
+}
+
+/// What CORS lets a browser do, for a server.
+pub struct Cors {
+    pub methods: &'static str,
+    pub headers: &'static str,
+    /// Response headers a page may read (besides the simple ones).
+    pub expose: &'static str,
+    /// Whether the browser may send its cookies (the Web UI's codec calls).
+    pub credentials: bool,
 }
 
 /// The tokens of a token file, one a line (blank lines and `#` comments
@@ -163,6 +184,7 @@ mod tests {
         };
         assert!(guard.authorized(&with("authorization", "Bearer second")));
         assert!(guard.authorized(&with("authorization", "Bearer first")));
+        assert!(guard.authorized(&with("authorization", "bearer first")));
         assert!(!guard.authorized(&with("authorization", "Bearer secon")));
         assert!(!guard.authorized(&with("authorization", "second")));
         assert!(!guard.authorized(&HeaderMap::new()));

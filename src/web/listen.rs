@@ -28,13 +28,14 @@ pub struct Limits {
 }
 
 /// Serves `app` on `listener` until `stop` resolves, then lets the
-/// requests in flight finish (up to [`Limits::drain`]). Each request
-/// carries its peer's address as [`ConnectInfo`].
+/// requests in flight finish (up to [`Limits::drain`], or until `force`
+/// resolves). Each request carries its peer's address as [`ConnectInfo`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     stop: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -79,13 +80,12 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain) => tracing::warn!(
             "requests still in flight after {}; stopping anyway",
             humantime::format_duration(limits.drain)
-        );
+        ),
+        () = force => tracing::warn!("told again to stop: not waiting for the requests in flight"),
     }
 }

@@ -5,7 +5,7 @@
 pub mod ops;
 mod shutdown;
 
-pub use shutdown::shutdown_signal;
+pub use shutdown::{shutdown_signal, shutdown_signals};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -15,3 +15,24 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
     }
 }
+
+/// The first SIGINT or SIGTERM, and one that comes after it: a command
+/// that stops gracefully on the first stops at once on the second.
+pub fn shutdown_signals() -> (
+    impl Future<Output = ()> + Send + 'static,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let first = shutdown_signal();
+    let told = std::sync::Arc::new(tokio::sync::Notify::new());
+    let tell = told.clone();
+    (
+        async move {
+            first.await;
+            tell.notify_one();
+        },
+        async move {
+            told.notified().await;
+            shutdown_signal().await;
+        },
+    )
+}

@@ -127,6 +127,10 @@ async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
         serde_json::from_str(&first_line).expect("dev -o json prints its settings first");
     let address = stack["temporalAddress"].as_str().unwrap().to_owned();
     let database = stack["databaseUrl"].as_str().unwrap().to_owned();
+    let api = stack["apiUrl"]
+        .as_str()
+        .expect("dev serves the API and says where")
+        .to_owned();
 
     // A second terminal, with only the printed settings.
     let example = concat!(
@@ -147,6 +151,16 @@ async fn dev_serves_a_second_terminal_and_stops_on_sigint() {
         .assert()
         .success()
         .stdout(contains("COMPLETED"));
+    // The page and the API, served by dev.
+    let listed: Value = reqwest::get(format!("{api}/api/orders"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["status"], "COMPLETED", "{listed}");
+    let page = reqwest::get(&api).await.unwrap();
+    assert!(page.text().await.unwrap().contains("orderflow"));
 
     assert!(
         Command::new("kill")
@@ -196,6 +210,10 @@ async fn bench_reports_every_figure_against_its_baseline() {
             "2",
             "--big-tables",
             "300",
+            "--api-orders",
+            "10",
+            "--streams",
+            "5",
         ])
         .timeout(Duration::from_secs(300))
         .output()
@@ -249,6 +267,20 @@ async fn bench_reports_every_figure_against_its_baseline() {
         assert!(ratio.as_f64().unwrap() > 0.0);
     }
     assert!(report["peakRssMib"].as_f64().unwrap() > 0.0);
+    // The API against the client it wraps, and the streams one serve holds.
+    let api = &report["api"];
+    let via: Vec<&str> = api["starts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["via"].as_str().unwrap())
+        .collect();
+    assert_eq!(via, ["client", "api"]);
+    assert_eq!(api["starts"][1]["orders"], 20);
+    assert!(api["ratio"].as_f64().unwrap() > 0.0);
+    assert!(api["sequentialP50Ms"][1].as_f64().unwrap() > 0.0);
+    assert_eq!(api["streams"]["count"], 5);
+    assert!(api["streams"]["rssHeldMib"].as_f64().unwrap() > 0.0);
     let big = &report["bigTables"];
     assert_eq!(big["orders"], 300);
     let commands = big["commands"].as_array().unwrap();

@@ -147,6 +147,77 @@ async fn the_api_answers_as_the_cli_does() {
             .unwrap();
         assert_eq!(ended.status(), 204);
 
+        // Dropped mid-order and resumed: every status once, in order.
+        let (status, _, _) = answer(
+            &contract,
+            "post",
+            "/api/orders",
+            post(&order(Some("ORD-API-FLAKY"), "card_flaky", 1))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202);
+        ids.push(OrderId::parse("ORD-API-FLAKY").unwrap());
+        let first = http
+            .get(served.url("/api/orders/ORD-API-FLAKY/events"))
+            .send()
+            .await
+            .unwrap();
+        let mut seen = 0;
+        let before = read_events(first, |_| {
+            seen += 1;
+            seen == 2
+        })
+        .await;
+        let resumed = http
+            .get(served.url("/api/orders/ORD-API-FLAKY/events"))
+            .header("last-event-id", before.last().unwrap().id.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let after = read_events(resumed, |_| false).await;
+        let all: Vec<&crate::support::served::Sse> = before.iter().chain(&after).collect();
+        let marks: Vec<&str> = all.iter().map(|e| e.id.as_deref().unwrap()).collect();
+        let mut unique = marks.clone();
+        unique.dedup();
+        assert_eq!(unique, marks, "an event twice: {marks:?}");
+        let mut statuses: Vec<&str> = all
+            .iter()
+            .map(|e| e.data["status"].as_str().unwrap())
+            .collect();
+        statuses.dedup();
+        assert_eq!(
+            statuses,
+            [
+                "PENDING",
+                "CREATED",
+                "INVENTORY_RESERVED",
+                "PAID",
+                "COMPLETED"
+            ],
+            "{marks:?}"
+        );
+        // Many orders on one connection, each to its end.
+        let many = http
+            .get(served.url("/api/events?order=ORD-API-1&order=ORD-API-FLAKY"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(many.status(), 200);
+        let events = read_events(many, |_| false).await;
+        for id in ["ORD-API-1", "ORD-API-FLAKY"] {
+            let last = events.iter().rfind(|e| e.data["orderId"] == id).unwrap();
+            assert_eq!(last.data["status"], "COMPLETED");
+            assert!(last.id.as_deref().unwrap().starts_with(&format!("{id}@")));
+        }
+        let missing = http
+            .get(served.url("/api/events?order=ORD-API-1&order=ORD-NOPE"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+
         // The same order again: 200 with the order as it is.
         let (status, headers, again) = answer(
             &contract,
@@ -228,6 +299,24 @@ async fn the_api_answers_as_the_cli_does() {
             .await
             .unwrap();
         assert_eq!(started.status(), 404, "nothing was started");
+
+        // However many problems, the answer is bounded.
+        let many_bad: Vec<Value> = (0..150)
+            .map(|i| order(Some(&format!("ORD-API-B{i}")), "card", 0))
+            .collect();
+        let (status, _, capped) = answer(
+            &contract,
+            "post",
+            "/api/orders",
+            post(&json!(many_bad)).await.unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422);
+        assert_eq!(capped["error"]["problems"].as_array().unwrap().len(), 100);
+        assert!(
+            capped["error"]["problemCount"].as_u64().unwrap() >= 150,
+            "{capped}"
+        );
 
         // Not JSON, not said to be JSON, no such route, no such method.
         let (status, _, broken) = answer(
@@ -360,6 +449,16 @@ async fn the_api_answers_as_the_cli_does() {
         .await;
         assert_eq!(status, 202);
         ids.push(OrderId::parse("ORD-API-STUCK").unwrap());
+        // A mark of an ending while the order runs is no mark of its: all of it again.
+        let bogus = http
+            .get(served.url("/api/orders/ORD-API-STUCK/events"))
+            .header("last-event-id", "COMPLETED/send_notification/done/1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bogus.status(), 200);
+        let first = read_events(bogus, |_| true).await;
+        assert_eq!(first[0].data["status"], "PENDING");
         let (status, _, cancelled) = answer(
             &contract,
             "post",
@@ -379,12 +478,25 @@ async fn the_api_answers_as_the_cli_does() {
             cancelled["order"]["cancellation"]["reason"],
             "changed my mind"
         );
+        // A cancel not said to be JSON (a form elsewhere could send that): 415.
+        let (status, _, _) = answer(
+            &contract,
+            "post",
+            "/api/orders/{id}/cancel",
+            http.post(served.url("/api/orders/ORD-API-STUCK/cancel"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 415);
         // Again: already cancelled, still 200.
         let (status, _, again) = answer(
             &contract,
             "post",
             "/api/orders/{id}/cancel",
             http.post(served.url("/api/orders/ORD-API-STUCK/cancel"))
+                .header("content-type", JSON)
                 .send()
                 .await
                 .unwrap(),
@@ -398,6 +510,7 @@ async fn the_api_answers_as_the_cli_does() {
             "post",
             "/api/orders/{id}/cancel",
             http.post(served.url("/api/orders/ORD-API-1/cancel"))
+                .header("content-type", JSON)
                 .send()
                 .await
                 .unwrap(),
@@ -410,6 +523,7 @@ async fn the_api_answers_as_the_cli_does() {
             "post",
             "/api/orders/{id}/cancel",
             http.post(served.url("/api/orders/ORD-NOPE/cancel"))
+                .header("content-type", JSON)
                 .send()
                 .await
                 .unwrap(),
@@ -484,6 +598,28 @@ async fn the_api_answers_as_the_cli_does() {
             2,
             "{bad}"
         );
+        let (status, _, _) = answer(
+            &contract,
+            "get",
+            "/api/orders",
+            http.get(served.url("/api/orders?limit=abc"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422);
+        let (status, _, _) = answer(
+            &contract,
+            "get",
+            "/api/orders",
+            http.get(served.url("/api/orders?after=ORD-NEVER"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 404);
         let (status, _, cancelled) = answer(
             &contract,
             "get",
@@ -558,6 +694,23 @@ async fn tokens_hosts_limits_and_metrics() {
         let right = http.get(&products).bearer_auth(token).send().await.unwrap();
         assert_eq!(right.status(), 200, "{token}");
     }
+    let events = http
+        .get(served.url("/api/orders/ORD-X/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.status(),
+        401,
+        "the events stream asks for a token too"
+    );
+    let cancel = http
+        .post(served.url("/api/orders/ORD-X/cancel"))
+        .header("content-type", JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 401);
     // The page, health and the document ask for none.
     for open in ["/", "/healthz", "/readyz", "/api/openapi.json"] {
         let r = http.get(served.url(open)).send().await.unwrap();
@@ -600,6 +753,30 @@ async fn tokens_hosts_limits_and_metrics() {
     .await;
     assert_eq!(status, 413);
     assert_eq!(too_big["error"]["code"], "PAYLOAD_TOO_LARGE");
+
+    // A chunked body says no length: it is cut at the limit all the same.
+    let port = served.port;
+    let chunked = tokio::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.write_all(
+            b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer first-token-1\r\n\
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+        for _ in 0..4 {
+            // The server may answer (and close) before the last chunks.
+            if tcp.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+        let _ = tcp.write_all(b"0\r\n\r\n");
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        answer
+    });
+    let answer = chunked.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
     // A client that never finishes its headers is let go.
     let port = served.port;
@@ -685,6 +862,55 @@ async fn a_loopback_server_answers_only_requests_addressed_to_it() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A page elsewhere cannot change orders (CSRF): its Origin says so.
+    let forged = http
+        .post(served.url("/api/orders/ORD-X/cancel"))
+        .header("origin", "https://evil.example")
+        .header("content-type", JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["error"]["code"],
+        "CROSS_ORIGIN"
+    );
+    let forged = http
+        .post(served.url("/api/orders/ORD-X/cancel"))
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // Its own page, and the allowed origin, may.
+    for origin in [served.base.clone(), "https://shop.example".to_owned()] {
+        let own = http
+            .post(served.url("/api/orders/ORD-X/cancel"))
+            .header("origin", origin.as_str())
+            .header("content-type", JSON)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), 404, "{origin}");
+    }
+    // The allowed origin may read where a new order is, and the next page.
+    let exposed = http
+        .get(served.url("/api/products"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        exposed.headers()["access-control-expose-headers"],
+        "Location, Link"
+    );
+    assert!(
+        exposed
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -705,6 +931,7 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
     assert_eq!(created.status(), 202);
     let cancel = tokio::spawn(
         http.post(served.url("/api/orders/ORD-API-TERM/cancel"))
+            .header("content-type", JSON)
             .send(),
     );
     let id = OrderId::parse("ORD-API-TERM").unwrap();
@@ -712,13 +939,23 @@ async fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
         "the cancellation is in flight",
         Duration::from_secs(20),
         || async {
+            if cancel.is_finished() {
+                return Some(());
+            }
             let history = h.client.history_json(&id).await.ok()?;
-            String::from_utf8_lossy(&history)
-                .contains("WorkflowExecutionSignaled")
-                .then_some(())
+            let history = String::from_utf8_lossy(&history);
+            history.contains("WorkflowExecutionSignaled").then_some(())
         },
     )
     .await;
+    if cancel.is_finished() {
+        let answer = cancel.await.unwrap().unwrap();
+        let status = answer.status();
+        panic!(
+            "answered at once: {status} {}",
+            answer.text().await.unwrap()
+        );
+    }
     served.terminate();
     // Stopped accepting …
     eventually("serve stops accepting", Duration::from_secs(10), || async {

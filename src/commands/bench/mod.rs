@@ -7,6 +7,7 @@
 //! secondary row, and a hot-product run shows what contention on one
 //! product's stock costs.
 
+mod api;
 mod driver;
 mod tables;
 mod workers;
@@ -50,6 +51,8 @@ struct Report {
     peak_rss_mib: f64,
     /// With `--big-tables N`.
     big_tables: Option<tables::BigTables>,
+    /// Absent with `--api-orders 0`.
+    api: Option<api::ApiReport>,
 }
 
 /// Worker and client in one process, with or without eager start.
@@ -117,9 +120,27 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         }
         Err(e) => Err(e),
     };
-    let in_process = match real {
-        Ok(_) => in_process(cx, &client, &stack, &args, &run_id).await,
-        Err(_) => Ok(None),
+    let api = match (&real, args.api_orders) {
+        (Ok(_), n) if n > 0 => Some(
+            api::measure(
+                &stack,
+                &client,
+                &run_id,
+                api::Plan {
+                    orders: n,
+                    rounds: args.rounds,
+                    concurrency: args.concurrency,
+                    streams: args.streams,
+                },
+                |text| cx.printer.note(text),
+            )
+            .await,
+        ),
+        _ => None,
+    };
+    let in_process = match (&real, &api) {
+        (Ok(_), None | Some(Ok(_))) => in_process(cx, &client, &stack, &args, &run_id).await,
+        _ => Ok(None),
     };
     let big_tables = match (&in_process, args.big_tables) {
         (Ok(Some(_)), n) if n > 0 => {
@@ -135,6 +156,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     stack.stop().await;
     let big_tables = big_tables.transpose()?;
     let (real, peak_rss_mib) = real?;
+    let api = api.transpose()?;
     let in_process = in_process?.context("the in-process run did not run")?;
     let RealPath {
         throughput,
@@ -164,6 +186,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         in_flight_seconds: in_flight,
         peak_rss_mib,
         big_tables,
+        api,
     };
     print(cx, &report)?;
     if let Some(hot) = &report.hot_product
@@ -471,6 +494,47 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         report.in_flight,
         report.peak_rss_mib
     ))?;
+    if let Some(api) = &report.api {
+        let mut table = p.table();
+        table.set_header([
+            "ORDERS STARTED BY",
+            "ORDERS",
+            "CONCURRENCY",
+            "ORDERS/S",
+            "RANGE",
+            "P50 MS",
+            "P99 MS",
+        ]);
+        for s in &api.starts {
+            let [low, high] = s.orders_per_second_range;
+            table.add_row(vec![
+                Cell::new(match s.via {
+                    "client" => "the client's start call",
+                    _ => "POST /api/orders (serve)",
+                }),
+                Cell::new(s.orders).set_alignment(CellAlignment::Right),
+                Cell::new(s.concurrency).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.1}", s.orders_per_second))
+                    .set_alignment(CellAlignment::Right),
+                Cell::new(format!("{low:.1}–{high:.1}")).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.2}", s.p50_ms)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.2}", s.p99_ms)).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        let streams = match &api.streams {
+            Some(s) => format!(
+                "\n{} events streams held {:.0} s by one serve process: RSS {:.0} MiB (idle {:.0} MiB), CPU {:.1} % of a core",
+                s.count, s.held_seconds, s.rss_held_mib, s.rss_before_mib, s.cpu_percent
+            ),
+            None => String::new(),
+        };
+        p.line(format!(
+            "\nthe API (orders started, not run: no worker polls their queue):\n{table}\n\
+             accepted orders/s through the API / the client's: {:.2}\n\
+             one call at a time: p50 {:.2} ms start, {:.2} ms POST; the API's own cost {:.2} ms{streams}",
+            api.ratio, api.sequential_p50_ms[0], api.sequential_p50_ms[1], api.own_cost_ms
+        ))?;
+    }
     if let Some(big) = &report.big_tables {
         let mut table = p.table();
         table.set_header(["COMMAND", "P50 MS", "MAX MS"]);

@@ -66,18 +66,13 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         );
         bar
     });
-    let submissions: Vec<Submission> = futures::stream::iter(&parsed)
-        .map(|o| submit(&client, &config, &o.order))
-        .buffered(CONCURRENCY)
-        .inspect(|_| {
-            if let Some(bar) = &progress {
-                bar.inc(1);
-            }
-        })
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let orders = parsed.iter().map(|o| o.order.clone());
+    let submissions = submit_all(&client, &config, orders, || {
+        if let Some(bar) = &progress {
+            bar.inc(1);
+        }
+    })
+    .await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -103,22 +98,8 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         }
     }
 
-    let conflicts: Vec<&str> = submissions
-        .iter()
-        .filter(|s| s.conflict.is_some())
-        .map(|s| s.order_id.as_str())
-        .collect();
-    if !conflicts.is_empty() {
-        return Err(Fail::new(
-            Exit::Conflict,
-            format!(
-                "{} already exist(s) with different content; nothing was started for {}. Use new IDs, \
-                 or omit \"id\" to have one generated",
-                conflicts.join(", "),
-                if conflicts.len() == 1 { "it" } else { "them" }
-            ),
-        )
-        .into());
+    if let Some(conflict) = conflict(&submissions) {
+        return Err(conflict.into());
     }
     if args.watch {
         let ids: Vec<WorkflowId> = parsed
@@ -156,6 +137,44 @@ fn describe(o: &ParsedOrder) -> String {
         o.order.customer_id(),
         o.origin
     )
+}
+
+/// Starts every order, [`CONCURRENCY`] at a time; the records in the
+/// orders' order. `each` is told as each one is done.
+pub(crate) async fn submit_all(
+    client: &OrderClient,
+    config: &TemporalConfig,
+    orders: impl IntoIterator<Item = Order>,
+    each: impl Fn(),
+) -> anyhow::Result<Vec<Submission>> {
+    futures::stream::iter(orders)
+        .map(|order| async move { submit(client, config, &order).await })
+        .buffered(CONCURRENCY)
+        .inspect(|_| each())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The error of IDs that exist with other content (exit 6), if any.
+pub(crate) fn conflict(submissions: &[Submission]) -> Option<Fail> {
+    let conflicts: Vec<&str> = submissions
+        .iter()
+        .filter(|s| s.conflict.is_some())
+        .map(|s| s.order_id.as_str())
+        .collect();
+    (!conflicts.is_empty()).then(|| {
+        Fail::new(
+            Exit::Conflict,
+            format!(
+                "{} already exist(s) with different content; nothing was started for {}. Use new \
+                 IDs, or omit \"id\" to have one generated",
+                conflicts.join(", "),
+                if conflicts.len() == 1 { "it" } else { "them" }
+            ),
+        )
+    })
 }
 
 /// Starts one order; an existing ID is compared with what it was started with.

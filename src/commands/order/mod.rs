@@ -9,9 +9,9 @@ mod status;
 mod watch;
 
 pub(crate) use cancel::{CancelDoc, Cancellation, cancel, refused};
-pub(crate) use create::{Submission, submit};
+pub(crate) use create::{Submission, conflict, submit_all};
 pub(crate) use list::{OrderRow, Page, Selection, page};
-pub(crate) use render::{ENDED, Mark, StatusDoc, WatchRecord, records_after};
+pub(crate) use render::{Mark, StatusDoc, WatchRecord, records_after};
 pub(crate) use watch::{Follow, OnInterrupt, retrying};
 
 use super::Context;

@@ -90,48 +90,60 @@ impl WatchRecord<'_> {
             "{}/{}/{}/{}",
             self.status,
             self.step.map_or("-", |s| s.as_str()),
-            self.step_state.map_or("-".to_owned(), |s| {
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            }),
+            self.step_state.map_or("-", state_name),
             self.attempt.unwrap_or(0)
         )
     }
 }
 
+/// A step state as its JSON writes it.
+fn state_name(state: StepState) -> &'static str {
+    match state {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Retrying => "retrying",
+        StepState::Waiting => "waiting",
+        StepState::Done => "done",
+        StepState::Failed => "failed",
+        StepState::Compensated => "compensated",
+        StepState::Skipped => "skipped",
+    }
+}
+
+/// Every step state, to read one back.
+const STATES: [StepState; 8] = [
+    StepState::Pending,
+    StepState::Running,
+    StepState::Retrying,
+    StepState::Waiting,
+    StepState::Done,
+    StepState::Failed,
+    StepState::Compensated,
+    StepState::Skipped,
+];
+
 /// Where a stream of records stands: the last record it carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    /// How far along the order was: PENDING 0, CREATED 1,
-    /// INVENTORY_RESERVED 2, PAID 3, ended 4.
-    pub rank: u8,
+    /// The status of that record.
+    pub status: OrderStatus,
     pub id: String,
 }
 
 impl Mark {
-    /// A record's mark, from its ID (`None`: not one of ours).
+    /// A record's mark, from its ID; `None` unless it is one
+    /// [`WatchRecord::mark`] makes.
     pub fn parse(id: &str) -> Option<Self> {
-        let status: OrderStatus = id.split('/').next()?.parse().ok()?;
-        Some(Self {
-            rank: rank(status),
+        let [status, step, state, attempts] = id.split('/').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let status: OrderStatus = status.parse().ok()?;
+        let known_step = step == "-" || step.parse::<Step>().is_ok();
+        let known_state = state == "-" || STATES.iter().any(|s| state_name(*s) == state);
+        (known_step && known_state && attempts.parse::<u32>().is_ok()).then(|| Self {
+            status,
             id: id.to_owned(),
         })
-    }
-}
-
-/// The rank of an order that ended.
-pub const ENDED: u8 = 4;
-
-/// How far along an order with `status` is.
-pub fn rank(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::Pending => 0,
-        OrderStatus::Created => 1,
-        OrderStatus::InventoryReserved => 2,
-        OrderStatus::Paid => 3,
-        OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Failed => ENDED,
     }
 }
 
@@ -142,10 +154,10 @@ pub fn rank(status: OrderStatus) -> u8 {
 /// `at` is the later look's.
 pub fn records_after<'a>(view: &'a OrderView, after: Option<&Mark>) -> Vec<WatchRecord<'a>> {
     let now = WatchRecord::new(view, None);
-    let seen = after.map_or(-1, |m| i16::from(m.rank));
+    let seen = after.map_or(-1, |m| i16::from(m.status.progress()));
     let mut records = Vec::new();
     let mut passed = |record: WatchRecord<'a>| {
-        if i16::from(rank(record.status)) > seen {
+        if i16::from(record.status.progress()) > seen {
             records.push(record);
         }
     };
@@ -170,10 +182,12 @@ pub fn records_after<'a>(view: &'a OrderView, after: Option<&Mark>) -> Vec<Watch
             });
         }
     }
-    let current = rank(now.status);
+    let current = now.status.progress();
     let fresh = match after {
         None => true,
-        Some(m) => i16::from(current) > seen || current == m.rank && now.mark() != m.id,
+        Some(m) => {
+            i16::from(current) > seen || current == m.status.progress() && now.mark() != m.id
+        }
     };
     if fresh && records.last().is_none_or(|last| last.mark() != now.mark()) {
         records.push(now);

@@ -5,36 +5,28 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::App;
-use super::problem::{ApiError, ErrorBody};
+use super::app::App;
+use super::problem::{ApiError, ErrorBody, REQUEST};
+use super::request::{idempotency_key, order_id, read_body, require_json};
 use crate::commands::order::{
-    CancelDoc, Cancellation, OrderRow, Page, Selection, StatusDoc, Submission, cancel, page,
-    refused, submit,
+    CancelDoc, Cancellation, OrderRow, Page, Selection, StatusDoc, Submission, cancel, conflict,
+    page, refused, submit_all,
 };
 use crate::domain::{CancelReason, CustomerId, Order, OrderId, OrderStatus, Product, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{InputError, InvalidInput, Source, parse_orders};
 use crate::workflow::state::OrderView;
 
-/// Orders of one request started at once.
-const CONCURRENCY: usize = 32;
-
 /// How long a cancellation waits for the order to end before it answers
 /// `202` (`requested`): it takes effect without the caller.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
-
-/// The longest `Idempotency-Key` accepted (Stripe's limit).
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// The name input problems of a request carry as their file.
-const REQUEST: &str = "request";
 
 /// Submit orders: one order (an object) or several (an array), as an order
 /// file holds them. Every problem of every order is reported at once and
@@ -88,38 +80,32 @@ pub async fn create(
             }
             error
         })?;
+    let mut keyed = false;
     if let Some(key) = &key {
+        let scope = key_scope(&headers);
         for (index, o) in parsed.iter_mut().enumerate() {
             if o.generated_id {
-                o.order = o.order.clone().with_id(derived_id(key, index));
+                o.order = o.order.clone().with_id(derived_id(&scope, key, index));
+                keyed = true;
             }
         }
     }
-    let submissions: Vec<Submission> = futures::stream::iter(parsed)
-        .map(|o| {
-            let app = app.clone();
-            async move { submit(&app.client, &app.config, &o.order).await }
-        })
-        .buffered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let conflicts: Vec<&str> = submissions
-        .iter()
-        .filter(|s| s.conflict.is_some())
-        .map(|s| s.order_id.as_str())
-        .collect();
-    if !conflicts.is_empty() {
-        return Err(ApiError::from(anyhow::Error::from(Fail::new(
-            Exit::Conflict,
-            format!(
-                "{} already exist(s) with different content; nothing was started for {}. Use new \
-                 IDs, or omit \"id\" to have one generated",
-                conflicts.join(", "),
-                if conflicts.len() == 1 { "it" } else { "them" }
+    let orders = parsed.into_iter().map(|o| o.order);
+    let submissions = submit_all(&app.client, &app.config, orders, || {}).await?;
+    if let Some(fail) = conflict(&submissions) {
+        let fail = match &key {
+            Some(key) if keyed => Fail::new(
+                Exit::Conflict,
+                format!(
+                    "Idempotency-Key {key:?} was used before for orders with other content; \
+                     send a new key with a new order"
+                ),
             ),
-        ))));
+            _ => fail,
+        };
+        let mut error = ApiError::from(anyhow::Error::from(fail));
+        error.body.error.orders = Some(submissions);
+        return Err(error);
     }
     let status = if submissions.iter().all(|s| s.existing) {
         StatusCode::OK
@@ -138,9 +124,6 @@ pub async fn create(
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -163,12 +146,16 @@ pub enum Submitted {
         (status = 200, description = "The order", body = StatusDoc),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 422, description = "Not a workflow ID", body = ErrorBody),
+        (status = 422, description = "Not an order ID", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
     )
 )]
-pub async fn status(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = workflow_id(&id)?;
+pub async fn status(
+    State(app): State<App>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = order_id(id)?;
     let (view, source) = app.client.fetch(&id).await.map_err(anyhow::Error::from)?;
     Ok(Json(StatusDoc {
         view: &view,
@@ -179,17 +166,75 @@ pub async fn status(State(app): State<App>, Path(id): Path<String>) -> Result<Re
 }
 
 /// The query of `GET /api/orders`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only orders with this status (any case).
-    status: Option<String>,
+    #[param(value_type = Option<String>)]
+    status: Option<OrderStatus>,
     /// Only this customer's orders.
-    customer: Option<String>,
+    #[param(value_type = Option<String>)]
+    customer: Option<CustomerId>,
     /// At most this many (1–10000, default 50).
     limit: Option<u32>,
     /// The last order ID of the previous page: the orders after it.
-    after: Option<String>,
+    #[param(value_type = Option<String>)]
+    after: Option<OrderId>,
+}
+
+/// The most orders one page lists (as `order list --limit`).
+const MAX_LIMIT: u32 = 10_000;
+
+impl ListQuery {
+    /// Reads the query string, with every problem in it at once.
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut parsed = Self::default();
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(InputError {
+                source_name: REQUEST.to_owned(),
+                item: None,
+                field: Some(field.to_owned()),
+                message,
+            });
+        };
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let value = value.as_ref();
+            match name.as_ref() {
+                "status" => match value.to_ascii_uppercase().parse() {
+                    Ok(s) => parsed.status = Some(s),
+                    Err(e) => problem("status", e.to_string()),
+                },
+                "customer" => match CustomerId::parse(value) {
+                    Ok(c) => parsed.customer = Some(c),
+                    Err(e) => problem("customer", e.to_string()),
+                },
+                "after" => match OrderId::parse(value) {
+                    Ok(a) => parsed.after = Some(a),
+                    Err(e) => problem("after", e.to_string()),
+                },
+                "limit" => match value.parse::<u32>() {
+                    Ok(n @ 1..=MAX_LIMIT) => parsed.limit = Some(n),
+                    _ => problem(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    ),
+                },
+                other => {
+                    let other: String = other.chars().take(40).collect();
+                    problem(
+                        &other,
+                        "is not a parameter of this list; use status, customer, limit or after"
+                            .to_owned(),
+                    )
+                }
+            }
+        }
+        match InvalidInput::from_problems(problems) {
+            None => Ok(parsed),
+            Some(invalid) => Err(ApiError::from(anyhow::Error::from(invalid))),
+        }
+    }
 }
 
 /// Orders from the database, newest first, a page at a time (`order list
@@ -200,84 +245,32 @@ pub struct ListQuery {
     tag = "orders",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of orders; `Link: <…>; rel=\"next\"` when more follow", body = Vec<OrderRow>),
+        (status = 200, description = "A page of orders; `Link: <…>; rel=\"next\"` when more follow", body = Vec<OrderRow>,
+            headers(("Link" = String, description = "The next page, when there is one"))),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "`after` names no order", body = ErrorBody),
-        (status = 422, description = "A parameter breaks its rule", body = ErrorBody),
+        (status = 422, description = "A parameter breaks its rule (every one, in `problems`)", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unreachable", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
     )
 )]
-pub async fn list(
-    State(app): State<App>,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    let mut problems = Vec::new();
-    let mut check = |field: &str, result: Result<(), String>| {
-        if let Err(message) = result {
-            problems.push(InputError {
-                source_name: REQUEST.to_owned(),
-                item: None,
-                field: Some(field.to_owned()),
-                message,
-            });
-        }
-    };
-    let mut status = None;
-    if let Some(s) = &query.status {
-        check(
-            "status",
-            match s.to_ascii_uppercase().parse::<OrderStatus>() {
-                Ok(parsed) => {
-                    status = Some(parsed);
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        );
-    }
-    let mut customer = None;
-    if let Some(c) = &query.customer {
-        check(
-            "customer",
-            CustomerId::parse(c)
-                .map(|c| customer = Some(c))
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let mut after = None;
-    if let Some(a) = &query.after {
-        check(
-            "after",
-            OrderId::parse(a)
-                .map(|a| after = Some(a))
-                .map_err(|e| e.to_string()),
-        );
-    }
+pub async fn list(State(app): State<App>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let query = ListQuery::parse(query.as_deref())?;
     let limit = query.limit.unwrap_or(50);
-    check(
-        "limit",
-        match limit {
-            1..=10_000 => Ok(()),
-            _ => Err("must be from 1 to 10000".to_owned()),
-        },
-    );
-    if let Some(invalid) = InvalidInput::from_problems(problems) {
-        return Err(ApiError::from(anyhow::Error::from(invalid)));
-    }
     let selection = Selection {
-        status,
-        customer: customer.as_ref(),
-        after: after.as_ref(),
+        status: query.status,
+        customer: query.customer.as_ref(),
+        after: query.after.as_ref(),
         limit,
     };
     let Page { rows, more } = page(&app.pool, &selection).await?;
     let next = match (more, rows.last()) {
         (true, Some(last)) => {
             let mut url = format!("/api/orders?limit={limit}&after={}", last.order_id);
-            if let Some(s) = status {
+            if let Some(s) = query.status {
                 url.push_str(&format!("&status={s}"));
             }
-            if let Some(c) = &customer {
+            if let Some(c) = &query.customer {
                 url.push_str(&format!("&customer={c}"));
             }
             HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok()
@@ -298,7 +291,7 @@ pub async fn list(
     Ok(response)
 }
 
-/// The body of a cancellation (optional).
+/// The body of a cancellation: `{}` or `{"reason": "…"}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
@@ -313,29 +306,34 @@ pub struct CancelRequest {
     path = "/api/orders/{id}/cancel",
     tag = "orders",
     params(("id" = String, Path, description = "The order's ID")),
-    request_body(content = Option<CancelRequest>, content_type = "application/json"),
+    request_body(content = CancelRequest, description = "`{}` or `{\"reason\": \"…\"}`; an empty body is `{}`. The Content-Type must be application/json (a page elsewhere cannot send that without asking first)", content_type = "application/json"),
     responses(
         (status = 200, description = "Cancelled (`outcome`: `cancelled`, or `already cancelled`)", body = CancelDoc),
         (status = 202, description = "Sent; the order had not ended within 10 s (`outcome`: `requested`): it ends without you", body = CancelDoc),
+        (status = 400, description = "The body is not `{\"reason\": \"…\"}`", body = ErrorBody),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
+        (status = 403, description = "Sent by a page of another origin (see --allow-origin)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 409, description = "Refused: the order had already ended COMPLETED or FAILED (its `status`)", body = ErrorBody),
-        (status = 422, description = "An invalid reason", body = ErrorBody),
+        (status = 413, description = "The body is larger than --max-body", body = ErrorBody),
+        (status = 415, description = "The body is not said to be application/json", body = ErrorBody),
+        (status = 422, description = "An invalid ID or reason", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout; the cancellation may have been sent", body = ErrorBody),
     )
 )]
 pub async fn cancel_order(
     State(app): State<App>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = workflow_id(&id)?;
+    let id = order_id(id)?;
+    require_json(&headers)?;
     let bytes = read_body(body, app.max_body).await?;
     let request: CancelRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {
-        require_json(&headers)?;
         serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::http(
                 StatusCode::BAD_REQUEST,
@@ -350,14 +348,8 @@ pub async fn cancel_order(
             .as_deref()
             .unwrap_or("cancelled through the API"),
     )
-    .map_err(|e| {
-        ApiError::from(anyhow::Error::from(InvalidInput::from(InputError {
-            source_name: REQUEST.to_owned(),
-            item: None,
-            field: Some("reason".to_owned()),
-            message: e.to_string(),
-        })))
-    })?;
+    .map_err(|e| ApiError::field("reason", e.to_string()))?;
+    let id = WorkflowId::from(id);
     match cancel(&app.client, &id, reason.as_str(), true, Some(CANCEL_WAIT)).await? {
         Cancellation::Cancelled(view) => {
             Ok(Json(doc(&id, "cancelled", Some(&view))).into_response())
@@ -395,6 +387,7 @@ fn doc<'a>(id: &'a WorkflowId, outcome: &'a str, view: Option<&'a OrderView>) ->
         (status = 200, description = "Every product, with its price and stock", body = Vec<Product>),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 503, description = "PostgreSQL is unreachable", body = ErrorBody),
+        (status = 504, description = "Not answered within --request-timeout", body = ErrorBody),
     )
 )]
 pub async fn products(State(app): State<App>) -> Result<Response, ApiError> {
@@ -402,89 +395,21 @@ pub async fn products(State(app): State<App>) -> Result<Response, ApiError> {
     Ok(Json(catalog).into_response())
 }
 
-/// A workflow ID from a path, or 422.
-fn workflow_id(text: &str) -> Result<WorkflowId, ApiError> {
-    WorkflowId::parse(text).map_err(|e| {
-        ApiError::from(anyhow::Error::from(InvalidInput::from(InputError {
-            source_name: REQUEST.to_owned(),
-            item: None,
-            field: Some("id".to_owned()),
-            message: e.to_string(),
-        })))
-    })
-}
-
-/// 415 unless the request says its body is JSON.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if json {
-        return Ok(());
-    }
-    Err(ApiError::http(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "UNSUPPORTED_MEDIA_TYPE",
-        "send the orders as JSON, with `Content-Type: application/json`",
-    ))
-}
-
-/// The body, up to `limit` bytes, or 413.
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::http(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!(
-                    "the body is larger than {limit} bytes (--max-body); split the orders over several requests"
-                ),
-            )
-        } else {
-            ApiError::http(
-                StatusCode::BAD_REQUEST,
-                Exit::Usage.error_code(),
-                format!("reading the body: {e}"),
-            )
-        }
-    })
-}
-
-/// The `Idempotency-Key` header, if sent: 1–255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key)
-            if !key.is_empty()
-                && key.len() <= MAX_IDEMPOTENCY_KEY
-                && key.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err(ApiError::from(anyhow::Error::from(InvalidInput::from(
-            InputError {
-                source_name: REQUEST.to_owned(),
-                item: None,
-                field: Some("Idempotency-Key".to_owned()),
-                message: format!(
-                    "must be 1–{MAX_IDEMPOTENCY_KEY} visible ASCII characters, e.g. a UUID"
-                ),
-            },
-        )))),
-    }
+/// Whose keys these are: each bearer token's keys are its own (Stripe
+/// scopes them to the account); without tokens, one scope.
+fn key_scope(headers: &HeaderMap) -> String {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    hex::encode(&Sha256::digest(token)[..8])
 }
 
 /// The ID of the `index`th order without one of a request with
-/// idempotency key `key`: the same key gives the same IDs, so a retried
-/// request finds the orders its first try started.
-fn derived_id(key: &str, index: usize) -> OrderId {
-    let digest = Sha256::digest(format!("{key}\n{index}").as_bytes());
+/// idempotency key `key` in `scope`: the same key gives the same IDs, so
+/// a retried request finds the orders its first try started.
+fn derived_id(scope: &str, key: &str, index: usize) -> OrderId {
+    let digest = Sha256::digest(format!("{scope}\n{key}\n{index}").as_bytes());
     OrderId::parse(&format!("ORD-{}", &hex::encode(digest)[..32])).expect("a valid order ID")
 }
 
@@ -494,37 +419,28 @@ mod tests {
 
     #[test]
     fn an_idempotency_key_gives_the_same_ids_each_time() {
-        assert_eq!(derived_id("k-1", 0), derived_id("k-1", 0));
-        assert_ne!(derived_id("k-1", 0), derived_id("k-1", 1));
-        assert_ne!(derived_id("k-1", 0), derived_id("k-2", 0));
-        assert!(derived_id("k-1", 0).as_str().starts_with("ORD-"));
+        assert_eq!(derived_id("s", "k-1", 0), derived_id("s", "k-1", 0));
+        assert_ne!(derived_id("s", "k-1", 0), derived_id("s", "k-1", 1));
+        assert_ne!(derived_id("s", "k-1", 0), derived_id("s", "k-2", 0));
+        assert_ne!(
+            derived_id("s", "k-1", 0),
+            derived_id("t", "k-1", 0),
+            "per token"
+        );
+        assert!(derived_id("s", "k-1", 0).as_str().starts_with("ORD-"));
     }
 
     #[test]
-    fn idempotency_keys_are_bounded() {
-        let mut h = HeaderMap::new();
-        assert!(idempotency_key(&h).unwrap().is_none());
-        h.insert("idempotency-key", HeaderValue::from_static("abc-123"));
-        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
-        h.insert(
-            "idempotency-key",
-            HeaderValue::from_str(&"x".repeat(256)).unwrap(),
-        );
-        assert!(idempotency_key(&h).is_err());
-        h.insert("idempotency-key", HeaderValue::from_static("has space"));
-        assert!(idempotency_key(&h).is_err());
-    }
-
-    #[test]
-    fn only_json_bodies() {
-        let mut h = HeaderMap::new();
-        assert!(require_json(&h).is_err());
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        assert!(require_json(&h).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert!(require_json(&h).is_err());
+    fn list_queries_say_every_problem() {
+        let q = ListQuery::parse(Some("status=failed&limit=20&customer=C-1&after=ORD-9")).unwrap();
+        assert_eq!(q.status, Some(OrderStatus::Failed));
+        assert_eq!(q.limit, Some(20));
+        let Err(e) = ListQuery::parse(Some("status=LOST&limit=abc&color=red")) else {
+            panic!("accepted")
+        };
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.body.error.problems.unwrap().len(), 3);
+        assert!(ListQuery::parse(Some("limit=0")).is_err());
+        assert!(ListQuery::parse(None).is_ok());
     }
 }

@@ -1,24 +1,27 @@
-//! `GET /api/orders/{id}/events`: an order's changes as Server-Sent
-//! Events — the records of `order watch -o jsonl` — ending with its
-//! terminal status. Each event's ID marks where the order was
-//! ([`Mark`]): a client that reconnects with `Last-Event-ID` gets every
-//! status it has not seen, and nothing twice.
+//! Orders' changes as Server-Sent Events — the records of `order watch -o
+//! jsonl` — each order's ending with its terminal status.
+//! `GET /api/orders/{id}/events` follows one order; `GET /api/events`
+//! follows many on one connection (a browser has few). Each event's ID
+//! marks where its order was ([`Mark`]): a client that comes back with it
+//! (`Last-Event-ID`, or `order=ID@MARK`) gets every status it has not
+//! seen, and nothing twice.
 
 use std::convert::Infallible;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt as _;
 use futures::channel::mpsc;
 
-use super::App;
+use super::app::{App, Pacer};
 use super::problem::{ApiError, ErrorBody};
+use super::request::order_id;
 use crate::commands::order::{Mark, WatchRecord, records_after, retrying};
-use crate::domain::WorkflowId;
+use crate::domain::{OrderId, WorkflowId};
 use crate::temporal::client::{Execution, OrderCallError, OrderClient};
 use crate::workflow::state::OrderView;
 
@@ -28,39 +31,14 @@ const POLL: Duration = Duration::from_millis(500);
 /// How often a silent Temporal is tried again.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-/// Live-state queries per second for all streams together: each is a
-/// workflow task on a worker, and a thousand watchers must not slow the
-/// orders they watch. Endings do not wait for a query: each stream
-/// long-polls its order's result.
-const QUERIES_PER_SECOND: u32 = 64;
+/// A stream ends after this long; its client comes back with its marks.
+/// No client holds a connection forever on an order that never ends.
+const LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// Spaces the queries of every stream of one server evenly.
-pub struct Pacer {
-    next: Mutex<Instant>,
-    spacing: Duration,
-}
+/// The most orders one `GET /api/events` follows.
+const MAX_ORDERS: usize = 100;
 
-impl Default for Pacer {
-    fn default() -> Self {
-        Self {
-            next: Mutex::new(Instant::now()),
-            spacing: Duration::from_secs(1) / QUERIES_PER_SECOND,
-        }
-    }
-}
-
-impl Pacer {
-    /// Waits for this caller's turn.
-    async fn turn(&self) {
-        let at = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let at = (*next).max(Instant::now());
-            *next = at + self.spacing;
-            at
-        };
-        tokio::time::sleep_until(at.into()).await;
-    }
-}
+type Events = mpsc::Sender<Result<Event, Infallible>>;
 
 /// Follow an order's changes to its end.
 #[utoipa::path(
@@ -72,66 +50,144 @@ impl Pacer {
         ("Last-Event-ID" = Option<String>, Header, description = "The ID of the last event received: the stream goes on from there"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: one `change` event per record (data: a WatchRecord, id: where the order was), the last one with a terminal status", body = WatchRecord, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: one `change` event per record (data: a WatchRecord, id: where the order was), the last one with a terminal status; it also ends after 15 minutes or when the server stops: come back with `Last-Event-ID`", body = WatchRecord, content_type = "text/event-stream"),
         (status = 204, description = "`Last-Event-ID` already names the order's ending: nothing more will come"),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
+        (status = 422, description = "Not an order ID", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
     )
 )]
 pub async fn stream(
     State(app): State<App>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = WorkflowId::parse(&id).map_err(|e| {
-        ApiError::http(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_INPUT",
-            format!("id: {e}"),
-        )
-    })?;
+    let id = order_id(id)?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(Mark::parse);
-    if app
-        .client
-        .describe(&id)
-        .await
-        .map_err(anyhow::Error::from)?
-        .is_none()
-    {
-        return Err(ApiError::from(anyhow::Error::from(
-            OrderCallError::NotFound(id.to_string()),
-        )));
-    }
+    let (view, last) = start(&app.client, id, last).await?;
     if last
         .as_ref()
-        .is_some_and(|m| m.rank == crate::commands::order::ENDED)
+        .is_some_and(|m| m.status.is_terminal() && view.status.is_terminal())
     {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(16);
-    let follow = Follower {
+    let (tx, rx) = mpsc::channel(16);
+    spawn(&app, view, last, tx, Label::Mark);
+    Ok(Sse::new(rx)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Follow many orders' changes on one connection.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "orders",
+    params(
+        ("order" = Vec<String>, Query, description = "An order to follow, `ID` or `ID@MARK` to go on after the event whose ID was `ID@MARK`; repeat, at most 100"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: one `change` event per record of any of the orders (data: a WatchRecord, id: `ID@MARK`); it ends once every order has ended, after 15 minutes, or when the server stops: come back with the orders still running and their last marks", body = WatchRecord, content_type = "text/event-stream"),
+        (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
+        (status = 404, description = "One of the orders does not exist (named in the message)", body = ErrorBody),
+        (status = 422, description = "No order, more than 100, or a bad ID", body = ErrorBody),
+        (status = 503, description = "Temporal is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn many(State(app): State<App>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let mut wanted: Vec<(OrderId, Option<Mark>)> = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != "order" {
+            let name: String = name.chars().take(40).collect();
+            return Err(ApiError::field(
+                &name,
+                "is not a parameter here; repeat order=ID[@MARK]",
+            ));
+        }
+        let (id, mark) = match value.split_once('@') {
+            Some((id, mark)) => (id, Mark::parse(mark)),
+            None => (value.as_ref(), None),
+        };
+        let id = OrderId::parse(id).map_err(|e| ApiError::field("order", e.to_string()))?;
+        if !wanted.iter().any(|(w, _)| *w == id) {
+            wanted.push((id, mark));
+        }
+    }
+    if wanted.is_empty() || wanted.len() > MAX_ORDERS {
+        return Err(ApiError::field(
+            "order",
+            format!("name 1 to {MAX_ORDERS} orders: order=ID[@MARK], repeated"),
+        ));
+    }
+    let started = futures::future::try_join_all(
+        wanted
+            .into_iter()
+            .map(|(id, mark)| start(&app.client, id, mark)),
+    )
+    .await?;
+    let (tx, rx) = mpsc::channel(64);
+    for (view, last) in started {
+        let ended = last
+            .as_ref()
+            .is_some_and(|m| m.status.is_terminal() && view.status.is_terminal());
+        if !ended {
+            spawn(&app, view, last, tx.clone(), Label::OrderAndMark);
+        }
+    }
+    // The stream ends when the last follower drops its sender.
+    drop(tx);
+    Ok(Sse::new(rx)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The order as it is now (its errors answered before the stream starts),
+/// and the client's mark, unless it cannot be this order's: a mark of an
+/// ending while the order still runs.
+async fn start(
+    client: &OrderClient,
+    id: OrderId,
+    last: Option<Mark>,
+) -> Result<(OrderView, Option<Mark>), ApiError> {
+    let (view, _) = client.fetch(&id).await.map_err(anyhow::Error::from)?;
+    let last = last.filter(|m| !m.status.is_terminal() || view.status.is_terminal());
+    Ok((view, last))
+}
+
+/// How an event's ID reads.
+#[derive(Clone, Copy)]
+enum Label {
+    /// The mark: one order's stream.
+    Mark,
+    /// `ID@MARK`: a stream of many.
+    OrderAndMark,
+}
+
+/// Follows one order into `tx` until it ends, the client goes, the
+/// stream's lifetime passes or the server stops.
+fn spawn(app: &App, view: OrderView, last: Option<Mark>, tx: Events, label: Label) {
+    let follower = Follower {
         client: app.client.clone(),
         pacer: app.pacer.clone(),
-        id,
+        id: view.order_id.clone(),
         last,
+        label,
         tx,
     };
     let mut stop = app.stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = follow.run() => {}
+            () = follower.run(view) => {}
+            () = tokio::time::sleep(LIFETIME) => {}
             // The server stops: the stream ends, and the client resumes
             // from its last event elsewhere.
             _ = stop.wait_for(|&stopping| stopping) => {}
         }
     });
-    Ok(Sse::new(rx)
-        .keep_alive(KeepAlive::default())
-        .into_response())
 }
 
 /// Sends one order's records to one client.
@@ -140,16 +196,13 @@ struct Follower {
     pacer: std::sync::Arc<Pacer>,
     id: WorkflowId,
     last: Option<Mark>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
+    label: Label,
+    tx: Events,
 }
 
 impl Follower {
-    /// Until the order ends, the client goes, or Temporal stays away.
-    async fn run(mut self) {
-        let mut view = match self.first().await {
-            Some(view) => view,
-            None => return,
-        };
+    /// From `view` until the order ends or the client goes.
+    async fn run(mut self, mut view: OrderView) {
         let mut max_attempts: Option<Option<u32>> = None;
         loop {
             if !self.send(&view, max_attempts.flatten()).await || view.status.is_terminal() {
@@ -162,28 +215,11 @@ impl Follower {
         }
     }
 
-    /// The order as it is now.
-    async fn first(&self) -> Option<OrderView> {
-        loop {
-            match self.client.fetch(&self.id).await {
-                Ok((view, _)) => return Some(view),
-                Err(OrderCallError::Unreachable(_)) if !self.tx.is_closed() => {
-                    tokio::time::sleep(RECONNECT).await;
-                }
-                Err(e) => {
-                    tracing::debug!(order_id = %self.id, "events: {e}");
-                    return None;
-                }
-            }
-        }
-    }
-
     /// The order's next state: its result the moment it ends, or its live
     /// state when a query's turn comes and it changed.
     async fn next(&self, max_attempts: &mut Option<Option<u32>>) -> Option<OrderView> {
         let outcome = self.client.outcome(&self.id);
         tokio::pin!(outcome);
-        let mut wait = POLL;
         loop {
             tokio::select! {
                 result = &mut outcome => match result {
@@ -200,14 +236,13 @@ impl Follower {
                     // Terminated from outside: what was recorded.
                     Err(_) => return self.client.fetch(&self.id).await.ok().map(|(v, _)| v),
                 },
-                () = async { tokio::time::sleep(wait).await; self.pacer.turn().await } => {
-                    wait = POLL;
+                () = async { tokio::time::sleep(POLL).await; self.pacer.turn().await } => {
                     if self.tx.is_closed() {
                         return None;
                     }
                     if let Ok(Some(view)) = self.client.live_status(&self.id, Duration::from_secs(2)).await
                         && !view.status.is_terminal()
-                        && self.changed(&view)
+                        && !records_after(&view, self.last.as_ref()).is_empty()
                     {
                         if max_attempts.is_none() && retrying(&view) {
                             *max_attempts = Some(self.client.max_attempts(&self.id).await.ok().flatten());
@@ -219,11 +254,6 @@ impl Follower {
         }
     }
 
-    /// Whether `view` holds a record the client has not had.
-    fn changed(&self, view: &OrderView) -> bool {
-        !records_after(view, self.last.as_ref()).is_empty()
-    }
-
     /// Sends what `view` holds that the client has not had; false when the
     /// client has gone.
     async fn send(&mut self, view: &OrderView, max_attempts: Option<u32>) -> bool {
@@ -232,11 +262,11 @@ impl Follower {
                 record.max_attempts = max_attempts;
             }
             let mark = record.mark();
-            let Ok(event) = Event::default()
-                .event("change")
-                .id(&mark)
-                .json_data(&record)
-            else {
+            let id = match self.label {
+                Label::Mark => mark.clone(),
+                Label::OrderAndMark => format!("{}@{mark}", self.id),
+            };
+            let Ok(event) = Event::default().event("change").id(id).json_data(&record) else {
                 return false;
             };
             if self.tx.send(Ok(event)).await.is_err() {

@@ -1,29 +1,34 @@
 //! What every request passes through: its `Host` (on a server that asks
-//! no token), CORS, the bearer token on /api, a time limit, the security
-//! headers, the metrics and the access log; and the answers that are no
-//! handler's (health, readiness, unknown routes).
+//! no token), its `Origin` (a page elsewhere cannot change orders), CORS,
+//! the bearer token on /api, a time limit, the security headers, the
+//! metrics and the access log; and the answers that are no route's.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use super::App;
+use super::app::App;
+use super::metrics::method_label;
 use super::problem::ApiError;
 use crate::exit::Exit;
 use crate::output::ErrorReport;
+use crate::web::guard::Cors;
 
 /// The page's Content-Security-Policy: nothing from outside the binary.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// How long a readiness check waits for each dependency.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// What other origins may do, when --allow-origin lets them.
+const CORS: Cors = Cors {
+    methods: "GET, POST, OPTIONS",
+    headers: "Authorization, Content-Type, Idempotency-Key, Last-Event-ID",
+    expose: "Location, Link",
+    credentials: false,
+};
 
 /// The longest path an access log line carries.
 const MAX_LOGGED_PATH: usize = 200;
@@ -43,7 +48,9 @@ pub async fn front(State(app): State<App>, request: Request, next: Next) -> Resp
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let headers = request.headers().clone();
-    let mut response = if app.check_host && !app.guard.addressed_to_us(&headers) {
+    let mut response = if !app.guard.needs_token() && !app.guard.addressed_to_us(&headers) {
+        // No token: a page elsewhere must not reach this server through a
+        // name of its own pointed at it (DNS rebinding).
         ApiError::http(
             StatusCode::MISDIRECTED_REQUEST,
             "MISDIRECTED",
@@ -53,24 +60,26 @@ pub async fn front(State(app): State<App>, request: Request, next: Next) -> Resp
     } else if method == Method::OPTIONS && headers.contains_key(header::ORIGIN) {
         // A CORS preflight: answered here, before the token is asked for.
         StatusCode::NO_CONTENT.into_response()
+    } else if changes(&method) && !same_or_allowed_origin(&app, &headers) {
+        ApiError::http(
+            StatusCode::FORBIDDEN,
+            "CROSS_ORIGIN",
+            "a page of another origin may not change orders here; see --allow-origin",
+        )
+        .into_response()
     } else {
         next.run(request).await
     };
-    app.guard.cors(
-        &headers,
-        response.headers_mut(),
-        "GET, POST, OPTIONS",
-        "Authorization, Content-Type, Idempotency-Key, Last-Event-ID",
-    );
+    app.guard.cors(&headers, response.headers_mut(), &CORS);
     secure(&route, response.headers_mut());
     let status = response.status();
     let elapsed = started.elapsed();
     if let Some(metrics) = &app.metrics {
-        metrics.observe(&route, method.as_str(), status.as_u16(), elapsed);
+        metrics.observe(&route, &method, status.as_u16(), elapsed);
     }
     tracing::info!(
         target: "orderflow::serve",
-        %method,
+        method = method_label(&method),
         path,
         route,
         status = status.as_u16(),
@@ -81,9 +90,37 @@ pub async fn front(State(app): State<App>, request: Request, next: Next) -> Resp
     response
 }
 
+/// Whether a request of `method` may change something.
+fn changes(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether a request comes from no page (a script, curl), from this
+/// server's own page, or from an origin --allow-origin names. A browser
+/// says where a request comes from in `Origin` and `Sec-Fetch-Site`; a
+/// form or a script elsewhere that posts here (CSRF) is refused.
+fn same_or_allowed_origin(app: &App, headers: &HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return site != Some("cross-site");
+    };
+    if app.guard.origin_allowed(origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let own = host.is_some_and(|host| {
+        origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+    });
+    own && site.is_none_or(|s| s == "same-origin" || s == "none")
+}
+
 /// The headers every answer carries; the page gets its CSP.
-fn secure(route: &str, headers: &mut axum::http::HeaderMap) {
-    let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
+fn secure(route: &str, headers: &mut HeaderMap) {
+    let set = |headers: &mut HeaderMap, name, value: &'static str| {
         headers
             .entry(name)
             .or_insert_with(|| HeaderValue::from_static(value));
@@ -153,119 +190,8 @@ pub async fn method_not_allowed(request: Request) -> Response {
         "METHOD_NOT_ALLOWED",
         format!(
             "{} is not answered here; see /api/openapi.json",
-            request.method()
+            method_label(request.method())
         ),
     )
     .into_response()
-}
-
-/// Alive: it answers.
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-/// Ready: Temporal and PostgreSQL answer.
-pub async fn readyz(State(app): State<App>) -> Response {
-    let db = async {
-        tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&app.pool))
-            .await
-            .map_err(|_| format!("no answer within {CHECK_TIMEOUT:?}"))?
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
-    let temporal = async {
-        tokio::time::timeout(CHECK_TIMEOUT, app.client.server_version())
-            .await
-            .map_err(|_| format!("no answer within {CHECK_TIMEOUT:?}"))?
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
-    let (db, temporal) = tokio::join!(db, temporal);
-    let problems: Vec<String> = [("PostgreSQL", db), ("Temporal", temporal)]
-        .into_iter()
-        .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {e}")))
-        .collect();
-    if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", problems.join("; ")),
-        )
-            .into_response()
-    }
-}
-
-/// Requests by route, method and status, and how long they took.
-pub struct Metrics {
-    registry: Registry,
-    requests: IntCounterVec,
-    latency: HistogramVec,
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("orderflow_http_requests_total", "HTTP requests answered"),
-            &["route", "method", "status"],
-        )
-        .expect("a valid metric");
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "orderflow_http_request_duration_seconds",
-                "Time to answer an HTTP request (to the start of the body for events streams)",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["route", "method", "status"],
-        )
-        .expect("a valid metric");
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(latency.clone()))
-            .expect("registered once");
-        Self {
-            registry,
-            requests,
-            latency,
-        }
-    }
-
-    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
-        let labels = [route, method, status.as_str()];
-        self.requests.with_label_values(&labels).inc();
-        self.latency
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
-    }
-
-    fn text(&self) -> String {
-        let mut out = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-/// `/metrics` on --metrics-address, until the process ends.
-pub async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    metrics.text(),
-                )
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!("the metrics listener stopped: {e}");
-    }
 }

@@ -2,7 +2,6 @@
 //! and annotations (utoipa): served at /api/openapi.json, printed by
 //! `serve --openapi`, and the reference in DOCS.md.
 
-use axum::Json;
 use utoipa::OpenApi;
 
 use super::{api, events, problem};
@@ -11,7 +10,7 @@ use super::{api, events, problem};
 #[openapi(
     info(
         title = "orderflow",
-        description = "Orders on Temporal and PostgreSQL: submit, follow and cancel them. The JSON is `orderflow … -o json`'s; errors are the CLI's JSON errors with an HTTP status. With `serve --api-token-file`, /api asks for `Authorization: Bearer <token>`."
+        description = "Orders on Temporal and PostgreSQL: submit, follow and cancel them. The JSON is `orderflow … -o json`'s; errors are the CLI's JSON errors with an HTTP status. With `serve --api-token-file`, /api asks for `Authorization: Bearer <token>` (401 without). Any route may also answer 405 (no such method), 421 (a Host this server does not answer for, when it asks no token) and 403 (a change sent by a page of another origin)."
     ),
     paths(
         api::create,
@@ -19,8 +18,11 @@ use super::{api, events, problem};
         api::status,
         api::cancel_order,
         events::stream,
+        events::many,
         api::products,
     ),
+    modifiers(&Bearer),
+    security((), ("bearer" = [])),
     components(schemas(problem::ErrorBody, crate::input::InputError)),
     tags(
         (name = "orders", description = "Submit, look up, list, follow and cancel orders"),
@@ -29,13 +31,40 @@ use super::{api, events, problem};
 )]
 struct Document;
 
-/// The document as JSON text.
-pub fn document() -> String {
-    let mut doc = Document::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().expect("the document serializes")
+/// The bearer tokens of `serve --api-token-file` (without it, none is asked).
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "One of the tokens of `serve --api-token-file`; asked on /api only when it is given",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }
 
-pub async fn serve() -> Json<serde_json::Value> {
-    Json(serde_json::from_str(&document()).expect("the document is JSON"))
+/// The document as JSON text, made once.
+pub fn document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = Document::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        doc.to_pretty_json().expect("the document serializes")
+    })
+}
+
+pub async fn serve() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document(),
+    )
 }

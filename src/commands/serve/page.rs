@@ -17,7 +17,14 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (kind, body) = match file.as_str() {
         "page.css" => ("text/css; charset=utf-8", CSS),
         "page.js" => ("text/javascript; charset=utf-8", JS),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => {
+            return super::problem::ApiError::http(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "no such asset",
+            )
+            .into_response();
+        }
     };
     (
         [

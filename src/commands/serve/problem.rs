@@ -16,6 +16,12 @@ use crate::output::ErrorReport;
 /// echoed unbounded.
 const MAX_MESSAGE_CHARS: usize = 1000;
 
+/// The most problems an answer lists; `problemCount` says how many there were.
+const MAX_PROBLEMS: usize = 100;
+
+/// The name input problems of a request carry as their file.
+pub const REQUEST: &str = "request";
+
 /// Every error the API answers with.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -34,9 +40,16 @@ pub struct ErrorDetail {
     /// The CLI's exit code for the same error, when the CLI has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
-    /// Every problem of every order, when the input was invalid.
+    /// Every problem of every order, when the input was invalid (the
+    /// first 100).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<InputError>>,
+    /// How many problems there were in all, when there were more than listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem_count: Option<usize>,
+    /// On a conflict in a batch: every order's record, those started too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Vec<crate::commands::order::Submission>>,
     /// The status the order had, when a cancellation was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::domain::OrderStatus>,
@@ -46,7 +59,8 @@ pub struct ErrorDetail {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: an error travels in every handler's `Result`.
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
@@ -54,15 +68,17 @@ impl ApiError {
     pub fn http(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: ErrorDetail {
                     code: code.to_owned(),
                     message: bounded(message.into()),
                     exit_code: None,
                     problems: None,
+                    problem_count: None,
+                    orders: None,
                     status: None,
                 },
-            },
+            }),
         }
     }
 
@@ -70,18 +86,40 @@ impl ApiError {
     /// stands for.
     pub fn from_report(report: ErrorReport, problems: Option<Vec<InputError>>) -> Self {
         let status = status_of(report.exit);
+        let problem_count = problems
+            .as_ref()
+            .map(Vec::len)
+            .filter(|n| *n > MAX_PROBLEMS);
+        let problems = problems.map(|mut p| {
+            p.truncate(MAX_PROBLEMS);
+            p
+        });
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: ErrorDetail {
                     code: report.exit.error_code().to_owned(),
                     message: bounded(report.message),
                     exit_code: Some(report.exit.code()),
                     problems,
+                    problem_count,
+                    orders: None,
                     status: None,
                 },
-            },
+            }),
         }
+    }
+
+    /// A request's own field breaks its rule (422, as a bad order's would).
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::from(anyhow::Error::from(crate::input::InvalidInput::from(
+            InputError {
+                source_name: REQUEST.to_owned(),
+                item: None,
+                field: Some(field.to_owned()),
+                message: message.into(),
+            },
+        )))
     }
 
     pub fn with_status(mut self, status: crate::domain::OrderStatus) -> Self {
@@ -106,7 +144,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 use super::Keyring;
-use crate::web::guard::Guard;
+use crate::web::guard::{Cors, Guard};
 
 /// What the server answers with.
 pub struct CodecServer {
@@ -92,8 +92,12 @@ async fn handle(
     server.guard.cors(
         &headers,
         response.headers_mut(),
-        "POST, OPTIONS",
-        "Content-Type, X-Namespace, Authorization",
+        &Cors {
+            methods: "POST, OPTIONS",
+            headers: "Content-Type, X-Namespace, Authorization",
+            expose: "",
+            credentials: true,
+        },
     );
     response
 }

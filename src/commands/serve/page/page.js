@@ -1,7 +1,7 @@
 "use strict";
 
 // The order page of `orderflow serve`: a form that places an order, and a
-// list of orders that follows each one in flight over its events stream.
+// list of orders that follows every order in flight over one events stream.
 // Plain DOM, no framework; everything the API sends is shown with
 // textContent, never parsed as HTML.
 (() => {
@@ -24,12 +24,13 @@
   const STEP_STATE_TEXT = { running: "in progress", retrying: "retrying", waiting: "waiting for the database" };
 
   const PAGE_SIZE = 20;
-  // Browsers open at most 6 HTTP/1.1 connections per origin. Every events
-  // stream holds one, so only a few orders are followed live at a time (the
-  // expanded ones first, then the newest); the others are refreshed by the
-  // list's poll and take a free slot when one opens.
-  const MAX_STREAMS = 4;
+  // One stream follows every order in flight (the server takes at most 100);
+  // orders beyond those, and orders placed elsewhere, come with the poll.
+  const MAX_FOLLOWED = 100;
+  const FOLLOW_DEBOUNCE_MS = 300; // a burst of changes reopens the stream once…
+  const FOLLOW_MAX_WAIT_MS = 1000; // …and a long one at least this often
   const POLL_MS = 10000;
+  const POLL_EXTRA = 10; // unfollowed in-flight orders beyond the first page re-read per poll
   const RECONNECT_MS = 1000;
   const MAX_BACKOFF_MS = 30000;
   const TOKEN_KEY = "orderflow.token";
@@ -857,7 +858,7 @@
     highlight(view);
     if (refilter) loadOrders();
     updateListChrome();
-    rebalanceStreams();
+    followOrders();
   }
 
   form.addEventListener("submit", onSubmit);
@@ -960,7 +961,7 @@
       detailsOpen: false,
       detailsSeq: 0,
       detailsTimer: null,
-      lastEventId: null,   // where the events stream resumes
+      polledAt: 0,         // when the poll last re-read it on its own
       cancelling: false,
       gone: false,
       placedHere: false,
@@ -1003,10 +1004,13 @@
     }
   }
 
-  /** Applies one `change` event. */
+  /** Applies one `change` event; false when it is older than what is shown
+   *  (a status only moves forward: a stream that starts from an order's
+   *  beginning replays what the list already showed). */
   function applyEvent(view, event) {
     const d = view.data;
-    if (isTerminal(d.status) && !isTerminal(event.status)) return;
+    if (isTerminal(d.status) && !isTerminal(event.status)) return false;
+    if (event.status && (PROGRESS[event.status] ?? 0) < (PROGRESS[d.status] ?? 0)) return false;
     if (event.status) d.status = event.status;
     if (event.step !== undefined) d.step = event.step;
     // The retry fields describe this moment only: absent means "not retrying".
@@ -1018,6 +1022,7 @@
     if (event.failure !== undefined) d.failure = event.failure;
     if (event.cancellation !== undefined) d.cancellation = event.cancellation;
     if (event.at) d.updatedAt = event.at;
+    return true;
   }
 
   function stepLine(d) {
@@ -1103,7 +1108,10 @@
   function upsertOrder(summary, { atTop = false, after = null } = {}) {
     let view = views.get(summary.orderId);
     if (view) {
-      if (!streams.has(view.id)) mergeOrder(view, summary); // a live stream knows better
+      // A live stream knows better; between two streams, a list row older
+      // than what the stream showed is not applied either.
+      const behind = (PROGRESS[summary.status] ?? 0) < (PROGRESS[view.data.status] ?? 0);
+      if (!isLive(view) && !behind) mergeOrder(view, summary);
       renderOrder(view);
       if (atTop && ordersList.firstElementChild !== view.el) ordersList.prepend(view.el);
       return view;
@@ -1116,11 +1124,10 @@
   }
 
   function removeView(view) {
-    streams.get(view.id)?.stop();
-    streams.delete(view.id);
     clearTimeout(view.detailsTimer);
     view.el.remove();
     views.delete(view.id);
+    followOrders(); // an order shown no more is followed no more
   }
 
   function highlight(view) {
@@ -1130,7 +1137,7 @@
   }
 
   /** Replaces the list with a first page, keeping the views (and their
-   *  streams, expanded details) of orders still in it. */
+   *  marks, expanded details) of orders still in it. */
   function reconcile(orders) {
     const keep = new Set(orders.map((o) => o.orderId));
     for (const view of [...views.values()]) {
@@ -1190,7 +1197,7 @@
       if (seq === listSeq) {
         ordersList.removeAttribute("aria-busy");
         updateListChrome();
-        rebalanceStreams();
+        followOrders();
       }
     }
   }
@@ -1207,12 +1214,29 @@
       const { data, headers } = await api(ordersPath());
       if (seq !== listSeq) return;
       const hadNone = views.size === 0;
-      mergeFirstPage(validOrders(data));
+      const orders = validOrders(data);
+      mergeFirstPage(orders);
       if (hadNone) nextPage = parseNextLink(headers.get("Link"));
       updateListChrome();
-      rebalanceStreams();
+      followOrders();
+      refreshUnfollowed(new Set(orders.map((o) => o.orderId)));
     } catch {
       // The connection indicator says so; the next poll tries again.
+    }
+  }
+
+  /** Orders in flight that the stream does not follow (beyond the 100 it
+   *  takes) and the first page did not carry: re-read a few per poll, the
+   *  longest unread first. */
+  function refreshUnfollowed(onFirstPage) {
+    const followed = new Set(follow.ids);
+    const stale = [...views.values()].filter((view) => !view.gone && !isTerminal(view.data.status)
+      && !followed.has(view.id) && !isLive(view) && !onFirstPage.has(view.id));
+    stale.sort((a, b) => a.polledAt - b.polledAt);
+    const now = Date.now();
+    for (const view of stale.slice(0, POLL_EXTRA)) {
+      view.polledAt = now;
+      fetchOrder(view).then(() => { if (isTerminal(view.data.status)) followOrders(); }, () => {});
     }
   }
 
@@ -1241,7 +1265,7 @@
       loadMoreButton.removeAttribute("aria-disabled");
       loadMoreButton.textContent = "Load more";
       updateListChrome();
-      rebalanceStreams();
+      followOrders();
       // The button may have gone: keep keyboard focus in the list.
       if (firstNew && loadMoreButton.hidden) firstNew.refs.toggle.focus();
     }
@@ -1325,7 +1349,7 @@
       renderDetails(view);
       fetchOrder(view, { interactive: true }).catch(() => {});
     }
-    rebalanceStreams(); // expanded orders are followed first
+    followOrders(); // expanded orders are followed first
   }
 
   /** Refetches the expanded details shortly after a burst of events. */
@@ -1428,8 +1452,10 @@
 
   function markGone(view, message) {
     view.gone = true;
+    view.el.classList.remove("is-live");
     showOrderMessage(view, message || "This order no longer exists.");
     renderOrder(view);
+    followOrders();
   }
 
   async function cancelOrder(view) {
@@ -1470,12 +1496,12 @@
       // The cancel button hides once the order has ended: keep focus nearby.
       if (hadFocus && view.refs.cancel.hidden) view.refs.toggle.focus();
       if (view.detailsOpen) scheduleDetailsRefresh(view);
-      rebalanceStreams();
+      followOrders();
     }
   }
 
   // ---------------------------------------------------------------------------
-  // Events streams (fetch + a small SSE parser, since EventSource cannot
+  // The events stream (fetch + a small SSE parser, since EventSource cannot
   // send an Authorization header)
 
   /** text/event-stream parsing (WHATWG HTML "server-sent events"): chunks
@@ -1547,23 +1573,38 @@
     }
   }
 
-  /** Handles one event; returns true when the order has ended. */
-  function onStreamEvent(view, event) {
-    if (event.id) view.lastEventId = event.id;
+  /** Splits an event ID "<orderId>@<mark>"; the order is the record's own
+   *  `orderId` when it has one (the mark is whatever follows it and "@"). */
+  function splitEventId(eventId, orderId) {
+    if (typeof orderId === "string" && orderId) {
+      return { orderId, mark: eventId.startsWith(`${orderId}@`) ? eventId.slice(orderId.length + 1) : "" };
+    }
+    const at = eventId.indexOf("@");
+    return at > 0 ? { orderId: eventId.slice(0, at), mark: eventId.slice(at + 1) } : { orderId: "", mark: "" };
+  }
+
+  /** Handles one event of the stream; true when it changed an order shown. */
+  function onStreamEvent(event) {
     if (event.type !== "change" && event.type !== "message") return false;
     let change;
     try { change = JSON.parse(event.data); } catch { return false; }
-    if (!change || typeof change !== "object" || (change.orderId && change.orderId !== view.id)) return false;
+    if (!change || typeof change !== "object") return false;
+    const { orderId, mark } = splitEventId(event.id, change.orderId);
+    if (!orderId) return false;
+    if (mark) marks.set(orderId, mark); // where this order resumes, whatever is shown
+    const view = views.get(orderId);
+    if (!view || view.gone) return false;
     const wasTerminal = isTerminal(view.data.status);
-    applyEvent(view, change);
+    if (!applyEvent(view, change)) return false;
     renderOrder(view);
     scheduleDetailsRefresh(view);
-    const terminal = isTerminal(view.data.status);
-    if (terminal && !wasTerminal) {
+    if (isTerminal(view.data.status) && !wasTerminal) {
+      view.el.classList.remove("is-live");
       announce(outcomeMessage(view));
       scheduleCatalogRefresh();
+      followOrders(); // an order beyond the first 100 may take its place
     }
-    return terminal;
+    return true;
   }
 
   function outcomeMessage(view) {
@@ -1573,93 +1614,162 @@
     return `Order ${view.id} was cancelled.`;
   }
 
-  const streams = new Map(); // orderId → Follower
+  // ---------------------------------------------------------------------------
+  // Following: ONE events stream for every order in flight that is shown,
+  // GET /api/events?order=ID&order=ID@MARK… (at most 100 orders). Each order
+  // keeps the mark of its last event; when the set of orders changes, or the
+  // server closes the stream (every order ended, its time limit, a restart),
+  // the stream is reopened with the orders left and their marks.
 
-  /** Follows one order's events to its end, reconnecting with Last-Event-ID. */
-  class Follower {
-    constructor(view) {
-      this.view = view;
-      this.controller = new AbortController();
-      this.stopped = false;
-      this.run();
-    }
+  const marks = new Map(); // orderId → the mark of its last event
+  const follow = {
+    ids: [],            // the orders the current stream follows (or will, on reconnecting)
+    controller: null,   // set while a stream runs: aborts it, or its wait to reconnect
+    timer: null,        // a reopen coalesced from a burst of changes
+    burstAt: null,      // when that burst began
+    delay: RECONNECT_MS / 2, // the backoff, kept across reopens
+  };
 
-    stop() {
-      this.stopped = true;
-      this.controller.abort();
-      this.view.el.classList.remove("is-live");
-    }
+  const isLive = (view) => view.el.classList.contains("is-live");
 
-    finish() {
-      this.stopped = true;
-      this.view.el.classList.remove("is-live");
-      if (streams.get(this.view.id) === this) streams.delete(this.view.id);
-      rebalanceStreams(); // a slot is free for another order
-    }
-
-    async run() {
-      const { view } = this;
-      const signal = this.controller.signal;
-      let delay = RECONNECT_MS / 2;
-      while (!this.stopped) {
-        let received = 0;
-        let ended = false;
-        try {
-          const headers = view.lastEventId ? { "Last-Event-ID": view.lastEventId } : {};
-          const response = await api(`${orderPath(view.id)}/events`, { headers, signal, accept: "text/event-stream", raw: true });
-          // 204: Last-Event-ID already named the order's ending.
-          ended = response.status === 204;
-          if (!ended) {
-            view.el.classList.add("is-live");
-            await readEventStream(response, (event) => {
-              received += 1;
-              return onStreamEvent(view, event);
-            });
-          }
-        } catch (err) {
-          if (this.stopped) return;
-          if (err instanceof ApiError && err.status === 404) {
-            markGone(view, err.message);
-            return this.finish();
-          }
-          if (err instanceof TokenRequiredError) {
-            view.el.classList.remove("is-live");
-            try { await waitForToken(signal); } catch { return undefined; }
-            continue;
-          }
-          // A network or server error: reconnect below.
-        }
-        view.el.classList.remove("is-live");
-        if (this.stopped) return undefined;
-        if (isTerminal(view.data.status)) return this.finish();
-        if (ended || received === 0) {
-          // Nothing new came: ask for the order itself before trying again.
-          try { await fetchOrder(view); } catch { /* reconnect anyway */ }
-          if (this.stopped || view.gone || isTerminal(view.data.status)) return this.finish();
-        }
-        delay = received > 0 ? RECONNECT_MS : Math.min(delay * 2, MAX_BACKOFF_MS);
-        try { await sleep(delay, signal); } catch { return undefined; }
-      }
-      return undefined;
-    }
-  }
-
-  /** Follows the orders that matter most: expanded ones, then the newest in
-   *  flight, at most MAX_STREAMS; stops streams of orders no longer wanted. */
-  function rebalanceStreams() {
+  /** The orders to follow: those shown and in flight, the expanded ones
+   *  first, then in list order (the newest first), at most MAX_FOLLOWED. */
+  function followedIds() {
     const candidates = $$(".order", ordersList)
       .map((el) => views.get(el.dataset.orderId))
       .filter((view) => view && !view.gone && !isTerminal(view.data.status));
     candidates.sort((a, b) => Number(b.detailsOpen) - Number(a.detailsOpen)); // stable
-    const wanted = new Set(candidates.slice(0, MAX_STREAMS).map((view) => view.id));
-    for (const [id, follower] of streams) {
-      if (!wanted.has(id)) {
-        follower.stop();
-        streams.delete(id);
+    return candidates.slice(0, MAX_FOLLOWED).map((view) => view.id);
+  }
+
+  function eventsPath(ids) {
+    const params = ids.map((id) => {
+      const mark = marks.get(id);
+      return `order=${encodeURIComponent(mark ? `${id}@${mark}` : id)}`;
+    });
+    return `/api/events?${params.join("&")}`;
+  }
+
+  /** Marks the orders the open stream follows as live, and only those. */
+  function setLive(ids) {
+    const set = new Set(ids);
+    for (const view of views.values()) {
+      view.el.classList.toggle("is-live", set.has(view.id) && !view.gone && !isTerminal(view.data.status));
+    }
+  }
+
+  /** Something may have changed the set of orders to follow: look again
+   *  once the changes pause for FOLLOW_DEBOUNCE_MS (placing orders quickly,
+   *  a page of the list), and no later than FOLLOW_MAX_WAIT_MS after the first. */
+  function followOrders() {
+    const now = Date.now();
+    follow.burstAt ??= now;
+    clearTimeout(follow.timer);
+    const wait = Math.max(0, Math.min(FOLLOW_DEBOUNCE_MS, follow.burstAt + FOLLOW_MAX_WAIT_MS - now));
+    follow.timer = setTimeout(() => {
+      follow.timer = null;
+      follow.burstAt = null;
+      refollow();
+    }, wait);
+  }
+
+  /** Reopens the stream unless the running one already follows the right
+   *  orders. An order that ended needs no reopen: the server sends nothing
+   *  more for it, and closes the stream once all have ended. */
+  function refollow() {
+    const wanted = followedIds();
+    if (follow.controller) {
+      const want = new Set(wanted);
+      const have = new Set(follow.ids);
+      const covered = wanted.every((id) => have.has(id))
+        && follow.ids.every((id) => want.has(id) || isTerminal(views.get(id)?.data.status));
+      if (covered) return;
+      follow.controller.abort();
+      follow.controller = null;
+    }
+    follow.ids = [];
+    if (wanted.length) runStream();
+    else setLive([]);
+  }
+
+  function stopFollowing() {
+    clearTimeout(follow.timer);
+    follow.timer = null;
+    follow.burstAt = null;
+    follow.controller?.abort();
+    follow.controller = null;
+    follow.ids = [];
+    setLive([]);
+  }
+
+  /** The order a 404's message names, among those asked for. */
+  function namedOrder(message, ids) {
+    let found = null;
+    for (const id of ids) {
+      if (String(message).includes(id) && (!found || id.length > found.length)) found = id;
+    }
+    return found;
+  }
+
+  /** Runs one stream, reconnecting (with the marks) until no order is left
+   *  to follow or refollow() replaces it. */
+  async function runStream() {
+    const controller = new AbortController();
+    const { signal } = controller;
+    follow.controller = controller;
+    const current = () => follow.controller === controller;
+    while (current()) {
+      const ids = followedIds();
+      follow.ids = ids;
+      if (!ids.length) break;
+      let received = 0;
+      let pause = null; // ms before reconnecting; null: from the backoff
+      try {
+        const response = await api(eventsPath(ids), { signal, accept: "text/event-stream", raw: true });
+        if (!current()) return;
+        setLive(ids);
+        await readEventStream(response, (event) => {
+          if (!current()) return true;
+          if (onStreamEvent(event)) received += 1;
+          return false;
+        });
+      } catch (err) {
+        if (!current()) return;
+        if (err instanceof ApiError && err.status === 404) {
+          // An order is not there (any more): drop it and ask for the others.
+          const gone = namedOrder(err.message, ids);
+          if (gone) {
+            markGone(views.get(gone), err.message);
+            pause = 0;
+          } else {
+            loadOrders();
+          }
+        } else if (err instanceof TokenRequiredError) {
+          setLive([]);
+          try { await waitForToken(signal); } catch { return; }
+          continue;
+        }
+        // A network or server error (or a 422): reconnect below, backing off.
+      }
+      if (!current()) return;
+      setLive([]);
+      if (received > 0) follow.delay = RECONNECT_MS / 2;
+      const ended = ids.every((id) => {
+        const view = views.get(id);
+        return !view || view.gone || isTerminal(view.data.status);
+      });
+      if (pause === null) {
+        if (ended) pause = 0; // the server closed it because every order ended
+        else if (received > 0) pause = RECONNECT_MS;
+        else pause = follow.delay = Math.min(follow.delay * 2, MAX_BACKOFF_MS);
+      }
+      if (pause > 0) {
+        try { await sleep(pause, signal); } catch { return; }
       }
     }
-    for (const id of wanted) {
-      if (!streams.has(id)) streams.set(id, new Follower(views.get(id)));
+    if (current()) {
+      follow.controller = null;
+      follow.ids = [];
     }
   }
 
@@ -1674,15 +1784,12 @@
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") pollOrders();
   });
-  // Streams are closed when the page is hidden for good or put in the
+  // The stream is closed when the page is hidden for good or put in the
   // back/forward cache, and reopened if it comes back from there.
-  window.addEventListener("pagehide", () => {
-    for (const follower of streams.values()) follower.stop();
-    streams.clear();
-  });
+  window.addEventListener("pagehide", stopFollowing);
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) {
-      rebalanceStreams();
+      followOrders();
       pollOrders();
     }
   });
