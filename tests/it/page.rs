@@ -281,7 +281,43 @@ async fn the_page_places_follows_and_cancels_orders() {
         std::fs::write(shots.join("phone.png"), browser.screenshot().await.unwrap()).unwrap();
     })
     .await;
-    browser.close().await.unwrap();
     let broken = served.log();
     assert!(!broken.contains("ERROR"), "{broken}");
+
+    // A server that asks for a token: the page asks for it once, then works.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "page-token-1\n").unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let guarded = Served::start(&h, &["--api-token-file", tokens.to_str().unwrap()]).await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+    browser.goto(&guarded.base).await.unwrap();
+    until(
+        &browser,
+        "the page asks for the token",
+        "return document.querySelector('#token-dialog').open;",
+    )
+    .await;
+    browser
+        .find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys("page-token-1")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#token-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &browser,
+        "with the token, the catalog loads",
+        "return !document.querySelector('#token-dialog').open
+            && document.querySelector('#items .item-product option[value=\"P-PAGE\"]') !== null;",
+    )
+    .await;
+    browser.close().await.unwrap();
 }

@@ -29,8 +29,11 @@ use crate::temporal::client::OrderClient;
 pub struct ApiReport {
     /// The bare start call, then `POST /api/orders`.
     pub starts: [Starts; 2],
-    /// API orders/s over the client's, same run.
+    /// API orders/s over the client's, same run: the median over the
+    /// rounds of each round's ratio.
     pub ratio: f64,
+    /// The lowest and highest round's ratio.
+    pub ratio_range: [f64; 2],
     /// One call at a time, alternating: p50 of a bare start, of a POST.
     pub sequential_p50_ms: [f64; 2],
     /// p50 of a POST minus p50 of a bare start, one call at a time, in ms.
@@ -126,6 +129,8 @@ pub async fn measure(
                 latencies[way].extend(timed);
             }
         }
+        let mut ratios: Vec<f64> = rates[1].iter().zip(&rates[0]).map(|(api, client)| api / client).collect();
+        ratios.sort_by(f64::total_cmp);
         let starts = [0, 1].map(|way| {
             starts(
                 if way == 0 { "client" } else { "api" },
@@ -158,7 +163,8 @@ pub async fn measure(
             }
         };
         Ok(ApiReport {
-            ratio: starts[1].orders_per_second / starts[0].orders_per_second,
+            ratio: median(&ratios),
+            ratio_range: [ratios[0], ratios[ratios.len() - 1]],
             own_cost_ms: sequential_p50_ms[1] - sequential_p50_ms[0],
             sequential_p50_ms,
             starts,

@@ -530,9 +530,9 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         };
         p.line(format!(
             "\nthe API (orders started, not run: no worker polls their queue):\n{table}\n\
-             accepted orders/s through the API / the client's: {:.2}\n\
+             accepted orders/s through the API / the client's: {:.2} (rounds {:.2}–{:.2})\n\
              one call at a time: p50 {:.2} ms start, {:.2} ms POST; the API's own cost {:.2} ms{streams}",
-            api.ratio, api.sequential_p50_ms[0], api.sequential_p50_ms[1], api.own_cost_ms
+            api.ratio, api.ratio_range[0], api.ratio_range[1], api.sequential_p50_ms[0], api.sequential_p50_ms[1], api.own_cost_ms
         ))?;
     }
     if let Some(big) = &report.big_tables {
