@@ -637,7 +637,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --hot 'Orders for the one-product run (H), on a stock of H/2; 0 skips it'
             cand --big-tables 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page) and `order status`, each as a whole process; 0 skips it'
             cand --api-orders 'Orders per round and way for the API run: started through `POST /api/orders` of an `orderflow serve` process, and by this process''s client, alternating (0: no API run)'
-            cand --streams 'Events streams one `serve` process holds open at once in the API run, for its memory and CPU (at most --api-orders; 0: none)'
+            cand --streams 'Events streams one `serve` process holds open at once in the API run, for its memory and CPU (at most the orders it started: --api-orders × --rounds; 0: none)'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'
             cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'

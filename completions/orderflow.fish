@@ -580,7 +580,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l workers -d
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l hot -d 'Orders for the one-product run (H), on a stock of H/2; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l big-tables -d 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page) and `order status`, each as a whole process; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-orders -d 'Orders per round and way for the API run: started through `POST /api/orders` of an `orderflow serve` process, and by this process\'s client, alternating (0: no API run)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l streams -d 'Events streams one `serve` process holds open at once in the API run, for its memory and CPU (at most --api-orders; 0: none)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l streams -d 'Events streams one `serve` process holds open at once in the API run, for its memory and CPU (at most the orders it started: --api-orders × --rounds; 0: none)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r

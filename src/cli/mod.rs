@@ -714,7 +714,8 @@ pub struct BenchArgs {
     pub api_orders: u32,
 
     /// Events streams one `serve` process holds open at once in the API
-    /// run, for its memory and CPU (at most --api-orders; 0: none)
+    /// run, for its memory and CPU (at most the orders it started:
+    /// --api-orders × --rounds; 0: none)
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub streams: u32,
 

@@ -50,7 +50,12 @@ impl Guard {
             return true;
         }
         match name.parse::<IpAddr>() {
-            Ok(ip) => ip.is_loopback() || self.listen.is_some_and(|l| ip == l.ip()),
+            Ok(ip) => {
+                ip.is_loopback()
+                    || self
+                        .listen
+                        .is_some_and(|l| !l.ip().is_unspecified() && ip == l.ip())
+            }
             Err(_) => false,
         }
     }
@@ -58,6 +63,16 @@ impl Guard {
     /// Whether a token is asked for.
     pub fn needs_token(&self) -> bool {
         !self.tokens.is_empty()
+    }
+
+    /// The bearer token a request carries, if any (the scheme in any case).
+    pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
     }
 
     /// Whether the request carries an accepted token (or none is asked).
@@ -68,12 +83,7 @@ impl Guard {
             return true;
         }
         // The scheme is case-insensitive (RFC 9110 §11.1).
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map_or("", |(_, token)| token.trim());
+        let given = Self::bearer(headers).unwrap_or("");
         let given = Sha256::digest(given.as_bytes());
         self.tokens.iter().fold(false, |found, token| {
             let digest = Sha256::digest(token.expose_secret().as_bytes());

@@ -155,6 +155,8 @@ pub async fn measure(
             l.sort();
             l[l.len() / 2].as_secs_f64() * 1000.0
         });
+        // Its idle connections would count against serve's bound.
+        drop(http);
         let streams = match streams {
             0 => None,
             n => {

@@ -44,7 +44,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
         (status = 200, description = "Every order already existed with the same content: nothing new started", body = Submitted),
         (status = 400, description = "The body is not JSON (or not UTF-8)", body = ErrorBody),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
-        (status = 409, description = "An ID exists with different content", body = ErrorBody),
+        (status = 403, description = "Sent by a page of another origin (see --allow-origin)", body = ErrorBody),
+        (status = 409, description = "An ID exists with different content (`orders`: every order's record)", body = ErrorBody),
         (status = 413, description = "The body is larger than --max-body", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid orders: every problem, in `problems`", body = ErrorBody),
@@ -398,11 +399,8 @@ pub async fn products(State(app): State<App>) -> Result<Response, ApiError> {
 /// Whose keys these are: each bearer token's keys are its own (Stripe
 /// scopes them to the account); without tokens, one scope.
 fn key_scope(headers: &HeaderMap) -> String {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    hex::encode(&Sha256::digest(token)[..8])
+    let token = crate::web::guard::Guard::bearer(headers).unwrap_or_default();
+    hex::encode(&Sha256::digest(token.as_bytes())[..8])
 }
 
 /// The ID of the `index`th order without one of a request with

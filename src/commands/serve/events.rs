@@ -68,7 +68,7 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(Mark::parse);
-    let (view, last) = start(&app.client, id, last).await?;
+    let (view, last) = start(&app, id, last).await?;
     if last
         .as_ref()
         .is_some_and(|m| m.status.is_terminal() && view.status.is_terminal())
@@ -91,14 +91,19 @@ pub async fn stream(
         ("order" = Vec<String>, Query, description = "An order to follow, `ID` or `ID@MARK` to go on after the event whose ID was `ID@MARK`; repeat, at most 100"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: one `change` event per record of any of the orders (data: a WatchRecord, id: `ID@MARK`); it ends once every order has ended, after 15 minutes, or when the server stops: come back with the orders still running and their last marks", body = WatchRecord, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: one `change` event per record of any of the orders (data: a WatchRecord, id: `ID@MARK`); it ends once every order has ended, after 15 minutes, or when the server stops: come back with the orders still running and their last marks (a `Last-Event-ID: ID@MARK` is taken as that order's mark)", body = WatchRecord, content_type = "text/event-stream"),
+        (status = 204, description = "Every order's mark already names its ending: nothing more will come"),
         (status = 401, description = "A bearer token is required (serve --api-token-file)", body = ErrorBody),
         (status = 404, description = "One of the orders does not exist (named in the message)", body = ErrorBody),
         (status = 422, description = "No order, more than 100, or a bad ID", body = ErrorBody),
         (status = 503, description = "Temporal is unreachable", body = ErrorBody),
     )
 )]
-pub async fn many(State(app): State<App>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn many(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut wanted: Vec<(OrderId, Option<Mark>)> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if name != "order" {
@@ -113,30 +118,47 @@ pub async fn many(State(app): State<App>, RawQuery(query): RawQuery) -> Result<R
             None => (value.as_ref(), None),
         };
         let id = OrderId::parse(id).map_err(|e| ApiError::field("order", e.to_string()))?;
-        if !wanted.iter().any(|(w, _)| *w == id) {
-            wanted.push((id, mark));
+        if wanted.iter().any(|(w, _)| *w == id) {
+            continue;
         }
+        if wanted.len() == MAX_ORDERS {
+            return Err(too_many());
+        }
+        wanted.push((id, mark));
     }
-    if wanted.is_empty() || wanted.len() > MAX_ORDERS {
-        return Err(ApiError::field(
-            "order",
-            format!("name 1 to {MAX_ORDERS} orders: order=ID[@MARK], repeated"),
-        ));
+    // A client that came back by itself (EventSource) says where it was
+    // for one order: the last event's `ID@MARK`.
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once('@'))
+        .and_then(|(id, mark)| Some((OrderId::parse(id).ok()?, Mark::parse(mark)?)));
+    if let Some((id, mark)) = resumed
+        && let Some(entry) = wanted.iter_mut().find(|(w, _)| *w == id)
+    {
+        entry.1 = Some(mark);
     }
-    let started = futures::future::try_join_all(
-        wanted
-            .into_iter()
-            .map(|(id, mark)| start(&app.client, id, mark)),
-    )
-    .await?;
+    if wanted.is_empty() {
+        return Err(too_many());
+    }
+    let started =
+        futures::future::try_join_all(wanted.into_iter().map(|(id, mark)| start(&app, id, mark)))
+            .await?;
+    let going: Vec<_> = started
+        .into_iter()
+        .filter(|(view, last)| {
+            !last
+                .as_ref()
+                .is_some_and(|m| m.status.is_terminal() && view.status.is_terminal())
+        })
+        .collect();
+    // Every one already ended, as the client knows: nothing more will come.
+    if going.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let (tx, rx) = mpsc::channel(64);
-    for (view, last) in started {
-        let ended = last
-            .as_ref()
-            .is_some_and(|m| m.status.is_terminal() && view.status.is_terminal());
-        if !ended {
-            spawn(&app, view, last, tx.clone(), Label::OrderAndMark);
-        }
+    for (view, last) in going {
+        spawn(&app, view, last, tx.clone(), Label::OrderAndMark);
     }
     // The stream ends when the last follower drops its sender.
     drop(tx);
@@ -145,15 +167,24 @@ pub async fn many(State(app): State<App>, RawQuery(query): RawQuery) -> Result<R
         .into_response())
 }
 
+fn too_many() -> ApiError {
+    ApiError::field(
+        "order",
+        format!("name 1 to {MAX_ORDERS} orders: order=ID[@MARK], repeated"),
+    )
+}
+
 /// The order as it is now (its errors answered before the stream starts),
 /// and the client's mark, unless it cannot be this order's: a mark of an
-/// ending while the order still runs.
+/// ending while the order still runs. Its look is a query like any
+/// other: it waits for its turn.
 async fn start(
-    client: &OrderClient,
+    app: &App,
     id: OrderId,
     last: Option<Mark>,
 ) -> Result<(OrderView, Option<Mark>), ApiError> {
-    let (view, _) = client.fetch(&id).await.map_err(anyhow::Error::from)?;
+    app.pacer.turn().await;
+    let (view, _) = app.client.fetch(&id).await.map_err(anyhow::Error::from)?;
     let last = last.filter(|m| !m.status.is_terminal() || view.status.is_terminal());
     Ok((view, last))
 }
@@ -228,13 +259,15 @@ impl Follower {
                         tokio::time::sleep(RECONNECT).await;
                         outcome.set(self.client.outcome(&self.id));
                     }
-                    // Still running: the wait broke off; wait again.
-                    Err(_) if matches!(self.client.describe(&self.id).await, Ok(Some(Execution::Running))) => {
-                        tokio::time::sleep(RECONNECT).await;
-                        outcome.set(self.client.outcome(&self.id));
-                    }
-                    // Terminated from outside: what was recorded.
-                    Err(_) => return self.client.fetch(&self.id).await.ok().map(|(v, _)| v),
+                    Err(_) => match self.client.describe(&self.id).await {
+                        // Still running, or no answer: the wait broke off; wait again.
+                        Ok(Some(Execution::Running)) | Err(OrderCallError::Unreachable(_)) => {
+                            tokio::time::sleep(RECONNECT).await;
+                            outcome.set(self.client.outcome(&self.id));
+                        }
+                        // Terminated from outside: what was recorded.
+                        _ => return self.client.fetch(&self.id).await.ok().map(|(v, _)| v),
+                    },
                 },
                 () = async { tokio::time::sleep(POLL).await; self.pacer.turn().await } => {
                     if self.tx.is_closed() {

@@ -48,28 +48,31 @@ pub async fn front(State(app): State<App>, request: Request, next: Next) -> Resp
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let headers = request.headers().clone();
-    let mut response = if !app.guard.needs_token() && !app.guard.addressed_to_us(&headers) {
-        // No token: a page elsewhere must not reach this server through a
-        // name of its own pointed at it (DNS rebinding).
-        ApiError::http(
-            StatusCode::MISDIRECTED_REQUEST,
-            "MISDIRECTED",
-            "this server does not answer for that Host; see --allow-host",
-        )
-        .into_response()
-    } else if method == Method::OPTIONS && headers.contains_key(header::ORIGIN) {
-        // A CORS preflight: answered here, before the token is asked for.
-        StatusCode::NO_CONTENT.into_response()
-    } else if changes(&method) && !same_or_allowed_origin(&app, &headers) {
-        ApiError::http(
-            StatusCode::FORBIDDEN,
-            "CROSS_ORIGIN",
-            "a page of another origin may not change orders here; see --allow-origin",
-        )
-        .into_response()
-    } else {
-        next.run(request).await
-    };
+    // Health is no one's business but a probe's, which names the pod's address.
+    let health = matches!(route.as_str(), "/healthz" | "/readyz");
+    let mut response =
+        if !health && !app.guard.needs_token() && !app.guard.addressed_to_us(&headers) {
+            // No token: a page elsewhere must not reach this server through a
+            // name of its own pointed at it (DNS rebinding).
+            ApiError::http(
+                StatusCode::MISDIRECTED_REQUEST,
+                "MISDIRECTED",
+                "this server does not answer for that Host; see --allow-host",
+            )
+            .into_response()
+        } else if method == Method::OPTIONS && headers.contains_key(header::ORIGIN) {
+            // A CORS preflight: answered here, before the token is asked for.
+            StatusCode::NO_CONTENT.into_response()
+        } else if changes(&method) && !same_or_allowed_origin(&app, &headers) {
+            ApiError::http(
+                StatusCode::FORBIDDEN,
+                "CROSS_ORIGIN",
+                "a page of another origin may not change orders here; see --allow-origin",
+            )
+            .into_response()
+        } else {
+            next.run(request).await
+        };
     app.guard.cors(&headers, response.headers_mut(), &CORS);
     secure(&route, response.headers_mut());
     let status = response.status();
@@ -101,6 +104,11 @@ fn changes(method: &Method) -> bool {
 /// form or a script elsewhere that posts here (CSRF) is refused.
 fn same_or_allowed_origin(app: &App, headers: &HeaderMap) -> bool {
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    // Set by the browser, not by the page: its own page, whatever the
+    // Host a proxy in front passes on.
+    if site == Some("same-origin") {
+        return true;
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return site != Some("cross-site");
     };

@@ -49,6 +49,14 @@ impl Server {
             ))
             .into());
         }
+        if settings.tokens.is_empty() && settings.allow_origins.iter().any(|o| o == "*") {
+            return Err(Fail::usage(
+                "--allow-origin '*' without --api-token-file would let any web page create and \
+                 cancel orders here; name the origins that may (--allow-origin https://shop.example), \
+                 or require tokens",
+            )
+            .into());
+        }
         let listener = bind(settings.listen, "--listen").await?;
         let metrics_listener = match settings.metrics_address {
             Some(address) => Some(bind(address, "--metrics-address").await?),

@@ -153,12 +153,13 @@ pub async fn read_events(
     mut response: reqwest::Response,
     mut until: impl FnMut(&Sse) -> bool,
 ) -> Vec<Sse> {
-    let mut buffer = String::new();
+    let mut buffer: Vec<u8> = Vec::new();
     let mut events = Vec::new();
     while let Some(chunk) = response.chunk().await.expect("reading the stream") {
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = buffer.drain(..end + 2).collect();
+            let block = String::from_utf8(block).expect("events are UTF-8");
             let (mut id, mut event, mut data) = (None, None, String::new());
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("id:") {
