@@ -282,6 +282,17 @@ impl Target {
             .metadata()
             .get("content-type")
             .and_then(|v| v.to_str().ok());
+        // No answer at all, the call cancelled as the connection went:
+        // plain HTTP/2 to a TLS port ends so when the server's refusal
+        // comes before the request is out (else HTTP/2 reads it as a
+        // frame, which `transport` tells). Ask the port itself.
+        if !self.tls
+            && status.code() == Code::Cancelled
+            && content_type.is_none()
+            && speaks_tls(&self.address).await
+        {
+            return Some(self.plain_to_tls(doing));
+        }
         let grpc = content_type.is_none_or(|t| t.starts_with("application/grpc"));
         if !grpc {
             let server = status
@@ -426,8 +437,7 @@ impl Target {
                 Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
             )
         {
-            let said = "what answered does not speak plain HTTP/2 (gRPC)".to_owned();
-            return Some(self.error(doing, Cause::Tls, said, Some(ONLY_TLS)));
+            return Some(self.plain_to_tls(doing));
         }
         let io = causes
             .iter()
@@ -457,6 +467,12 @@ impl Target {
             }
         }
         None
+    }
+
+    /// Plain HTTP/2 sent to a server that speaks only TLS.
+    fn plain_to_tls(&self, doing: Option<String>) -> TemporalError {
+        let said = "what answered does not speak plain HTTP/2 (gRPC)".to_owned();
+        self.error(doing, Cause::Tls, said, Some(ONLY_TLS))
     }
 
     fn tls_failed(&self, doing: Option<String>, tls: &rustls::Error) -> TemporalError {
@@ -584,8 +600,63 @@ fn namespace_not_found(status: &tonic::Status) -> bool {
     })
 }
 
+/// Whether what listens at `address` speaks TLS: it answers a TLS
+/// ClientHello with a TLS record (a handshake, or an alert such as "no
+/// cipher in common"); a plain HTTP/2 or HTTP/1 server answers with a
+/// frame, a page or nothing.
+async fn speaks_tls(address: &str) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0x2f, // a handshake record, 47 bytes
+        0x01, 0x00, 0x00, 0x2b, // ClientHello, 43 bytes
+        0x03, 0x03, // TLS 1.2
+    ];
+    hello.extend_from_slice(&[0x2a; 32]); // random
+    hello.extend_from_slice(&[
+        0x00, // no session
+        0x00, 0x04, 0xc0, 0x2f, 0xc0, 0x30, // two ECDHE-RSA-AES-GCM suites
+        0x01, 0x00, // no compression
+    ]);
+    let look = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream.write_all(&hello).await.ok()?;
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.ok()?;
+        Some(matches!(first[0], 0x15 | 0x16))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), look)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
+    /// A server on a free port that answers anything with `reply`.
+    async fn answering(reply: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 16];
+            let _ = stream.read(&mut hello).await;
+            let _ = stream.write_all(reply).await;
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_port_speaks_tls_when_it_answers_a_hello_with_a_record() {
+        let alert = answering(b"\x15\x03\x03\x00\x02\x02\x28").await;
+        assert!(speaks_tls(&alert).await);
+        let page = answering(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        assert!(!speaks_tls(&page).await);
+        let frame = answering(b"\x00\x00\x08\x07\x00\x00\x00\x00\x00").await;
+        assert!(!speaks_tls(&frame).await);
+    }
+
     use super::*;
 
     fn target() -> Target {
