@@ -142,6 +142,11 @@ impl Printer {
             .map(|(_, columns)| usize::from(columns))
     }
 
+    /// Whether stdout is a terminal (a person reads it, not a script).
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_terminal
+    }
+
     /// Colours a status on stdout as the status card and the bars do.
     pub fn stdout_colored(&self) -> bool {
         self.color_stdout

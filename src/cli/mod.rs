@@ -306,6 +306,12 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Tuning")]
     pub max_concurrent_workflow_tasks: u32,
 
+    /// With --encryption-key-file: still run orders that arrive unencrypted
+    /// (from clients without the key file), for a switch-over window.
+    /// Without it they fail INVALID_ORDER before any step
+    #[arg(long, env = "ORDERFLOW_ACCEPT_UNENCRYPTED")]
+    pub accept_unencrypted: bool,
+
     /// Also host the no-op baseline workflow (for `orderflow bench`)
     #[arg(long, hide = true)]
     pub with_baseline: bool,
@@ -388,6 +394,10 @@ pub enum OrderCommand {
     /// Show an order: status, step, attempts, failure, items and amounts
     Status(StatusArgs),
     /// Follow orders until each reaches COMPLETED, CANCELLED or FAILED
+    ///
+    /// Name the orders by ID ('-' reads IDs from stdin, one a line), by the
+    /// files they were submitted from (--file), or as `order list` selects
+    /// them (--status, --customer); these add up.
     Watch(WatchArgs),
     /// Cancel an order and wait for the outcome
     Cancel(CancelArgs),
@@ -427,14 +437,86 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Order IDs to follow
-    #[arg(required = true, value_name = "ID", value_parser = parse_workflow_id)]
-    pub ids: Vec<WorkflowId>,
+    /// Order IDs to follow; '-' reads them from stdin (one a line)
+    #[arg(value_name = "ID", value_parser = parse_id_arg,
+          required_unless_present_any = ["files", "status", "customer"])]
+    pub ids: Vec<IdArg>,
+
+    /// Follow the orders of this order file (as `order create` read it;
+    /// repeat for several)
+    #[arg(short, long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 
     /// Give up after this long (exit 7), e.g. 30s, 5m
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
 }
+
+/// An order ID on the command line, or `-` for the IDs on stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdArg {
+    Stdin,
+    Id(WorkflowId),
+}
+
+fn parse_id_arg(text: &str) -> Result<IdArg, String> {
+    match text {
+        "-" => Ok(IdArg::Stdin),
+        _ => parse_workflow_id(text).map(IdArg::Id),
+    }
+}
+
+/// Which orders, as the database has them: `order list` and `order watch`.
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Only orders in this status (any case); repeat or separate with
+    /// commas for several; 'open' is every status that has not ended
+    #[arg(long, value_parser = status_set_parser(), value_delimiter = ',',
+          ignore_case = true, value_name = "STATUS")]
+    pub status: Vec<StatusSet>,
+
+    /// Only this customer's orders
+    #[arg(long, value_parser = parse_customer_id, value_name = "ID")]
+    pub customer: Option<CustomerId>,
+}
+
+impl SelectArgs {
+    /// The statuses asked for, each once (empty: any).
+    pub fn statuses(&self) -> Vec<OrderStatus> {
+        let mut all: Vec<OrderStatus> = Vec::new();
+        for status in self.status.iter().flat_map(|s| s.0.iter()) {
+            if !all.contains(status) {
+                all.push(*status);
+            }
+        }
+        all
+    }
+
+    /// Whether any filter is set.
+    pub fn is_set(&self) -> bool {
+        !self.status.is_empty() || self.customer.is_some()
+    }
+
+    /// The options as they were given, for a command to run again.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.status.is_empty() {
+            let names: Vec<&str> = self.status.iter().map(|s| s.1).collect();
+            args.extend(["--status".to_owned(), names.join(",")]);
+        }
+        if let Some(customer) = &self.customer {
+            args.extend(["--customer".to_owned(), customer.as_str().to_owned()]);
+        }
+        args
+    }
+}
+
+/// One `--status` value: the statuses it stands for, and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<OrderStatus>, pub &'static str);
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
@@ -458,13 +540,8 @@ pub struct CancelArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only orders in this status (any case)
-    #[arg(long, value_parser = status_parser(), ignore_case = true, value_name = "STATUS")]
-    pub status: Option<OrderStatus>,
-
-    /// Only this customer's orders
-    #[arg(long, value_parser = parse_customer_id, value_name = "ID")]
-    pub customer: Option<CustomerId>,
+    #[command(flatten)]
+    pub select: SelectArgs,
 
     /// At most this many orders
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -802,13 +879,23 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, String> {
     CustomerId::parse(text).map_err(|e| e.to_string())
 }
 
-/// The statuses, listed in `--help` and completed by the shell.
-fn status_parser() -> impl clap::builder::TypedValueParser<Value = OrderStatus> {
+/// `--status` of `order list` and `order watch`: a status, or `open`.
+fn status_set_parser() -> impl clap::builder::TypedValueParser<Value = StatusSet> {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(OrderStatus::ALL.iter().map(|s| s.as_str())).map(|s| {
-        s.to_ascii_uppercase()
-            .parse()
-            .expect("one of the listed statuses")
+    let names = OrderStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(std::iter::once("open"));
+    clap::builder::PossibleValuesParser::new(names).map(|name| {
+        if name == "open" {
+            let open = OrderStatus::ALL
+                .iter()
+                .copied()
+                .filter(|s| !s.is_terminal());
+            return StatusSet(open.collect(), "open");
+        }
+        let status: OrderStatus = name.to_ascii_uppercase().parse().expect("a listed status");
+        StatusSet(vec![status], status.as_str())
     })
 }
 

@@ -37,7 +37,8 @@ pub async fn created_at(pool: &PgPool, id: &OrderId) -> Result<Option<DateTime<U
 /// the last order of the previous page — newest first.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
-    pub status: Option<OrderStatus>,
+    /// Any of these statuses (none: any status).
+    pub statuses: &'a [OrderStatus],
     pub customer: Option<&'a CustomerId>,
     pub after: Option<(DateTime<Utc>, &'a OrderId)>,
 }
@@ -47,8 +48,8 @@ impl Filter<'_> {
     /// shape, so that each is planned for its index.
     fn tables_and_conditions(&self) -> String {
         let mut sql = String::from(" FROM orders WHERE true");
-        if self.status.is_some() {
-            sql.push_str(" AND status = $1");
+        if !self.statuses.is_empty() {
+            sql.push_str(" AND status = ANY($1)");
         }
         if self.customer.is_some() {
             sql.push_str(" AND customer_id = $2");
@@ -64,7 +65,12 @@ impl Filter<'_> {
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
         query
-            .bind(self.status.map(OrderStatus::as_str))
+            .bind(
+                self.statuses
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<&str>>(),
+            )
             .bind(self.customer.map(|c| c.as_str().to_owned()))
             .bind(self.after.map(|(at, _)| at))
             .bind(self.after.map(|(_, id)| id.as_str().to_owned()))

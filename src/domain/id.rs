@@ -178,6 +178,15 @@ impl OrderId {
     pub fn generate() -> Self {
         Self(format!("ORD-{}", uuid::Uuid::now_v7().simple()))
     }
+
+    /// The same ID for the same `seed`, every time: for orders that come
+    /// without one but must not be submitted twice (a file run again, a
+    /// retried `Idempotency-Key`). `ORD-` and 32 hex digits of its SHA-256.
+    pub fn derive(seed: &str) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(seed.as_bytes());
+        Self(format!("ORD-{}", &hex::encode(digest)[..32]))
+    }
 }
 
 #[cfg(test)]

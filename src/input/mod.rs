@@ -56,6 +56,10 @@ impl fmt::Display for InputError {
 pub struct Source {
     pub name: String,
     pub text: String,
+    /// What an order without an `id` derives its ID from, with its content:
+    /// the file's absolute path, or `<stdin>`. `None` (text from elsewhere,
+    /// e.g. an API request): such orders get a fresh ID each time.
+    pub identity: Option<String>,
 }
 
 /// The largest input file orderflow reads (an order file or a catalog):
@@ -105,7 +109,18 @@ impl Source {
                 e.utf8_error().valid_up_to()
             ))
         })?;
-        Ok(Self::new(name, text))
+        let identity = if is_stdin {
+            name.clone()
+        } else {
+            std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.to_owned())
+                .display()
+                .to_string()
+        };
+        Ok(Self {
+            identity: Some(identity),
+            ..Self::new(name, text)
+        })
     }
 
     /// A source from text already in memory; a byte-order mark at its
@@ -119,6 +134,7 @@ impl Source {
         Self {
             name: name.into(),
             text,
+            identity: None,
         }
     }
 

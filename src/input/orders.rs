@@ -179,6 +179,10 @@ pub fn parse_orders(
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
     let mut count = 0;
+    // Every ID written in the input, valid order or not, and where first.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    // How often each content without an ID came so far, per source.
+    let mut occurrences: HashMap<String, usize> = HashMap::new();
     for source in sources {
         let items = match source.items() {
             Ok(items) => items,
@@ -190,6 +194,20 @@ pub fn parse_orders(
         for (index, raw) in items.into_iter().enumerate() {
             count += 1;
             let label = item_label("order", index, raw, "id");
+            let origin = format!("{}: {label}", source.name);
+            if let Some(written) = written_id(raw)
+                && let Some(first) = seen.insert(written.clone(), origin.clone())
+            {
+                problems.push(InputError {
+                    source_name: origin.clone(),
+                    item: None,
+                    field: Some("id".into()),
+                    message: format!(
+                        "{} is also the ID of {first}; each order needs its own ID",
+                        crate::domain::escape(&written)
+                    ),
+                });
+            }
             let input = match OrderInput::read(source, raw, &label) {
                 Ok(input) => input,
                 Err(found) => {
@@ -198,13 +216,20 @@ pub fn parse_orders(
                 }
             };
             let generated_id = input.id.is_none();
-            let id = input.id.clone().unwrap_or_else(OrderId::generate);
+            let id = input.id.clone().unwrap_or_else(|| OrderId::derive(""));
             match input.into_order(id) {
-                Ok(order) => parsed.push(ParsedOrder {
-                    order,
-                    origin: format!("{}: {label}", source.name),
-                    generated_id,
-                }),
+                Ok(mut order) => {
+                    if generated_id {
+                        order = order
+                            .clone()
+                            .with_id(missing_id(source, &order, &mut occurrences));
+                    }
+                    parsed.push(ParsedOrder {
+                        order,
+                        origin,
+                        generated_id,
+                    });
+                }
                 Err(e) => {
                     problems.push(source.item_error(&label, Some(&e.field), e.rule.to_string()))
                 }
@@ -228,24 +253,35 @@ pub fn parse_orders(
             }),
         }
     }
-    let mut seen: HashMap<&OrderId, &str> = HashMap::new();
-    for p in &parsed {
-        if let Some(first) = seen.insert(p.order.id(), &p.origin) {
-            problems.push(InputError {
-                source_name: p.origin.clone(),
-                item: None,
-                field: Some("id".into()),
-                message: format!(
-                    "{} is also the ID of {first}; each order needs its own ID",
-                    p.order.id()
-                ),
-            });
-        }
-    }
     match InvalidInput::from_problems(problems) {
         None => Ok(parsed),
         Some(invalid) => Err(invalid),
     }
+}
+
+/// The `id` an order was written with, valid or not.
+fn written_id(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get())
+        .ok()?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The ID of an order written without one. From a file (or stdin), it is
+/// derived from the file's path and the order's content (and how many
+/// orders with that content came before it in the file): running the same
+/// file again names the same orders, which then already exist instead of
+/// being submitted twice. Other input (an API request) gets a fresh ID.
+fn missing_id(source: &Source, order: &Order, seen: &mut HashMap<String, usize>) -> OrderId {
+    let Some(identity) = &source.identity else {
+        return OrderId::generate();
+    };
+    let content = serde_json::to_string(order).expect("an order serializes");
+    let seed = format!("{identity}\n{content}");
+    let occurrence = seen.entry(seed.clone()).or_default();
+    *occurrence += 1;
+    OrderId::derive(&format!("{seed}\n{occurrence}"))
 }
 
 /// One order sent as a workflow's input by any Temporal client, checked
@@ -308,6 +344,42 @@ mod tests {
         assert_eq!(orders.len(), 1);
         assert_eq!(orders[0].order.id().as_str(), "ORD-1001");
         assert_eq!(orders[0].order.total_amount().to_string(), "1299.99");
+    }
+
+    #[test]
+    fn an_order_without_an_id_from_a_file_gets_the_same_id_each_time() {
+        let text = r#"[{"customerID": "C-1", "totalAmount": 5, "items": [{"productID": "P-1", "quantity": 1, "unitPrice": 5}]},
+                       {"customerID": "C-1", "totalAmount": 5, "items": [{"productID": "P-1", "quantity": 1, "unitPrice": 5}]},
+                       {"customerID": "C-2", "totalAmount": 5, "items": [{"productID": "P-1", "quantity": 1, "unitPrice": 5}]}]"#;
+        let from = |identity: &str| {
+            let mut source = Source::new("orders.json", text);
+            source.identity = Some(identity.to_owned());
+            parse_orders(&[source], None)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.order.id().clone())
+                .collect::<Vec<_>>()
+        };
+        let ids = from("/data/orders.json");
+        assert_eq!(ids, from("/data/orders.json"), "the same each run");
+        assert_ne!(ids[0], ids[1], "the same content twice: two orders");
+        assert_ne!(ids[0], ids[2]);
+        assert_ne!(ids, from("/data/other.json"), "per file");
+        assert!(
+            ids.iter()
+                .all(|id| id.as_str().len() == 36 && id.as_str().starts_with("ORD-"))
+        );
+    }
+
+    #[test]
+    fn a_repeated_id_is_found_even_when_its_first_order_is_invalid() {
+        let text = r#"[{"id": "ORD-1", "customerID": "", "items": []},
+                       {"id": "ORD-1", "customerID": "C-1", "totalAmount": 5, "items": [{"productID": "P-1", "quantity": 1, "unitPrice": 5}]}]"#;
+        let problems = parse(text).unwrap_err();
+        assert!(
+            problems.contains("ORD-1 is also the ID of orders.json: order 1 (ORD-1)"),
+            "{problems}"
+        );
     }
 
     #[test]

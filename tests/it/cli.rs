@@ -108,7 +108,7 @@ fn status_values_are_listed_and_completed() {
     orderflow()
         .args(["order", "list", "-h"])
         .assert()
-        .stdout(contains("[possible values: PENDING, CREATED"));
+        .stdout(contains("possible values:").and(contains("PENDING, CREATED")));
     orderflow()
         .args(["completions", "bash"])
         .assert()

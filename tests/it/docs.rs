@@ -122,10 +122,10 @@ fn every_example_order_is_valid() {
                 && block.contains("\"items\"")
                 && !block.contains("\"orderId\"")
             {
-                sources.push(orderflow::input::Source {
-                    name: format!("{file} json block {i}"),
-                    text: block,
-                });
+                sources.push(orderflow::input::Source::new(
+                    format!("{file} json block {i}"),
+                    block,
+                ));
             }
         }
     }

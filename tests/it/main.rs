@@ -20,6 +20,7 @@ mod page;
 mod pool;
 mod product;
 mod replay;
+mod resume;
 mod serve;
 mod services;
 mod support;

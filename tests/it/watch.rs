@@ -179,7 +179,7 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
         .spawn()
         .unwrap();
     let stderr = lines_of(watch.stderr.take().unwrap());
-    let hint = format!("no worker seems to poll task queue {queue} in namespace default");
+    let hint = format!("no worker polls task queue {queue} in namespace default");
     let mut said = Vec::new();
     eventually("the hint", Duration::from_secs(60), || {
         said.extend(stderr.try_iter());
@@ -208,8 +208,9 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
     assert_eq!(status.code(), Some(130));
     said.extend(stderr.iter());
     assert!(
-        said.iter().any(|l| l
-            == "interrupted: orders keep running; resume with `orderflow order watch ORD-NO-WORKER`"),
+        said.windows(2).any(|l| l[0]
+            == "interrupted: 1 order keeps running; follow it again with:"
+            && l[1] == "  orderflow order watch ORD-NO-WORKER"),
         "{said:#?}"
     );
 }

@@ -6,11 +6,13 @@ use serde::Serialize;
 use super::render::change_line;
 use crate::cli::CancelArgs;
 use crate::commands::Context;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::temporal::client::{Execution, OrderCallError, OrderClient};
+use crate::temporal::codec::CodecError;
 use crate::workflow::state::OrderView;
 
 /// `order cancel -o json`, and the API's answer to a cancellation.
@@ -45,18 +47,29 @@ pub(crate) enum Cancellation {
 }
 
 /// Cancels order `id` with `reason`, then, with `wait`, waits for its
-/// outcome: up to `limit`, or until it ends.
+/// outcome: up to `limit`, or until it ends. `sent` is set once the
+/// cancellation has gone out.
 pub(crate) async fn cancel(
     client: &OrderClient,
     id: &WorkflowId,
     reason: &str,
     wait: bool,
     limit: Option<Duration>,
+    sent: &AtomicBool,
 ) -> anyhow::Result<Cancellation> {
     let running = match client.describe(id).await? {
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
+        // A client without the key cannot read the outcome: say so before
+        // anything is sent, not after.
+        Some(Execution::Running) if let Some(key) = client.unreadable_key(id).await? => {
+            return Err(anyhow::Error::new(CodecError::NoKeys(key))
+                .context(format!("nothing was sent: order {id} is encrypted")));
+        }
         Some(Execution::Running) => match client.signal_cancel(id, reason).await {
-            Ok(()) => true,
+            Ok(()) => {
+                sent.store(true, Ordering::Relaxed);
+                true
+            }
             // It ended between the look and the signal.
             Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
             Err(e) => return Err(e.into()),
@@ -105,17 +118,58 @@ pub(crate) fn refused(id: &WorkflowId, status: OrderStatus) -> String {
     format!("order {id} already ended {status}; the cancellation was refused and nothing changed")
 }
 
+/// How long a cancellation may take before `order cancel` says it was
+/// sent and what it waits for.
+const SLOW: Duration = Duration::from_secs(2);
+
 pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
-    let (_, client) = super::connect(cx).await?;
+    let (config, client) = super::connect(cx).await?;
     let id = &args.id;
+    let sent = AtomicBool::new(false);
     let cancelled = cancel(
         &client,
         id,
         args.reason.as_str(),
         !args.no_wait,
         args.timeout,
+        &sent,
     );
-    let (outcome, view) = match cancelled.await? {
+    tokio::pin!(cancelled);
+    let interrupt = cx.interrupt();
+    let mut said = false;
+    let result = loop {
+        tokio::select! {
+            biased;
+            () = interrupt.wait() => {
+                cx.printer.interrupted(&if sent.load(Ordering::Relaxed) {
+                    format!(
+                        "interrupted: the cancellation of {id} was sent; it takes effect \
+                         when a worker runs the order (see `orderflow order status {id}`)"
+                    )
+                } else {
+                    format!("interrupted before the cancellation was sent: {id} was not cancelled")
+                });
+                return Ok(Exit::Interrupted);
+            }
+            result = &mut cancelled => break result,
+            () = tokio::time::sleep(SLOW), if !said => {
+                if !sent.load(Ordering::Relaxed) {
+                    continue;
+                }
+                said = true;
+                cx.printer.note(format!(
+                    "the cancellation of {id} was sent; waiting for it to take effect"
+                ));
+                if matches!(client.pollers(&config.task_queue).await, Ok(p) if p.is_empty()) {
+                    cx.printer.note(format!(
+                        "hint: {}",
+                        super::watch::no_worker(&config.task_queue, client.namespace())
+                    ));
+                }
+            }
+        }
+    };
+    let (outcome, view) = match result? {
         Cancellation::Requested => {
             report(
                 cx,

@@ -1,10 +1,13 @@
 //! `orderflow order create --file PATH…`: validates every order, then
 //! starts one workflow per order (workflow ID = order ID).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::watch::Resume;
 use crate::cli::CreateArgs;
 use crate::commands::Context;
 use crate::domain::{Order, OrderStatus, WorkflowId};
@@ -67,15 +70,26 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         bar
     });
     let orders = parsed.iter().map(|o| o.order.clone());
-    let submissions = submit_all(&client, &config, orders, || {
-        if let Some(bar) = &progress {
-            bar.inc(1);
-        }
-    })
+    let interrupt = cx.interrupt();
+    let submissions = submit_all(
+        &client,
+        &config,
+        orders,
+        || {
+            if let Some(bar) = &progress {
+                bar.inc(1);
+            }
+        },
+        interrupt.wait(),
+    )
     .await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    let batch = parsed.len() > 1;
+    // At a terminal, a batch that is followed is one summary line, not a
+    // line per order above the view.
+    let summary_only = args.watch && batch && p.stdout_is_terminal();
 
     if p.is_json() && (args.watch || p.is_json_lines()) {
         // JSON Lines: the submissions, then (with --watch) the changes.
@@ -84,10 +98,10 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         }
     } else if p.is_json() {
         match submissions.as_slice() {
-            [one] => p.json(one)?,
+            [one] if !batch => p.json(one)?,
             all => p.json(all)?,
         }
-    } else {
+    } else if !summary_only {
         for s in &submissions {
             let what = match (&s.conflict, s.existing) {
                 (Some(c), _) => format!("conflict: {c}"),
@@ -96,6 +110,20 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
             };
             p.line(format!("{} {what}  {}", s.order_id, s.ui_url))?;
         }
+    }
+    if batch || submissions.len() < parsed.len() {
+        p.note(tally(&submissions));
+    }
+    if submissions.len() < parsed.len() {
+        p.interrupted(&format!(
+            "interrupted: {} of {} orders started, {} not. Run the same command again to \
+             submit the rest: orders already started are recognised by their IDs (derived \
+             from the file for orders without an \"id\") and not submitted twice",
+            submissions.len(),
+            parsed.len(),
+            parsed.len() - submissions.len()
+        ));
+        return Ok(Exit::Interrupted);
     }
 
     if let Some(conflict) = conflict(&submissions) {
@@ -106,19 +134,48 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
             .into_iter()
             .map(|o| o.order.id().clone().into())
             .collect();
+        let resume = if args.files.iter().any(|f| f.as_os_str() == "-") {
+            Resume {
+                fixed: Vec::new(),
+                listed: ids.clone(),
+            }
+        } else {
+            Resume {
+                fixed: super::watch::file_args(&args.files),
+                listed: Vec::new(),
+            }
+        };
         return super::watch::Follow {
             printer: p,
             client: &client,
             task_queue: &config.task_queue,
             timeout: args.timeout,
             show: true,
-            on_interrupt: super::watch::OnInterrupt::Resume,
-            interrupt: cx.interrupt(),
+            on_interrupt: super::watch::OnInterrupt::Resume(resume),
+            interrupt,
         }
         .run(&ids)
         .await;
     }
     Ok(Exit::Success)
+}
+
+/// `175 submitted, 125 already existed`.
+fn tally(submissions: &[Submission]) -> String {
+    let conflicting = submissions.iter().filter(|s| s.conflict.is_some()).count();
+    let existing = submissions
+        .iter()
+        .filter(|s| s.existing && s.conflict.is_none())
+        .count();
+    let new = submissions.len() - conflicting - existing;
+    let mut parts = vec![format!("{new} submitted")];
+    if existing > 0 {
+        parts.push(format!("{existing} already existed"));
+    }
+    if conflicting > 0 {
+        parts.push(format!("{conflicting} conflicting"));
+    }
+    parts.join(", ")
 }
 
 fn describe(o: &ParsedOrder) -> String {
@@ -140,21 +197,33 @@ fn describe(o: &ParsedOrder) -> String {
 }
 
 /// Starts every order, [`CONCURRENCY`] at a time; the records in the
-/// orders' order. `each` is told as each one is done.
+/// orders' order. `each` is told as each one is done. Once `stop`
+/// resolves, no more are started: those under way finish, and the records
+/// are of the orders started (or found) before it.
 pub(crate) async fn submit_all(
     client: &OrderClient,
     config: &TemporalConfig,
     orders: impl IntoIterator<Item = Order>,
     each: impl Fn(),
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<Submission>> {
-    futures::stream::iter(orders)
+    let stopped = AtomicBool::new(false);
+    let work = futures::stream::iter(orders)
+        .take_while(|_| std::future::ready(!stopped.load(Ordering::Relaxed)))
         .map(|order| async move { submit(client, config, &order).await })
         .buffered(CONCURRENCY)
         .inspect(|_| each())
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+        .collect::<Vec<_>>();
+    let watch = async {
+        stop.await;
+        stopped.store(true, Ordering::Relaxed);
+        std::future::pending::<()>().await;
+    };
+    let results = tokio::select! {
+        results = work => results,
+        () = watch => unreachable!("pending forever"),
+    };
+    results.into_iter().collect()
 }
 
 /// The error of IDs that exist with other content (exit 6), if any.

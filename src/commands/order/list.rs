@@ -33,7 +33,8 @@ pub(crate) struct Page {
 
 /// Which orders a page shows.
 pub(crate) struct Selection<'a> {
-    pub status: Option<OrderStatus>,
+    /// Any of these (none: any status).
+    pub statuses: &'a [OrderStatus],
     pub customer: Option<&'a CustomerId>,
     /// The last order ID of the previous page (`--after`, `after=`).
     pub after: Option<&'a OrderId>,
@@ -60,7 +61,7 @@ impl Selection<'_> {
             }
         };
         Ok(orders::Filter {
-            status: self.status,
+            statuses: self.statuses,
             customer: self.customer,
             after,
         })
@@ -84,9 +85,10 @@ pub async fn run(cx: &Context, args: ListArgs) -> anyhow::Result<Exit> {
         return visible(cx, query, args.limit).await;
     }
     let pool = cx.pool().await?;
+    let statuses = args.select.statuses();
     let selection = Selection {
-        status: args.status,
-        customer: args.customer.as_ref(),
+        statuses: &statuses,
+        customer: args.select.customer.as_ref(),
         after: args.after.as_ref(),
         limit: args.limit,
     };

@@ -360,20 +360,6 @@ pub fn frame(
     lines
 }
 
-/// The IDs for "resume with `orderflow order watch …`": at most `max`,
-/// then `…`.
-pub fn resume_command(ids: &[&str], max: usize) -> String {
-    let mut command = String::from("orderflow order watch");
-    for id in ids.iter().take(max) {
-        command.push(' ');
-        command.push_str(id);
-    }
-    if ids.len() > max {
-        command.push_str(" …");
-    }
-    command
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,16 +585,5 @@ mod tests {
         );
         assert_eq!(elapsed(Duration::from_millis(420)), "0.4s");
         assert_eq!(elapsed(Duration::from_millis(12_900)), "12s");
-    }
-
-    #[test]
-    fn the_resume_command_stays_short() {
-        assert_eq!(resume_command(&["A", "B"], 5), "orderflow order watch A B");
-        let many: Vec<String> = (0..40).map(|i| format!("ORD-{i}")).collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert_eq!(
-            resume_command(&many, 3),
-            "orderflow order watch ORD-0 ORD-1 ORD-2 …"
-        );
     }
 }

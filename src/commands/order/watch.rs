@@ -2,7 +2,7 @@
 //! on a terminal (`progress`), one plain line per change otherwise, JSON
 //! Lines with `-o json`/`-o jsonl`. The orders themselves are never touched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -13,14 +13,19 @@ use console::Term;
 
 use super::progress::{self, Row, Tally};
 use super::render::{WatchRecord, change_key, change_line};
-use crate::cli::WatchArgs;
+use anyhow::Context as _;
+
+use crate::cli::{IdArg, WatchArgs};
 use crate::commands::Context;
+use crate::db::orders;
 use crate::domain::{OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::output::Printer;
 use crate::temporal::TemporalError;
 use crate::temporal::client::{Execution, OrderCallError, OrderClient};
+use crate::temporal::codec::CodecError;
 use crate::workflow::state::{OrderView, StepState};
+use futures::StreamExt as _;
 
 /// How often a running order is asked for its state, when few are followed.
 const POLL: Duration = Duration::from_millis(250);
@@ -38,9 +43,6 @@ const FRAME: Duration = Duration::from_millis(100);
 /// task queue; the pollers are looked at again as often while it stays so.
 const PENDING_HINT: Duration = Duration::from_secs(5);
 
-/// At most this many IDs in the resume command after Ctrl-C.
-const RESUME_IDS: usize = 5;
-
 /// Without `--timeout`, how long Temporal may stay silent before `watch`
 /// gives up on it (exit 8); with one, it is tried until the timeout.
 const LOST_GRACE: Duration = Duration::from_secs(60);
@@ -54,11 +56,62 @@ fn query_interval(count: usize) -> Duration {
 }
 
 pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
+    let chosen = choose(cx, &args).await?;
+    if chosen.ids.is_empty() {
+        cx.printer.note("No orders match.");
+        return Ok(Exit::Success);
+    }
     let (config, client) = super::connect(cx).await?;
-    for id in &args.ids {
+    let mut missing = Vec::new();
+    for id in &chosen.ids {
         if client.describe(id).await?.is_none() {
-            return Err(OrderCallError::NotFound(id.to_string()).into());
+            missing.push(id);
         }
+    }
+    match missing.as_slice() {
+        [] => {}
+        [one] if args.files.is_empty() => {
+            return Err(OrderCallError::NotFound(one.to_string()).into());
+        }
+        some => {
+            let from_files = if args.files.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; submit them with `{}`",
+                    command_line(&["order", "create"], &file_args(&args.files))
+                )
+            };
+            return Err(Fail::new(
+                Exit::NotFound,
+                format!(
+                    "{} of {} orders were not found in Temporal (first: {:?}){from_files}",
+                    some.len(),
+                    chosen.ids.len(),
+                    some[0].as_str()
+                ),
+            )
+            .into());
+        }
+    }
+    // A client without the key would wait for endings it cannot read.
+    let client_ref = &client;
+    let unreadable = futures::stream::iter(&chosen.ids)
+        .map(|id| async move { (id, client_ref.unreadable_key(id).await) })
+        .buffer_unordered(16)
+        .filter_map(|(id, key)| async move {
+            match key {
+                Ok(Some(key)) => Some(Ok((id, key))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        });
+    tokio::pin!(unreadable);
+    if let Some(found) = unreadable.next().await {
+        let (id, key) = found?;
+        return Err(
+            anyhow::Error::new(CodecError::NoKeys(key)).context(format!("order {id} is encrypted"))
+        );
     }
     Follow {
         printer: &cx.printer,
@@ -66,17 +119,143 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
         task_queue: &config.task_queue,
         timeout: args.timeout,
         show: true,
-        on_interrupt: OnInterrupt::Resume,
+        on_interrupt: OnInterrupt::Resume(chosen.resume),
         interrupt: cx.interrupt(),
     }
-    .run(&args.ids)
+    .run(&chosen.ids)
     .await
+}
+
+/// The orders `order watch` was asked to follow, each once, in the order
+/// named; and how to name them again.
+struct Chosen {
+    ids: Vec<WorkflowId>,
+    resume: Resume,
+}
+
+/// Orders selected from the database: at most this many.
+const MAX_SELECTED: u32 = 10_000;
+
+async fn choose(cx: &Context, args: &WatchArgs) -> anyhow::Result<Chosen> {
+    let mut listed = Vec::new();
+    for arg in &args.ids {
+        match arg {
+            IdArg::Id(id) => listed.push(id.clone()),
+            IdArg::Stdin => listed.extend(read_ids(std::io::stdin().lock())?),
+        }
+    }
+    let mut ids: Vec<WorkflowId> = listed.clone();
+    if !args.files.is_empty() {
+        let parsed = crate::input::read_orders(&args.files, None)?;
+        ids.extend(parsed.into_iter().map(|o| o.order.id().clone().into()));
+    }
+    if args.select.is_set() {
+        let pool = cx.pool().await?;
+        let statuses = args.select.statuses();
+        let filter = orders::Filter {
+            statuses: &statuses,
+            customer: args.select.customer.as_ref(),
+            after: None,
+        };
+        let rows = orders::list(&pool, &filter, MAX_SELECTED + 1)
+            .await
+            .context("selecting the orders to follow")?;
+        if rows.len() > MAX_SELECTED as usize {
+            return Err(Fail::new(
+                Exit::Usage,
+                format!(
+                    "more than {MAX_SELECTED} orders match `{}`; narrow the selection",
+                    args.select.to_args().join(" ")
+                ),
+            )
+            .into());
+        }
+        // Oldest first, as they were submitted.
+        for row in rows.into_iter().rev() {
+            ids.push(WorkflowId::parse(&row.order_id).context("an order ID in the database")?);
+        }
+    }
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    let mut fixed = file_args(&args.files);
+    fixed.extend(args.select.to_args());
+    Ok(Chosen {
+        ids,
+        resume: Resume { fixed, listed },
+    })
+}
+
+/// Order IDs, one a line (blank lines and `#` comments skipped): every bad
+/// line reported at once (exit 2).
+fn read_ids(input: impl std::io::BufRead) -> anyhow::Result<Vec<WorkflowId>> {
+    let mut ids = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.context("reading order IDs from stdin")?;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        match WorkflowId::parse(text) {
+            Ok(id) => ids.push(id),
+            Err(e) => problems.push(format!("<stdin>: line {}: {e}", n + 1)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Fail::new(Exit::Usage, problems.join("\n")).into());
+    }
+    if ids.is_empty() {
+        return Err(Fail::new(
+            Exit::Usage,
+            "'-' reads order IDs from stdin, one a line, but it held none",
+        )
+        .into());
+    }
+    Ok(ids)
+}
+
+pub(crate) fn file_args(files: &[std::path::PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .flat_map(|f| ["--file".to_owned(), f.display().to_string()])
+        .collect()
+}
+
+/// `orderflow <words> <args>`, quoted for a POSIX shell.
+pub(crate) fn command_line(words: &[&str], args: &[String]) -> String {
+    let mut all: Vec<&str> = vec!["orderflow"];
+    all.extend_from_slice(words);
+    all.extend(args.iter().map(String::as_str));
+    shell_words::join(all)
+}
+
+/// How to follow the same orders again after Ctrl-C.
+pub(crate) struct Resume {
+    /// Options that select them again (`--file F`, `--status open`).
+    pub fixed: Vec<String>,
+    /// IDs that were named one by one: those still in flight are listed.
+    pub listed: Vec<WorkflowId>,
+}
+
+impl Resume {
+    /// The command, given the orders still in flight; `None` when the
+    /// orders it would follow have all ended.
+    fn command(&self, in_flight: &HashSet<&str>) -> Option<String> {
+        let mut args = self.fixed.clone();
+        args.extend(
+            self.listed
+                .iter()
+                .filter(|id| in_flight.contains(id.as_str()))
+                .map(|id| id.as_str().to_owned()),
+        );
+        (!args.is_empty()).then(|| command_line(&["order", "watch"], &args))
+    }
 }
 
 /// What Ctrl-C says when it stops the following.
 pub(crate) enum OnInterrupt {
     /// The orders go on: how to follow them again.
-    Resume,
+    Resume(Resume),
     /// The caller stops them or their stack: this.
     Say(&'static str),
 }
@@ -172,39 +351,38 @@ impl Follow<'_> {
                 // is not the order's and is left to the calls that follow it.
                 let idle =
                     matches!(self.client.pollers(self.task_queue).await, Ok(p) if p.is_empty());
-                reporter.hint(idle.then(|| {
-                    format!(
-                        "no worker seems to poll task queue {} in namespace {}: start one \
-                         with `orderflow worker --task-queue {}`",
-                        self.task_queue,
-                        self.client.namespace(),
-                        self.task_queue
-                    )
-                }));
+                reporter.hint(idle.then(|| no_worker(self.task_queue, self.client.namespace())));
             }
         }
     }
 
     fn interrupted(&self, reporter: &Reporter<'_>) -> String {
-        match self.on_interrupt {
+        match &self.on_interrupt {
             OnInterrupt::Say(text) => format!("interrupted: {text}"),
-            OnInterrupt::Resume => {
+            OnInterrupt::Resume(resume) => {
                 let running = reporter.in_flight();
-                if running.is_empty() {
-                    return "interrupted: every order had ended".to_owned();
+                let in_flight: HashSet<&str> = running.iter().map(String::as_str).collect();
+                match resume.command(&in_flight) {
+                    Some(command) if running.len() == 1 => format!(
+                        "interrupted: 1 order keeps running; follow it again with:\n  {command}"
+                    ),
+                    Some(command) if !running.is_empty() => format!(
+                        "interrupted: {} orders keep running; follow them again with:\n  {command}",
+                        running.len()
+                    ),
+                    _ => "interrupted: every order had ended".to_owned(),
                 }
-                let ids: Vec<&str> = running.iter().map(String::as_str).collect();
-                let mut text = format!(
-                    "interrupted: orders keep running; resume with `{}`",
-                    progress::resume_command(&ids, RESUME_IDS)
-                );
-                if ids.len() > RESUME_IDS {
-                    let _ = write!(text, " ({} orders in flight)", ids.len());
-                }
-                text
             }
         }
     }
+}
+
+/// The hint for orders that wait on a task queue no worker polls.
+pub(crate) fn no_worker(task_queue: &str, namespace: &str) -> String {
+    format!(
+        "no worker polls task queue {task_queue} in namespace {namespace}; start one with \
+         `orderflow worker --task-queue {task_queue}`"
+    )
 }
 
 /// FAILED beats CANCELLED beats COMPLETED.

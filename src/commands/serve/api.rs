@@ -92,7 +92,14 @@ pub async fn create(
         }
     }
     let orders = parsed.into_iter().map(|o| o.order);
-    let submissions = submit_all(&app.client, &app.config, orders, || {}).await?;
+    let submissions = submit_all(
+        &app.client,
+        &app.config,
+        orders,
+        || {},
+        std::future::pending(),
+    )
+    .await?;
     if let Some(fail) = conflict(&submissions) {
         let fail = match &key {
             Some(key) if keyed => Fail::new(
@@ -258,8 +265,9 @@ impl ListQuery {
 pub async fn list(State(app): State<App>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let query = ListQuery::parse(query.as_deref())?;
     let limit = query.limit.unwrap_or(50);
+    let statuses: Vec<OrderStatus> = query.status.into_iter().collect();
     let selection = Selection {
-        status: query.status,
+        statuses: &statuses,
         customer: query.customer.as_ref(),
         after: query.after.as_ref(),
         limit,
@@ -351,7 +359,17 @@ pub async fn cancel_order(
     )
     .map_err(|e| ApiError::field("reason", e.to_string()))?;
     let id = WorkflowId::from(id);
-    match cancel(&app.client, &id, reason.as_str(), true, Some(CANCEL_WAIT)).await? {
+    let sent = std::sync::atomic::AtomicBool::new(false);
+    match cancel(
+        &app.client,
+        &id,
+        reason.as_str(),
+        true,
+        Some(CANCEL_WAIT),
+        &sent,
+    )
+    .await?
+    {
         Cancellation::Cancelled(view) => {
             Ok(Json(doc(&id, "cancelled", Some(&view))).into_response())
         }
@@ -407,8 +425,7 @@ fn key_scope(headers: &HeaderMap) -> String {
 /// idempotency key `key` in `scope`: the same key gives the same IDs, so
 /// a retried request finds the orders its first try started.
 fn derived_id(scope: &str, key: &str, index: usize) -> OrderId {
-    let digest = Sha256::digest(format!("{scope}\n{key}\n{index}").as_bytes());
-    OrderId::parse(&format!("ORD-{}", &hex::encode(digest)[..32])).expect("a valid order ID")
+    OrderId::derive(&format!("{scope}\n{key}\n{index}"))
 }
 
 #[cfg(test)]
