@@ -27,13 +27,24 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     }
     cx.printer
         .note("orderflow dev: starting what is not already running…");
+    // A data directory whose orders were encrypted stays encrypted: its
+    // orders cannot be read, nor new ones mixed in, in clear.
+    let kept_key = crate::stack::codec::key_file_in(&data_dir);
+    let encrypt = args.encrypt || kept_key.exists();
+    if encrypt && !args.encrypt {
+        cx.printer.note(format!(
+            "orderflow dev: encrypting payloads, as before: {} holds this stack's key \
+             (`orderflow dev --fresh` starts over in clear)",
+            kept_key.display()
+        ));
+    }
     let stack = cx
         .local_stack(&StackOptions {
             role: "dev",
             data_dir: Some(data_dir.clone()),
             port: args.port,
             ui_port: args.ui_port,
-            encrypt: args.encrypt,
+            encrypt,
         })
         .await?;
     let result = async {

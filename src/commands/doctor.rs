@@ -18,6 +18,9 @@ use crate::workflow::search::NAMES;
 struct Check {
     name: &'static str,
     ok: bool,
+    /// Not run, because a check it depends on failed (that one says why).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    skipped: bool,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<String>,
@@ -28,6 +31,7 @@ impl Check {
         Self {
             name,
             ok: true,
+            skipped: false,
             detail: detail.into(),
             fix: None,
         }
@@ -37,9 +41,25 @@ impl Check {
         Self {
             name,
             ok: false,
+            skipped: false,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
+    }
+
+    /// Not run: `because` (the cause, said once by the check that failed).
+    fn skipped(name: &'static str, because: impl Into<String>) -> Self {
+        Self {
+            name,
+            ok: false,
+            skipped: true,
+            detail: because.into(),
+            fix: None,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.ok && !self.skipped
     }
 }
 
@@ -115,17 +135,31 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
         },
         Err(_) => None,
     };
+    let mut namespace_ok = false;
     if let (Some(client), Ok(config)) = (&client, &temporal) {
         let namespace = &config.namespace;
-        checks.push(match client.namespace_exists().await {
+        let exists = client.namespace_exists().await;
+        checks.push(match &exists {
             Ok(true) => Check::pass("namespace", format!("{namespace} exists")),
             Ok(false) => Check::fail(
                 "namespace",
                 format!("{namespace} does not exist"),
                 format!("create it: temporal operator namespace create --namespace {namespace}"),
             ),
-            Err(e) => trouble("namespace", &e),
+            Err(e) => trouble("namespace", e),
         });
+        namespace_ok = matches!(exists, Ok(true));
+        if !namespace_ok {
+            let because = format!("skipped (namespace {namespace} is not usable)");
+            checks.push(Check::skipped("search attributes", because.clone()));
+            checks.push(Check::skipped("worker", because.clone()));
+            checks.push(Check::skipped("encryption", because));
+        }
+    }
+    if let (Some(client), Ok(config)) = (&client, &temporal)
+        && namespace_ok
+    {
+        let namespace = &config.namespace;
         checks.push(match client.missing_search_attributes().await {
             Ok(missing) if missing.is_empty() => Check::pass(
                 "search attributes",
@@ -187,7 +221,9 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                         "check the database URL and its user's rights",
                     ),
                 });
-                checks.push(match crate::db::migrations::status(&pool).await {
+                let migrated = crate::db::migrations::status(&pool).await;
+                let schema = matches!(&migrated, Ok(m) if m.iter().all(|m| m.state != crate::db::migrations::State::Pending));
+                checks.push(match migrated {
                     Ok(migrations) => {
                         let pending: Vec<String> = migrations
                             .iter()
@@ -206,18 +242,29 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                     }
                     Err(e) => Check::fail("migrations", e.to_string(), "orderflow db migrate"),
                 });
-                let products: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM products")
-                    .fetch_one(&pool)
-                    .await;
-                checks.push(match products {
-                    Ok(n) if n > 0 => Check::pass("catalog", format!("{n} product(s)")),
-                    Ok(_) => Check::fail(
-                        "catalog",
-                        "no products: every order would fail UNKNOWN_PRODUCT",
-                        "orderflow product import --file examples/catalog.json",
-                    ),
-                    Err(e) => Check::fail("catalog", e.to_string(), "orderflow db migrate"),
-                });
+                if schema {
+                    let products: Result<i64, _> =
+                        sqlx::query_scalar("SELECT count(*) FROM products")
+                            .fetch_one(&pool)
+                            .await;
+                    checks.push(match products {
+                        Ok(n) if n > 0 => Check::pass("catalog", format!("{n} product(s)")),
+                        Ok(_) => Check::fail(
+                            "catalog",
+                            "no products: every order would fail UNKNOWN_PRODUCT",
+                            "orderflow product import --file examples/catalog.json",
+                        ),
+                        Err(e) => Check::fail("catalog", e.to_string(), "orderflow db migrate"),
+                    });
+                    if let Some(client) = &client
+                        && namespace_ok
+                    {
+                        checks.push(encryption(client, &pool).await);
+                    }
+                } else {
+                    let because = "skipped (the database's schema is not migrated)";
+                    checks.push(Check::skipped("catalog", because));
+                }
                 pool.close().await;
             }
             Err(e) => {
@@ -231,7 +278,7 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
         }
     }
 
-    let failed = checks.iter().filter(|c| !c.ok).count();
+    let failed = checks.iter().filter(|c| c.failed()).count();
     print(cx, &checks)?;
     Ok(match (unreachable, failed) {
         (true, _) => Exit::Unavailable,
@@ -250,6 +297,8 @@ fn print(cx: &Context, checks: &[Check]) -> std::io::Result<()> {
     for c in checks {
         let mark = if c.ok {
             Cell::new("ok").fg(Color::Green)
+        } else if c.skipped {
+            Cell::new("skipped").fg(Color::DarkGrey)
         } else {
             Cell::new("FAIL").fg(Color::Red)
         };
@@ -260,11 +309,66 @@ fn print(cx: &Context, checks: &[Check]) -> std::io::Result<()> {
         table.add_row(vec![Cell::new(c.name), mark, Cell::new(detail)]);
     }
     p.line(table)?;
-    let failed = checks.iter().filter(|c| !c.ok).count();
+    let failed = checks.iter().filter(|c| c.failed()).count();
     if failed > 0 {
         p.note(format!("{failed} of {} checks failed", checks.len()));
     }
     Ok(())
+}
+
+/// Whether this client can read the orders the worker writes: the newest
+/// order's input, decoded.
+async fn encryption(client: &OrderClient, pool: &sqlx::PgPool) -> Check {
+    let newest: Result<Option<String>, _> =
+        sqlx::query_scalar("SELECT order_id FROM orders ORDER BY created_at DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await;
+    let id = match newest {
+        Ok(Some(id)) => id,
+        Ok(None) => return Check::pass("encryption", "no order yet to read"),
+        Err(e) => return Check::fail("encryption", e.to_string(), "orderflow db migrate"),
+    };
+    let Ok(workflow) = crate::domain::WorkflowId::parse(&id) else {
+        return Check::pass(
+            "encryption",
+            format!("newest order {id:?} is not a workflow ID"),
+        );
+    };
+    let mine = if client.encrypted() {
+        "this client encrypts"
+    } else {
+        "this client has no key file"
+    };
+    match client.unreadable_key(&workflow).await {
+        Ok(Some(key)) => {
+            return Check::fail(
+                "encryption",
+                format!(
+                    "the newest order, {id}, is encrypted with key {key}, and {mine}: \
+                     it cannot read orders, and orders it submits are refused"
+                ),
+                "set ORDERFLOW_ENCRYPTION_KEY_FILE (or --encryption-key-file) to the worker's \
+                 key file",
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return Check::fail("encryption", format!("{e:#}"), "check the order's history"),
+    }
+    match client.recorded_order(&workflow).await {
+        Ok(_) if client.encrypted() => Check::pass(
+            "encryption",
+            format!("the newest order, {id}, decodes with this client's keys"),
+        ),
+        Ok(_) => Check::pass(
+            "encryption",
+            format!("the newest order, {id}, is in clear, as this client sends them"),
+        ),
+        Err(e) => Check::fail(
+            "encryption",
+            format!("the newest order, {id}, does not decode: {e:#}"),
+            "add the key it names to the key file (ORDERFLOW_ENCRYPTION_KEY_FILE)",
+        ),
+    }
 }
 
 /// A failed check from what went wrong with Temporal: its line, and its hint.

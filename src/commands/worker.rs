@@ -106,6 +106,7 @@ pub async fn run(cx: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         notify_timeout: args.notify_timeout,
         notify_webhook_secret: args.notify_webhook_secret,
         with_baseline: args.with_baseline,
+        accept_unencrypted: args.accept_unencrypted,
         metrics,
         running,
     };

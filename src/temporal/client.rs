@@ -2,6 +2,7 @@
 //! await the outcome. [`OrderClient`] is the only way the commands reach
 //! Temporal; its errors are orderflow's ([`OrderCallError`], [`TemporalError`]).
 
+use crate::temporal::codec::CodecError;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -385,7 +386,10 @@ impl OrderClient {
     /// Waits for the order to end and returns its final state, from the
     /// workflow's result, failure details or cancellation details.
     pub async fn outcome(&self, id: &impl Id) -> Result<OrderView, OrderCallError> {
-        outcome_of(self, &self.handle(id), id).await
+        match outcome_of(self, &self.handle(id), id).await {
+            Ok(view) => Ok(view),
+            Err(e) => Err(self.or_unreadable(id, e).await),
+        }
     }
 
     /// `None` when no workflow has this ID.
@@ -531,6 +535,33 @@ impl OrderClient {
         Ok(events)
     }
 
+    /// The key order `id`'s input is encrypted with, when this client has
+    /// no keys to read it (`None` when it has, or the input is in clear).
+    pub async fn unreadable_key(&self, id: &impl Id) -> Result<Option<String>, OrderCallError> {
+        if self.encrypted() {
+            return Ok(None);
+        }
+        let events = self.raw_history(id).await?;
+        Ok(history::input(&events).sealed_key())
+    }
+
+    /// `error`, or, when it came of an order this client cannot decrypt,
+    /// the [`CodecError`] that names the key and the setting to add (exit 2).
+    async fn or_unreadable(&self, id: &impl Id, error: OrderCallError) -> OrderCallError {
+        let OrderCallError::Other(e) = &error else {
+            return error;
+        };
+        if e.chain().any(|c| c.is::<CodecError>()) {
+            return error;
+        }
+        match self.unreadable_key(id).await {
+            Ok(Some(key)) => OrderCallError::Other(
+                anyhow::Error::new(CodecError::NoKeys(key)).context(format!("reading order {id}")),
+            ),
+            _ => error,
+        }
+    }
+
     /// The workflow's history as the server holds it: no codec applied.
     pub async fn raw_history(&self, id: &impl Id) -> Result<Vec<HistoryEvent>, OrderCallError> {
         let events = self
@@ -600,11 +631,16 @@ where
 {
     match handle.get_result(WorkflowGetResultOptions::default()).await {
         Ok(view) => Ok(view),
-        Err(WorkflowGetResultError::Failed(error)) => failure_view(&error).ok_or_else(|| {
-            OrderCallError::Other(anyhow::anyhow!(
+        Err(WorkflowGetResultError::Failed(error)) => match failure_view(&error) {
+            Ok(Some(view)) => Ok(view),
+            Ok(None) => Err(OrderCallError::Other(anyhow::anyhow!(
                 "order {id} failed without its state: {error}"
-            ))
-        }),
+            ))),
+            Err(unreadable) => Err(OrderCallError::Other(
+                anyhow::Error::new(unreadable)
+                    .context(format!("order {id} failed; its state is unreadable")),
+            )),
+        },
         Err(WorkflowGetResultError::Cancelled { details }) => {
             details.deserialize::<OrderView>().map_err(|e| {
                 OrderCallError::Other(anyhow::anyhow!(
@@ -625,9 +661,14 @@ where
 }
 
 /// The order state carried in a failed workflow's application failure.
-fn failure_view(error: &IncomingError) -> Option<OrderView> {
+fn failure_view(
+    error: &IncomingError,
+) -> Result<Option<OrderView>, temporalio_common::data_converters::PayloadConversionError> {
     match error {
-        IncomingError::Application(failure) => failure.details::<OrderView>().ok().flatten(),
-        other => other.cause().and_then(failure_view),
+        IncomingError::Application(failure) => failure.details::<OrderView>(),
+        other => match other.cause() {
+            Some(cause) => failure_view(cause),
+            None => Ok(None),
+        },
     }
 }

@@ -17,7 +17,7 @@ use temporalio_common::envconfig::{
 use super::codec::Keyring;
 use super::trouble::Target;
 use crate::config::env;
-use crate::exit::Fail;
+use crate::exit::{Exit, Fail};
 
 /// How to reach Temporal: the SDK's environment configuration and
 /// `temporal.toml` profile (as the Temporal CLI reads them), with flags on top.
@@ -164,13 +164,15 @@ impl TemporalConfig {
             }
         }
 
+        let address = args
+            .address
+            .clone()
+            .or(address)
+            .or_else(|| env("TEMPORAL_HOST_PORT"))
+            .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
+        check_address(&address)?;
         Ok(Self {
-            address: args
-                .address
-                .clone()
-                .or(address)
-                .or_else(|| env("TEMPORAL_HOST_PORT"))
-                .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned()),
+            address,
             namespace: args
                 .namespace
                 .clone()
@@ -305,5 +307,71 @@ impl TemporalConfig {
     /// The API key, for a probe that must send what the client sends.
     pub(super) fn api_key(&self) -> Option<&SecretString> {
         self.api_key.as_ref()
+    }
+}
+
+/// A Temporal address is `HOST:PORT` (an `http://` or `https://` in front
+/// allowed): a missing, empty or non-numeric port is a usage error at once
+/// (exit 2), not a connection that fails later.
+fn check_address(address: &str) -> Result<(), Fail> {
+    let rest = address
+        .strip_prefix("http://")
+        .or_else(|| address.strip_prefix("https://"))
+        .unwrap_or(address);
+    let problem = match rest.rsplit_once(':') {
+        _ if rest.trim().is_empty() => Some("it is empty"),
+        None => Some("it has no port"),
+        Some(("", _)) => Some("it has no host"),
+        Some((host, _))
+            if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) =>
+        {
+            Some("an IPv6 host goes in brackets, e.g. [::1]:7233")
+        }
+        Some((_, "")) => Some("its port is empty"),
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(0) | Err(_) => Some("its port is not a number from 1 to 65535"),
+            Ok(_) => None,
+        },
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Fail::new(
+            Exit::Usage,
+            format!(
+                "Temporal address {} is not HOST:PORT: {problem} (e.g. localhost:7233; set by \
+                 --address, TEMPORAL_ADDRESS, TEMPORAL_HOST_PORT or the profile)",
+                crate::domain::quote(&crate::domain::clip(address))
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_host_and_port() {
+        for ok in [
+            "localhost:7233",
+            "10.0.0.1:7233",
+            "[::1]:7233",
+            "https://ns.tmprl.cloud:7233",
+        ] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("127.0.0.1", "no port"),
+            ("localhost:", "port is empty"),
+            ("localhost:http", "not a number"),
+            ("localhost:70000", "not a number"),
+            ("", "empty"),
+            (":7233", "no host"),
+            ("::1:7233", "brackets"),
+        ] {
+            let e = check_address(bad).unwrap_err();
+            assert_eq!(e.exit, Exit::Usage);
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
     }
 }

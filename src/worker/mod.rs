@@ -53,6 +53,9 @@ pub struct WorkerSettings {
     pub notify_webhook_secret: Option<secrecy::SecretString>,
     /// Also host the no-op baseline workflow (`orderflow bench`).
     pub with_baseline: bool,
+    /// With keys: still run orders that arrive unencrypted (a switch-over
+    /// window); without it they fail `INVALID_ORDER`.
+    pub accept_unencrypted: bool,
     /// Where the worker's and orderflow's metrics are recorded.
     pub metrics: Arc<Metrics>,
     /// Set while the worker's loop runs (for `/healthz` and `/readyz`).
@@ -75,6 +78,7 @@ impl WorkerSettings {
             notify_timeout: Duration::from_secs(10),
             notify_webhook_secret: None,
             with_baseline: false,
+            accept_unencrypted: false,
             metrics: Arc::new(Metrics::off()),
             running: Arc::default(),
         }
@@ -113,6 +117,7 @@ pub fn activities(
             step_timeout,
             search_attributes: indexed,
             encrypted,
+            refuse_clear: encrypted && !settings.accept_unencrypted,
         },
         orders: OrderStore::new(db.clone()),
         inventory: Box::new(PgInventory::new(db.clone())),

@@ -46,6 +46,11 @@ pub struct WorkflowSettings {
     /// histories from before.)
     #[serde(default)]
     pub encrypted: bool,
+    /// The worker encrypts and refuses orders that arrive unencrypted: such
+    /// an order fails `INVALID_ORDER` before any step. (Absent, so false,
+    /// in histories from before.)
+    #[serde(default)]
+    pub refuse_clear: bool,
 }
 
 pub fn default_outage_timeout() -> std::time::Duration {
@@ -200,7 +205,11 @@ impl OrderActivities {
             tracing::info!(order_id = %order.id(), step = "reserve_inventory", "not reserved: {e}");
             to_activity_error(e)
         })?;
-        tracing::info!(order_id = %order.id(), step = "reserve_inventory", ?reserved, "inventory reserved");
+        let (lines, already) = match reserved {
+            Reserved::Now { lines } => (lines, false),
+            Reserved::Already => (0, true),
+        };
+        tracing::info!(order_id = %order.id(), step = "reserve_inventory", lines, already, "inventory reserved");
         Ok(match reserved {
             Reserved::Now { lines } => report(format!("reserved {lines} line(s)"), false),
             Reserved::Already => report("already reserved", true),
@@ -297,7 +306,8 @@ impl OrderActivities {
             .refund(&order_id)
             .await
             .map_err(to_activity_error)?;
-        tracing::info!(order_id = %order_id, compensation = "refund_payment", refunded = ?refunded.map(|m| m.to_string()), "refund done");
+        let refunded_text = refunded.map_or_else(|| "nothing".to_owned(), |m| m.to_string());
+        tracing::info!(order_id = %order_id, compensation = "refund_payment", refunded = %refunded_text, "refund done");
         Ok(match refunded {
             Some(amount) => report(format!("refunded {amount}"), false),
             None => report("nothing to refund", true),
@@ -334,9 +344,12 @@ impl OrderActivities {
             let code = ending.failure().map(|(code, _)| code);
             self.metrics.order_ended(ending.status(), code);
         }
-        tracing::info!(order_id = %order_id, status = ?report.ending.as_ref().map(|e| e.status()),
-                       completed = report.completed, released = report.released,
-                       refunded = ?report.refunded.map(|m| m.to_string()), "order ended");
+        let status = report.ending.as_ref().map_or("-", |e| e.status().as_str());
+        let refunded = report
+            .refunded
+            .map_or_else(|| "nothing".to_owned(), |m| m.to_string());
+        tracing::info!(order_id = %order_id, status, completed = report.completed,
+                       released = report.released, refunded = %refunded, "order ended");
         Ok(report)
     }
 

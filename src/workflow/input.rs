@@ -57,6 +57,12 @@ impl WorkflowInput {
         self.payloads.iter().find_map(super::sealed::sealed_key)
     }
 
+    /// Whether the input arrived unencrypted (the worker's codec decrypted
+    /// none of it).
+    pub fn arrived_clear(&self) -> bool {
+        !self.payloads.iter().any(super::sealed::was_decrypted)
+    }
+
     /// The order this input holds, checked against every rule of SPEC §2
     /// and against the workflow's ID; or why not, as `field: rule`.
     pub fn order(&self, workflow_id: &str) -> Result<Order, String> {

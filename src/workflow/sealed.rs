@@ -8,6 +8,15 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 pub const ENCODING: &str = "encoding";
 pub const ENCRYPTED: &str = "binary/encrypted";
 pub const KEY_ID: &str = "encryption-key-id";
+/// Set by the worker's codec on a payload it decrypted (and removed from
+/// any that arrived with it): what tells the workflow that its input came
+/// encrypted.
+pub const DECRYPTED: &str = "orderflow-decrypted";
+
+/// Whether the worker's codec decrypted `payload`.
+pub fn was_decrypted(payload: &Payload) -> bool {
+    payload.metadata.contains_key(DECRYPTED)
+}
 
 /// Whether `payload` is sealed by this codec, and under which key ID.
 pub fn sealed_with(payload: &Payload) -> Option<String> {

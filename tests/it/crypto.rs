@@ -497,3 +497,121 @@ fn a_bad_key_file_is_refused_with_exit_2_and_no_key_material() {
         .code(2)
         .stderr(contains("codec-server needs the encryption keys"));
 }
+
+/// A worker that encrypts runs no order sent in clear; a client without
+/// the key is told which key and what to set (exit 2), sends no
+/// cancellation it could not follow, and `doctor` says why.
+#[tokio::test]
+async fn encryption_cannot_be_half_on() {
+    let h = Harness::new().await;
+    h.add_product("P-1", "5.00", 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path(), "keys.txt", &[KEY_A]);
+    // card_flaky's first attempt fails; its retry waits ten minutes.
+    let _worker = h.spawn_worker(&[
+        "--encryption-key-file",
+        keys.to_str().unwrap(),
+        "--retry-initial-interval",
+        "10m",
+        "--retry-max-interval",
+        "10m",
+    ]);
+    let keyed = || {
+        let mut cmd = h.cli();
+        cmd.env("ORDERFLOW_ENCRYPTION_KEY_FILE", &keys);
+        cmd
+    };
+
+    // In clear, from a client without the key file: refused, nothing taken.
+    let (_d, clear) = write_temp("o.json", &order_file("ORD-CLEAR-IN", "card"));
+    h.cli()
+        .args(["order", "create", "--file"])
+        .arg(&clear)
+        .assert()
+        .success();
+    keyed()
+        .args(["order", "watch", "ORD-CLEAR-IN"])
+        .assert()
+        .code(4)
+        .stdout(contains("ORD-CLEAR-IN FAILED INVALID_ORDER"));
+    let status = stdout_json(
+        &keyed()
+            .args(["-o", "json", "order", "status", "ORD-CLEAR-IN"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(status["failure"]["code"], "INVALID_ORDER", "{status}");
+    assert!(
+        status["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("arrived unencrypted"),
+        "{status}"
+    );
+    assert_eq!(h.stock("P-1").await, 10, "nothing reserved");
+    assert!(
+        h.payments(&OrderId::parse("ORD-CLEAR-IN").unwrap())
+            .await
+            .is_empty()
+    );
+
+    // An encrypted order, still running, meets a client without the key.
+    let (_d, sealed) = write_temp("o.json", &order_file("ORD-SEALED-RUN", "card_flaky"));
+    keyed()
+        .args(["order", "create", "--file"])
+        .arg(&sealed)
+        .assert()
+        .success();
+    eventually(
+        "the order to wait for its retry",
+        Duration::from_secs(60),
+        || async {
+            let status = stdout_json(
+                &keyed()
+                    .args(["-o", "json", "order", "status", "ORD-SEALED-RUN"])
+                    .output()
+                    .unwrap(),
+            );
+            (status["status"] == "INVENTORY_RESERVED").then_some(())
+        },
+    )
+    .await;
+    let told = "encrypted with key key-a, and no encryption key file is configured; pass \
+                --encryption-key-file or set ORDERFLOW_ENCRYPTION_KEY_FILE";
+    for args in [
+        &["order", "watch", "ORD-SEALED-RUN"][..],
+        &["order", "status", "ORD-SEALED-RUN"],
+        &["order", "watch", "ORD-CLEAR-IN"],
+    ] {
+        h.cli()
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stderr(contains(told).and(contains(CUSTOMER).not()));
+    }
+    h.cli()
+        .args(["order", "cancel", "ORD-SEALED-RUN"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(contains("nothing was sent").and(contains(told)));
+    // Nothing was sent: the order still runs, with its stock held.
+    let status = stdout_json(
+        &keyed()
+            .args(["-o", "json", "order", "status", "ORD-SEALED-RUN"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(status["status"], "INVENTORY_RESERVED", "{status}");
+    assert!(status["cancelReason"].is_null(), "{status}");
+
+    // doctor, without the key: says the worker encrypts and this client cannot.
+    h.cli().args(["doctor"]).assert().stdout(contains(
+        "is encrypted with key key-a, and this client has no key file",
+    ));
+    keyed()
+        .args(["doctor"])
+        .assert()
+        .stdout(contains("decodes with this client's keys"));
+}

@@ -22,7 +22,7 @@ use temporalio_common::data_converters::{
 };
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
-pub use crate::workflow::sealed::{ENCODING, ENCRYPTED, KEY_ID, sealed_key};
+pub use crate::workflow::sealed::{DECRYPTED, ENCODING, ENCRYPTED, KEY_ID, sealed_key};
 use crate::workflow::sealed::{sealed_with, shown};
 pub use keys::Keyring;
 
@@ -180,8 +180,21 @@ impl PayloadCodec for WorkerCodec {
         let decoded = payloads
             .into_iter()
             .map(|p| match &self.0 {
-                Some(keys) => keys.decrypt(p.clone()).unwrap_or(p),
-                None => p,
+                Some(keys) if sealed_with(&p).is_some() => match keys.decrypt(p.clone()) {
+                    Ok(mut opened) => {
+                        opened
+                            .metadata
+                            .insert(DECRYPTED.to_owned(), b"true".to_vec());
+                        opened
+                    }
+                    Err(_) => p,
+                },
+                // Only this codec says what it decrypted.
+                _ => {
+                    let mut p = p;
+                    p.metadata.remove(DECRYPTED);
+                    p
+                }
             })
             .collect();
         async move { Ok(decoded) }.boxed()

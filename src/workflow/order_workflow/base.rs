@@ -62,6 +62,9 @@ pub struct OrderWorkflow {
     /// The key the input is sealed under, when this worker cannot decrypt
     /// it: not an invalid order, but one this worker cannot read.
     pub(super) unreadable: Option<String>,
+    /// The input arrived unencrypted: refused when the worker's settings
+    /// say so ([`WorkflowSettings::refuse_clear`]).
+    pub(super) arrived_clear: bool,
     pub(super) view: OrderView,
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.

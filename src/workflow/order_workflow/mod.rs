@@ -56,6 +56,7 @@ impl OrderWorkflow {
         };
         Self {
             unreadable: input.sealed_key(),
+            arrived_clear: input.arrived_clear(),
             order,
             view,
             cancel_reason: None,
@@ -102,6 +103,26 @@ impl OrderWorkflow {
             ctx.execute_local_activity(OrderActivities::settings, (), must_complete_options())
                 .await,
         )?;
+        // A worker that encrypts runs no order sent in clear (a client
+        // without the key file): it fails before any step, nothing reserved
+        // or charged. The setting is read from the recorded marker on
+        // replay, so a worker started otherwise replays it as it ran.
+        if settings.refuse_clear && ctx.state(|s| s.arrived_clear) {
+            let message = "the order arrived unencrypted, and the worker encrypts: submit it \
+                           with the encryption key file (ORDERFLOW_ENCRYPTION_KEY_FILE), or run \
+                           the worker with --accept-unencrypted while clients switch over";
+            ctx.state_mut(|s| {
+                let mut view = OrderView::rejected(s.view.order_id.clone(), message.to_owned());
+                view.created_at = started;
+                view.updated_at = started;
+                s.view = view;
+            });
+            return Self::ended(
+                ctx,
+                OrderStatus::Failed,
+                Some((FailureCode::InvalidOrder, message.to_owned())),
+            );
+        }
         // Histories from before have neither the setting nor the patch.
         let indexed = settings.search_attributes && (current || ctx.patched(SEARCH_ATTRIBUTES));
         ctx.state_mut(|s| {
