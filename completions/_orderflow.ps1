@@ -99,6 +99,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour; NO_COLOR turns it off under auto')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr [default: json with -o json or jsonl, else text]')
+            [CompletionResult]::new('--accept-unencrypted', '--accept-unencrypted', [CompletionResultType]::ParameterName, 'With --encryption-key-file: still run orders that arrive unencrypted (from clients without the key file), for a switch-over window. Without it they fail INVALID_ORDER before any step')
             [CompletionResult]::new('--with-baseline', '--with-baseline', [CompletionResultType]::ParameterName, 'Also host the no-op baseline workflow (for `orderflow bench`)')
             [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
@@ -215,6 +216,10 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;order;watch' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Follow the orders of this order file (as `order create` read it; repeat for several)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Follow the orders of this order file (as `order create` read it; repeat for several)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long (exit 7), e.g. 30s, 5m')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [default: the profile''s, else default]')
@@ -279,7 +284,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;order;list' {
-            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended')
             [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many orders')
             [CompletionResult]::new('--after', '--after', [CompletionResultType]::ParameterName, 'The next page: only the orders listed after this one (the last order ID of the previous page), with the same filters')

@@ -2220,7 +2220,7 @@ _orderflow() {
             fi
             case "${prev}" in
                 --status)
-                    COMPREPLY=($(compgen -W "PENDING CREATED INVENTORY_RESERVED PAID COMPLETED CANCELLED FAILED" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "PENDING CREATED INVENTORY_RESERVED PAID COMPLETED CANCELLED FAILED open" -- "${cur}"))
                     return 0
                     ;;
                 --customer)
@@ -2405,12 +2405,28 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__order__subcmd__watch)
-            opts="-o -v -q -h -V --timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-f -o -v -q -h -V --file --status --customer --timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -W "PENDING CREATED INVENTORY_RESERVED PAID COMPLETED CANCELLED FAILED open" -- "${cur}"))
+                    return 0
+                    ;;
+                --customer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2939,7 +2955,7 @@ _orderflow() {
             return 0
             ;;
         orderflow__subcmd__worker)
-            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --with-baseline --max-concurrent-workflow-task-polls --nonsticky-to-sticky-poll-ratio --max-cached-workflows --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
+            opts="-o -v -q -h -V --retry-max-attempts --retry-initial-interval --retry-backoff --retry-max-interval --outage-timeout --max-concurrent-workflow-tasks --accept-unencrypted --with-baseline --max-concurrent-workflow-task-polls --nonsticky-to-sticky-poll-ratio --max-cached-workflows --max-concurrent-activities --db-max-connections --notify-webhook --notify-webhook-secret --metrics-address --notify-timeout --shutdown-timeout --address --namespace --task-queue --profile --config-file --ui-url --connect-timeout --encryption-key-file --api-key --tls --tls-cert-path --tls-key-path --tls-ca-path --tls-server-name --database-url --output --color --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

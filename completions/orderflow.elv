@@ -95,6 +95,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
             cand --color 'When to use colour; NO_COLOR turns it off under auto'
             cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --accept-unencrypted 'With --encryption-key-file: still run orders that arrive unencrypted (from clients without the key file), for a switch-over window. Without it they fail INVALID_ORDER before any step'
             cand --with-baseline 'Also host the no-op baseline workflow (for `orderflow bench`)'
             cand --tls 'Connect to Temporal over TLS'
             cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -207,6 +208,10 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;order;watch'= {
+            cand -f 'Follow the orders of this order file (as `order create` read it; repeat for several)'
+            cand --file 'Follow the orders of this order file (as `order create` read it; repeat for several)'
+            cand --status 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended'
+            cand --customer 'Only this customer''s orders'
             cand --timeout 'Give up after this long (exit 7), e.g. 30s, 5m'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'
@@ -269,7 +274,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;order;list'= {
-            cand --status 'Only orders in this status (any case)'
+            cand --status 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended'
             cand --customer 'Only this customer''s orders'
             cand --limit 'At most this many orders'
             cand --after 'The next page: only the orders listed after this one (the last order ID of the previous page), with the same filters'

@@ -103,6 +103,7 @@ always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l accept-unencrypted -d 'With --encryption-key-file: still run orders that arrive unencrypted (from clients without the key file), for a switch-over window. Without it they fail INVALID_ORDER before any step'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l with-baseline -d 'Also host the no-op baseline workflow (for `orderflow bench`)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
@@ -201,6 +202,16 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -s f -l file -d 'Follow the orders of this order file (as `order create` read it; repeat for several)' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l status -d 'Only orders in this status (any case); repeat or separate with commas for several; \'open\' is every status that has not ended' -r -f -a "PENDING\t''
+CREATED\t''
+INVENTORY_RESERVED\t''
+PAID\t''
+COMPLETED\t''
+CANCELLED\t''
+FAILED\t''
+open\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l customer -d 'Only this customer\'s orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l timeout -d 'Give up after this long (exit 7), e.g. 30s, 5m' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from watch" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
@@ -259,13 +270,14 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status (any case)' -r -f -a "PENDING\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status (any case); repeat or separate with commas for several; \'open\' is every status that has not ended' -r -f -a "PENDING\t''
 CREATED\t''
 INVENTORY_RESERVED\t''
 PAID\t''
 COMPLETED\t''
 CANCELLED\t''
-FAILED\t''"
+FAILED\t''
+open\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l customer -d 'Only this customer\'s orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l limit -d 'At most this many orders' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l after -d 'The next page: only the orders listed after this one (the last order ID of the previous page), with the same filters' -r
