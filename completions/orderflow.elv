@@ -599,6 +599,46 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand env 'Print the running stack''s `export` lines again (`-o json`: its settings)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orderflow;dev;env'= {
+            cand --data-dir 'The data directory of the stack [default: ~/.local/share/orderflow]'
+            cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file'
+            cand --config-file 'The Temporal CLI''s config file [default: its own, temporal.toml]'
+            cand --ui-url 'Web UI base for order links [default: the address''s host, port 8233]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand --encryption-key-file 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on. Never printed'
+            cand --tls-cert-path 'Client certificate for mTLS'
+            cand --tls-key-path 'Client private key for mTLS'
+            cand --tls-ca-path 'CA certificate to verify the server with'
+            cand --tls-server-name 'Server name to verify the certificate against'
+            cand --database-url 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed'
+            cand -o 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --color 'When to use colour; NO_COLOR turns it off under auto'
+            cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --tls 'Connect to Temporal over TLS'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orderflow;dev;help'= {
+            cand env 'Print the running stack''s `export` lines again (`-o json`: its settings)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orderflow;dev;help;env'= {
+        }
+        &'orderflow;dev;help;help'= {
         }
         &'orderflow;demo'= {
             cand --listen 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]'
@@ -919,6 +959,9 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;product;list'= {
         }
         &'orderflow;help;dev'= {
+            cand env 'Print the running stack''s `export` lines again (`-o json`: its settings)'
+        }
+        &'orderflow;help;dev;env'= {
         }
         &'orderflow;help;demo'= {
         }

@@ -520,39 +520,71 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "import" -d 'Insert or update products from a JSON file'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the catalog with prices and stock'
 complete -c orderflow -n "__fish_orderflow_using_subcommand product; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l data-dir -d 'Where the stack keeps its state, Temporal\'s and PostgreSQL\'s together [default: ~/.local/share/orderflow]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l port -d 'Start a Temporal dev server on this port (127.0.0.1), rather than use the one that answers at --address or localhost:7233' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-port -d 'The Web UI\'s port of the server it starts [default: 8233 when free]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l listen -d 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-key-path -d 'Client private key for mTLS' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls-server-name -d 'Server name to verify the certificate against' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l data-dir -d 'Where the stack keeps its state, Temporal\'s and PostgreSQL\'s together [default: ~/.local/share/orderflow]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l port -d 'Start a Temporal dev server on this port (127.0.0.1), rather than use the one that answers at --address or localhost:7233' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l ui-port -d 'The Web UI\'s port of the server it starts [default: 8233 when free]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l listen -d 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
 jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a key generated into the data directory (mode 0600); the Web UI decodes through a codec server this command runs on 127.0.0.1'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -l tls -d 'Connect to Temporal over TLS'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c orderflow -n "__fish_orderflow_using_subcommand dev" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l fresh -d 'Delete the kept state (orders in Temporal and in PostgreSQL) first'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l encrypt -d 'Encrypt every payload: with --encryption-key-file\'s keys, else a key generated into the data directory (mode 0600); the Web UI decodes through a codec server this command runs on 127.0.0.1'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -f -a "env" -d 'Print the running stack\'s `export` lines again (`-o json`: its settings)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and not __fish_seen_subcommand_from env help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l data-dir -d 'The data directory of the stack [default: ~/.local/share/orderflow]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from env" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from help" -f -a "env" -d 'Print the running stack\'s `export` lines again (`-o json`: its settings)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand dev; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l listen -d 'Serve the order API and page (`orderflow serve`) here [default: 127.0.0.1:8080, or a free loopback port when it is taken]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand demo" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
@@ -825,3 +857,4 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_see
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "reset" -d 'Drop everything orderflow stored and re-apply the migrations'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from product" -f -a "import" -d 'Insert or update products from a JSON file'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from product" -f -a "list" -d 'Show the catalog with prices and stock'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from dev" -f -a "env" -d 'Print the running stack\'s `export` lines again (`-o json`: its settings)'

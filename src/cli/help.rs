@@ -459,6 +459,10 @@ pub const PAGES: &[Page] = &[
                 "a second stack beside the first",
             ),
             ("orderflow dev --fresh", "start with no orders"),
+            (
+                "orderflow dev env",
+                "its exports again, for eval \"$(orderflow dev env)\"",
+            ),
         ],
         exit_codes: &[
             (
@@ -468,11 +472,38 @@ pub const PAGES: &[Page] = &[
             ERROR,
             (
                 Exit::Usage,
-                "invalid flags, or another `orderflow dev` runs from the data directory",
+                "invalid flags; another `orderflow dev` runs from the data directory; \
+                 DATABASE_URL names another dev stack's PostgreSQL",
             ),
             (
                 Exit::Unavailable,
-                "the Temporal server or database it was told to use is unreachable",
+                "the Temporal server or database it was told to use is unreachable, or \
+                 one it started exited on its own",
+            ),
+        ],
+    },
+    Page {
+        path: "dev env",
+        shows: &[OUTPUT],
+        examples: &[
+            (
+                "orderflow dev env",
+                "for eval \"$(orderflow dev env)\" in another shell",
+            ),
+            (
+                "orderflow dev env --data-dir /tmp/stack-b",
+                "the second stack's",
+            ),
+            (
+                "orderflow dev env -o json",
+                "its settings, as `dev -o json` printed them",
+            ),
+        ],
+        exit_codes: &[
+            (Exit::Success, "printed"),
+            (
+                Exit::NotFound,
+                "no `orderflow dev` runs from the data directory",
             ),
         ],
     },
@@ -636,6 +667,13 @@ pub fn page(path: &str) -> Option<&'static Page> {
 }
 
 impl Page {
+    /// The end of its `-h`: the examples, and where the rest is.
+    pub fn after_short_help(&self) -> String {
+        let mut text = self.examples_text();
+        text += "\nShared options (Temporal, database, output) and exit codes: --help";
+        text
+    }
+
     /// The end of its `--help`: examples, then exit codes.
     pub fn after_help(&self) -> String {
         let mut text = String::new();
@@ -643,7 +681,16 @@ impl Page {
             text += "Options every command takes (Temporal, TLS, database, output): \
                      `orderflow help options`\n\n";
         }
-        text += "Examples:\n";
+        text += &self.examples_text();
+        text += "\nExit codes:\n";
+        for (exit, meaning) in self.exit_codes {
+            text += &format!("  {:<4} {meaning}\n", exit.code());
+        }
+        text.trim_end().to_owned()
+    }
+
+    fn examples_text(&self) -> String {
+        let mut text = String::from("Examples:\n");
         // A note goes beside its example when the line fits in 80
         // columns, aligned with the others that do; else on a line above.
         let fits = |example: &str, note: &str| example.len() + note.len() + 6 <= 80;
@@ -665,11 +712,7 @@ impl Page {
                 text += &format!("  # {note}\n  {example}\n");
             }
         }
-        text += "\nExit codes:\n";
-        for (exit, meaning) in self.exit_codes {
-            text += &format!("  {:<4} {meaning}\n", exit.code());
-        }
-        text.trim_end().to_owned()
+        text
     }
 
     /// Its EXAMPLES, EXIT STATUS and ENVIRONMENT sections, in roff, for a
@@ -751,22 +794,42 @@ fn decorate_at(mut command: Command, path: &str, globals: &[Arg]) -> Command {
     let Some(page) = page(path) else {
         return command;
     };
-    command = command.after_help(page.after_help());
     if path.is_empty() {
-        return command;
+        return command.after_help(page.after_help());
     }
+    // `-h` is the command's own options and examples; `--help` adds the
+    // global options it uses and the exit codes.
+    command = command
+        .after_help(page.after_short_help())
+        .after_long_help(page.after_help())
+        .disable_version_flag(true);
     for arg in globals {
         let id = arg.get_id().as_str();
         let heading = GROUPS
             .iter()
             .find(|(_, ids)| ids.contains(&id))
             .map_or(OUTPUT, |(heading, _)| *heading);
-        let mut arg = arg.clone().hide(page.hides(heading));
+        // Its text as long help too: hidden from `-h`, an option's short
+        // help is shown nowhere else (man pages included).
+        let long = arg.get_long_help().or(arg.get_help()).cloned();
+        let mut arg = arg.clone().hide(page.hides(heading)).hide_short_help(true);
+        if let Some(long) = long {
+            arg = arg.long_help(long);
+        }
         // Commands that use only the database wait for it alone.
         if id == "connect_timeout" && page.hides(TEMPORAL) && !page.hides(DATABASE) {
             arg = arg.hide(false).help_heading(DATABASE);
         }
         command = command.arg(arg);
+    }
+    // The usage line as written, never as clap rewrites it in an error
+    // when the environment provides options (`--address <HOST:PORT>
+    // --task-queue <NAME>` shown as if they were required).
+    if command.get_subcommands().next().is_none() {
+        let usage = command.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        let rest = usage.split_once(' ').map_or("", |(_, rest)| rest);
+        command = command.override_usage(format!("orderflow {path} {rest}").trim_end().to_owned());
     }
     command
 }

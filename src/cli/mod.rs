@@ -412,7 +412,7 @@ pub struct CreateArgs {
     pub files: Vec<PathBuf>,
 
     /// Order ID to use (one order only); overrides the file's "id"
-    #[arg(long, value_name = "ID", value_parser = parse_order_id)]
+    #[arg(long, value_name = "ID", value_parser = clipped(parse_order_id))]
     pub id: Option<OrderId>,
 
     /// Follow the orders after submitting; exit codes as for `order watch`
@@ -431,14 +431,14 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The order ID (= workflow ID); any workflow ID Temporal holds
-    #[arg(value_name = "ID", value_parser = parse_workflow_id)]
+    #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id))]
     pub id: WorkflowId,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Order IDs to follow; '-' reads them from stdin (one a line)
-    #[arg(value_name = "ID", value_parser = parse_id_arg,
+    #[arg(value_name = "ID", value_parser = clipped(parse_id_arg),
           required_unless_present_any = ["files", "status", "customer"])]
     pub ids: Vec<IdArg>,
 
@@ -479,7 +479,7 @@ pub struct SelectArgs {
     pub status: Vec<StatusSet>,
 
     /// Only this customer's orders
-    #[arg(long, value_parser = parse_customer_id, value_name = "ID")]
+    #[arg(long, value_parser = clipped(parse_customer_id), value_name = "ID")]
     pub customer: Option<CustomerId>,
 }
 
@@ -521,12 +521,12 @@ pub struct StatusSet(pub Vec<OrderStatus>, pub &'static str);
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The order ID to cancel; any workflow ID Temporal holds
-    #[arg(value_name = "ID", value_parser = parse_workflow_id)]
+    #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id))]
     pub id: WorkflowId,
 
     /// Why the order is cancelled: one line, at most 500 characters,
     /// recorded with the order and told to the customer
-    #[arg(long, value_name = "TEXT", default_value = "cancelled by operator", value_parser = parse_reason)]
+    #[arg(long, value_name = "TEXT", default_value = "cancelled by operator", value_parser = clipped(parse_reason))]
     pub reason: CancelReason,
 
     /// Send the cancellation and return without waiting for the outcome
@@ -549,7 +549,7 @@ pub struct ListArgs {
 
     /// The next page: only the orders listed after this one (the last
     /// order ID of the previous page), with the same filters
-    #[arg(long, value_parser = parse_order_id, value_name = "ID", conflicts_with = "query")]
+    #[arg(long, value_parser = clipped(parse_order_id), value_name = "ID", conflicts_with = "query")]
     pub after: Option<OrderId>,
 
     /// List from Temporal's visibility instead of the database, with a
@@ -597,7 +597,11 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DevArgs {
+    #[command(subcommand)]
+    pub command: Option<DevCommand>,
+
     /// Where the stack keeps its state, Temporal's and PostgreSQL's together
     /// [default: ~/.local/share/orderflow]
     #[arg(long, value_name = "DIR")]
@@ -626,6 +630,23 @@ pub struct DevArgs {
     /// [default: 127.0.0.1:8080, or a free loopback port when it is taken]
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print the running stack's `export` lines again (`-o json`: its settings)
+    ///
+    /// For another terminal, or after the first ones scrolled away:
+    /// `eval "$(orderflow dev env)"`. Exit 3 when no `orderflow dev` runs
+    /// from the data directory.
+    Env(DevEnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevEnvArgs {
+    /// The data directory of the stack [default: ~/.local/share/orderflow]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -864,6 +885,39 @@ fn parse_ratio(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
         _ => Err("must be a number above 0 and at most 1, e.g. 0.5".into()),
+    }
+}
+
+/// A value parser whose error quotes at most 100 characters of the value
+/// (clap's own quotes all of it: a pasted 300-character ID came back whole).
+fn clipped<T: Clone + Send + Sync + 'static>(parse: fn(&str) -> Result<T, String>) -> Clipped<T> {
+    Clipped(parse)
+}
+
+#[derive(Clone)]
+struct Clipped<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Clipped<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        (self.0)(&text).map_err(|e| {
+            let arg = arg.map_or_else(|| "the value".to_owned(), |a| format!("'{a}'"));
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value {} for {arg}: {e}\n",
+                    crate::domain::quote(&text)
+                ),
+            )
+            .with_cmd(cmd)
+        })
     }
 }
 

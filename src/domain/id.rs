@@ -24,7 +24,7 @@ fn check_id(value: &str) -> Result<(), RuleError> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
     {
         return Err(RuleError::new(format!(
-            "{bad:?} is not allowed; use only letters, digits, '_', '.' and '-'"
+            "{bad:?} is not allowed; use only ASCII letters (A-Z, a-z), digits, '_', '.' and '-'"
         )));
     }
     Ok(())

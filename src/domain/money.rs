@@ -17,7 +17,8 @@ impl Money {
     /// The largest amount accepted: what `NUMERIC(12,2)` can store.
     pub const MAX: Decimal = Decimal::from_parts(0xD4A5_0FFF, 0xE8, 0, false, 2);
 
-    /// Parses the text of a JSON number or string: `12`, `12.5`, `"12.50"`, `1.2e1`.
+    /// Parses the text of a JSON number or string: `12`, `12.5`, `"12.50"`.
+    /// Exponent notation (`1e3`) is not an amount: it is refused.
     pub fn parse(text: &str) -> Result<Self, RuleError> {
         let bad = || {
             RuleError::new(format!(
@@ -25,10 +26,16 @@ impl Money {
                 super::quote(text)
             ))
         };
+        if text.contains(['e', 'E']) {
+            return Err(RuleError::new(format!(
+                "{} is in exponent notation; write the amount out, like 12.50",
+                super::quote(text)
+            )));
+        }
         if text.is_empty()
             || !text
                 .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'))
             || text.starts_with('+')
             || !text
                 .bytes()
@@ -37,11 +44,7 @@ impl Money {
         {
             return Err(bad());
         }
-        let value = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text).map_err(|_| bad())?
-        } else {
-            Decimal::from_str_exact(text).map_err(|_| bad())?
-        };
+        let value = Decimal::from_str_exact(text).map_err(|_| bad())?;
         Self::try_from(value)
     }
 
@@ -213,7 +216,10 @@ mod tests {
         assert_eq!(m("12.5").to_string(), "12.50");
         assert_eq!(m("12").to_string(), "12.00");
         assert_eq!(m("1.500").to_string(), "1.50");
-        assert_eq!(m("1.2e1").to_string(), "12.00");
+        for exponent in ["1.2e1", "1e3", "1E3"] {
+            let e = Money::parse(exponent).unwrap_err().to_string();
+            assert!(e.contains("exponent notation"), "{e}");
+        }
         assert_eq!(m("9999999999.99").to_string(), "9999999999.99");
     }
 

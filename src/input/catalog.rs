@@ -83,7 +83,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"[{"productID":"P 1","name":"Pen","unitPrice":1,"stock":1}]"#).unwrap_err(),
-            "catalog.json: product 1 (P 1): productID: ' ' is not allowed; use only letters, digits, '_', '.' and '-'"
+            "catalog.json: product 1 (P 1): productID: ' ' is not allowed; use only ASCII letters (A-Z, a-z), digits, '_', '.' and '-'"
         );
         assert!(
             parse(r#"[{"productID":"P-1","name":"Pen","stock":1}]"#)

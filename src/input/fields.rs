@@ -113,7 +113,24 @@ impl<'s> Fields<'s> {
         match self.raw(name) {
             Some(value) => self.parse(value, name),
             None => {
-                self.problem(None, format!("missing field `{name}`"));
+                // `customerId` for `customerID`: one problem, at the field
+                // written, not a missing one and an unknown one.
+                let misspelt = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .find(|(i, (n, _))| !self.read[*i] && n.eq_ignore_ascii_case(name))
+                    .map(|(i, (n, _))| (i, n.clone()));
+                match misspelt {
+                    Some((i, written)) => {
+                        self.read[i] = true;
+                        self.problem(
+                            Some(&written),
+                            format!("field names are case-sensitive: did you mean `{name}`?"),
+                        );
+                    }
+                    None => self.problem(None, format!("missing field `{name}`")),
+                }
                 None
             }
         }
@@ -159,7 +176,21 @@ impl<'s> Fields<'s> {
             .map(|((name, _), _)| name.clone())
             .collect();
         for name in unknown {
-            let message = format!("unknown field `{name}`, expected {}", one_of(expected));
+            let closest = expected
+                .iter()
+                .map(|e| {
+                    (
+                        strsim::damerau_levenshtein(&name.to_lowercase(), &e.to_lowercase()),
+                        e,
+                    )
+                })
+                // A typo, not another word: a third of the name at most.
+                .filter(|(distance, e)| *distance <= (e.len().max(name.len()) / 3).max(1))
+                .min_by_key(|(distance, _)| *distance);
+            let message = match closest {
+                Some((_, e)) => format!("unknown field `{name}`; did you mean `{e}`?"),
+                None => format!("unknown field `{name}`, expected {}", one_of(expected)),
+            };
             let problem = self.error(Some(&name), message);
             self.problems.push(problem);
         }
@@ -210,7 +241,7 @@ mod tests {
             problems(r#"{"qty": 0, "note": 5, "x": 1, "y": 2}"#),
             [
                 "in.json: line 1: qty: must be at least 1",
-                "in.json: line 1: note: invalid type: integer `5`, expected a string",
+                "in.json: line 1: note: must be text (a JSON string), not 5",
                 "in.json: line 1: x: unknown field `x`, expected `qty` or `note`",
                 "in.json: line 1: y: unknown field `y`, expected `qty` or `note`",
             ]
@@ -224,6 +255,13 @@ mod tests {
             ["in.json: line 1: qty: appears more than once in the object; keep one `qty`"]
         );
         assert!(problems(r#"{"qty": 1}"#).is_empty());
+        assert_eq!(
+            problems(r#"{"QTY": 1, "nots": "x"}"#),
+            [
+                "in.json: line 1: QTY: field names are case-sensitive: did you mean `qty`?",
+                "in.json: line 1: nots: unknown field `nots`; did you mean `note`?",
+            ]
+        );
     }
 
     #[test]

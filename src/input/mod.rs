@@ -247,7 +247,7 @@ impl Source {
             self.error(
                 Some(label.to_owned()),
                 (!field.is_empty()).then_some(field),
-                strip_location(&e.inner().to_string()),
+                plain(&strip_location(&e.inner().to_string())),
             )
         })
     }
@@ -311,6 +311,66 @@ fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
         _ => message.to_owned(),
+    }
+}
+
+/// serde's wording of a type mismatch or an unknown variant, in the
+/// input's terms: `must be a whole number, not 1.5` rather than `invalid
+/// type: floating point `1.5`, expected i64`. Other messages (the domain
+/// types' own rules) pass unchanged.
+fn plain(message: &str) -> String {
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        && let Some((found, expected)) = rest.rsplit_once(", expected ")
+    {
+        return format!(
+            "must be {}, not {}",
+            expected_words(expected),
+            found_words(found)
+        );
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ")
+        && let Some((found, expected)) = rest.split_once(", expected ")
+    {
+        let choices = expected
+            .trim_start_matches("one of ")
+            .replace('`', "")
+            .replace(" or ", ", ");
+        return format!("{} is not one of: {choices}", found.replace('`', "\""));
+    }
+    message.to_owned()
+}
+
+/// What serde expected, as the input's author would say it.
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".to_owned(),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a string" | "a borrowed string" => "text (a JSON string)".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        "a map" => "a JSON object".to_owned(),
+        other if other.starts_with("struct ") => "a JSON object".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// What serde found: `floating point `1.5`` is `1.5`, `string "x"` is `"x"`.
+fn found_words(found: &str) -> String {
+    for kind in ["floating point ", "integer ", "boolean "] {
+        if let Some(value) = found.strip_prefix(kind) {
+            return value.trim_matches('`').to_owned();
+        }
+    }
+    if let Some(text) = found.strip_prefix("string ") {
+        return text.to_owned();
+    }
+    match found {
+        "map" => "an object".to_owned(),
+        "sequence" => "an array".to_owned(),
+        "unit value" | "null" => "null".to_owned(),
+        other => other.to_owned(),
     }
 }
 

@@ -417,7 +417,18 @@ mod tests {
             ),
             (
                 base(r#"[{"productID":"A","quantity":1e30,"unitPrice":1}]"#, ""),
-                "items[0].quantity: invalid type",
+                "items[0].quantity: must be a whole number, not 1e+30",
+            ),
+            (
+                base(r#"[{"productID":"A","quantity":1.5,"unitPrice":1}]"#, ""),
+                "items[0].quantity: must be a whole number, not 1.5",
+            ),
+            (
+                base(one, "").replace(
+                    r#""totalAmount":1,"items":[{"productID""#,
+                    r#""totalAmount":"1e3","items":[{"productID""#,
+                ),
+                "totalAmount: \"1e3\" is in exponent notation",
             ),
             (
                 base(r#"[{"productID":"A","quantity":1,"unitPrice":0.105}]"#, ""),
@@ -440,11 +451,15 @@ mod tests {
             ),
             (
                 base(one, r#","paymentMethod":"paypal""#),
-                "order 2 (ORD-7): paymentMethod: unknown variant `paypal`",
+                "order 2 (ORD-7): paymentMethod: \"paypal\" is not one of: card, card_declined",
             ),
             (
                 base(one, r#","colour":"red""#),
                 "order 2 (ORD-7): colour: unknown field `colour`",
+            ),
+            (
+                base(one, r#","customerId":"C""#).replace(r#""customerID":"C","#, ""),
+                "order 2 (ORD-7): customerId: field names are case-sensitive: did you mean `customerID`?",
             ),
             (
                 base(one, r#","currency":"usd""#),

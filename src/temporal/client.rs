@@ -56,7 +56,7 @@ pub enum Submitted {
 /// Errors of the calls below that a caller tells apart.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderCallError {
-    #[error("order {0} was not found")]
+    #[error("order {} was not found", crate::domain::quote(.0))]
     NotFound(String),
     /// Temporal did not answer, or a proxy in front says its upstream is
     /// down: waiting may help (exit 8).

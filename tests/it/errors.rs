@@ -145,7 +145,7 @@ fn problems_in_several_files_and_a_catalog_are_all_reported() {
                 .and(contains("a.json: malformed JSON at the end of line 1"))
                 .and(contains("column 0").not())
                 .and(contains(
-                    "b.json: order 1 (ORD-2): paymentMethod: unknown variant `paypal`",
+                    "b.json: order 1 (ORD-2): paymentMethod: \"paypal\" is not one of: card, card_declined",
                 )),
         );
     let (_c, catalog) = write_temp(

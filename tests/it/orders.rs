@@ -168,7 +168,7 @@ async fn invalid_input_exits_2_naming_the_field_and_starts_nothing() {
         (
             "ORD-BAD-TOKEN",
             order_json("ORD-BAD-TOKEN", "paypal", &[("P-1", 1, "1.00")], "1.00"),
-            "paymentMethod: unknown variant `paypal`",
+            "paymentMethod: \"paypal\" is not one of: card",
         ),
     ];
     for (id, body, says) in &cases {
@@ -229,7 +229,7 @@ async fn exit_codes_come_from_real_situations() {
         .args(["order", "status", "ORD-NOWHERE"])
         .assert()
         .code(3)
-        .stderr(contains("ORD-NOWHERE was not found"));
+        .stderr(contains("order \"ORD-NOWHERE\" was not found"));
     h.cli()
         .args(["order", "watch", "ORD-X0", "ORD-NOWHERE"])
         .assert()

@@ -102,7 +102,7 @@ async fn malformed_files_exit_2_naming_file_and_field_and_write_nothing() {
         ),
         (
             r#"[{"productID": "P-1", "name": "a", "unitPrice": 1, "stock": 1.5}]"#,
-            "stock: invalid type",
+            "stock: must be a whole number, not 1.5",
         ),
     ] {
         let (_dir, file) = write_temp("bad.json", contents);
