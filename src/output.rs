@@ -152,7 +152,7 @@ impl Printer {
         self.color_stdout
     }
 
-    pub fn table(&self) -> Table {
+    pub fn table(&self) -> TextTable {
         let mut table = Table::new();
         if self.stdout_terminal {
             table.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -164,7 +164,10 @@ impl Printer {
         if self.color_stdout {
             table.enforce_styling();
         }
-        table
+        TextTable {
+            table,
+            piped: !self.stdout_terminal,
+        }
     }
 
     /// Reports an error on stderr: `error: …` with its causes, or a JSON
@@ -206,6 +209,43 @@ impl Printer {
         } else {
             eprintln!("{label} {message}");
         }
+    }
+}
+
+/// A table as [`Printer::table`] makes it: boxed at a terminal; piped, as
+/// `gh` and `kubectl` print theirs: columns two spaces apart, no leading
+/// space, no trailing blanks.
+pub struct TextTable {
+    table: Table,
+    piped: bool,
+}
+
+impl std::ops::Deref for TextTable {
+    type Target = Table;
+
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for TextTable {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+impl Display for TextTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.piped {
+            return write!(f, "{}", self.table);
+        }
+        let mut table = self.table.clone();
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        let text = table.to_string();
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        write!(f, "{}", lines.join("\n"))
     }
 }
 

@@ -22,7 +22,10 @@ pub fn default_filter(verbose: u8, quiet: bool, serves: bool) -> &'static str {
         (true, _, _) => "error",
         // A worker logs its steps at info without `-v`.
         (false, 0, true) => "warn,orderflow=info",
-        (false, 0, false) => "warn,temporalio_client=error,temporalio_sdk_core=error",
+        (false, 0, false) => {
+            "warn,temporalio_client=error,temporalio_sdk_core=error,temporalio_sdk=error,\
+             temporalio_common=error"
+        }
         (false, 1, _) => "warn,orderflow=info",
         (false, 2, _) => "info,orderflow=debug",
         _ => "trace",

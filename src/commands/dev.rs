@@ -10,21 +10,69 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::Context;
-use crate::cli::DevArgs;
+use crate::cli::{DevArgs, DevCommand, DevEnvArgs};
 use crate::db::pool::Connections;
-use crate::exit::Exit;
+use crate::exit::{Exit, Fail};
+use crate::stack::Watched;
 use crate::stack::local::{
     StackInfo, StackOptions, default_data_dir, postgres_dir, refuse_if_in_use,
 };
 use crate::worker::shutdown_signal;
 use crate::worker::{self, WorkerSettings};
 
+/// Where a running `dev` writes what `dev env` prints.
+fn running_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("running.json")
+}
+
+/// `orderflow dev env`: the running stack's exports (or settings, as JSON).
+fn env(cx: &Context, args: DevEnvArgs) -> anyhow::Result<Exit> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let not_running = || {
+        Fail::new(
+            Exit::NotFound,
+            format!(
+                "no `orderflow dev` runs from {}; start one with `orderflow dev{}`",
+                data_dir.display(),
+                if data_dir == default_data_dir() {
+                    String::new()
+                } else {
+                    format!(" --data-dir {}", data_dir.display())
+                }
+            ),
+        )
+    };
+    let Ok(text) = std::fs::read_to_string(running_file(&data_dir)) else {
+        return Err(not_running().into());
+    };
+    let running: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("reading {}", running_file(&data_dir).display()))?;
+    let alive = running["pid"]
+        .as_u64()
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    if !alive {
+        return Err(not_running().into());
+    }
+    if cx.printer.is_json() {
+        cx.printer.json(&running["stack"])?;
+    } else {
+        cx.printer
+            .line(running["exports"].as_str().unwrap_or_default().trim_end())?;
+    }
+    Ok(Exit::Success)
+}
+
 pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
+    if let Some(DevCommand::Env(env_args)) = args.command {
+        return env(cx, env_args);
+    }
     let shutdown = shutdown_signal();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    if args.fresh {
-        forget(&data_dir)?;
-    }
+    let deleted = if args.fresh {
+        forget(cx, &data_dir)?
+    } else {
+        Vec::new()
+    };
     cx.printer
         .note("orderflow dev: starting what is not already running…");
     // A data directory whose orders were encrypted stays encrypted: its
@@ -47,6 +95,7 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             encrypt,
         })
         .await?;
+    let exited = std::sync::Arc::new(std::sync::Mutex::new(None::<Watched>));
     let result = async {
         let client = crate::temporal::client::OrderClient::connect(&stack.temporal).await?;
         let api = super::serve::local(
@@ -58,6 +107,22 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
         .await?;
         let mut info = stack.info.clone();
         info.api_url = Some(api.url());
+        info.deleted = deleted;
+        // For `orderflow dev env`, while this runs.
+        let running = serde_json::json!({
+            "pid": std::process::id(),
+            "stack": &info,
+            // Only what can be evaluated: not the "…" of a database that is not ours.
+            "exports": info
+                .exports()
+                .lines()
+                .map(str::trim_start)
+                .filter(|l| !l.contains('…'))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+        std::fs::write(running_file(&data_dir), running.to_string())
+            .with_context(|| format!("writing {}", running_file(&data_dir).display()))?;
         if cx.printer.is_json() {
             cx.printer.json_line(&info)?;
         } else {
@@ -71,9 +136,17 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
             std::future::pending(),
         ));
         // Ctrl-C stops the API first, while the worker still runs the
-        // orders its requests wait for; then the worker.
-        let shutdown = async {
-            shutdown.await;
+        // orders its requests wait for; then the worker. So does a
+        // service this stack started that exits on its own.
+        let watched = stack.watched();
+        let gone = exited.clone();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                service = supervise(watched) => {
+                    *gone.lock().unwrap_or_else(|e| e.into_inner()) = Some(service);
+                }
+            }
             let _ = stop_api.send(());
             let _ = api.await;
         };
@@ -82,36 +155,91 @@ pub async fn run(cx: &Context, args: DevArgs) -> anyhow::Result<Exit> {
     }
     .await;
     stack.stop().await;
+    let _ = std::fs::remove_file(running_file(&data_dir));
+    let gone = exited.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(service) = gone {
+        let what = match service.name {
+            "postgres" => "PostgreSQL",
+            "temporal" => "the Temporal dev server",
+            other => other,
+        };
+        return Err(Fail::new(
+            Exit::Unavailable,
+            format!(
+                "{what}, started by this stack, exited on its own (its log: {}); everything \
+                 else was stopped. Run `orderflow dev` again to restart the stack",
+                service.log.display()
+            ),
+        )
+        .into());
+    }
     result?;
     cx.printer.note("orderflow dev: stopped.");
     Ok(Exit::Success)
 }
 
-/// `--fresh`: deletes both kept stores, so that neither outlives the other.
-fn forget(data_dir: &Path) -> anyhow::Result<()> {
-    refuse_if_in_use(data_dir)?;
-    // The orders it encrypted go too: a fresh stack gets a fresh key.
-    let keys = crate::stack::codec::key_file_in(data_dir);
-    if keys.exists() {
-        std::fs::remove_file(&keys).with_context(|| format!("deleting {}", keys.display()))?;
-    }
-    let postgres = postgres_dir(data_dir);
-    if postgres.exists() {
-        std::fs::remove_dir_all(&postgres)
-            .with_context(|| format!("deleting {}", postgres.display()))?;
-    }
-    // The SQLite file and its journal files.
-    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("temporal.db")
-        {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("deleting {}", entry.path().display()))?;
+/// Resolves with the first of `services` that is no longer running.
+async fn supervise(services: Vec<Watched>) -> Watched {
+    loop {
+        if let Some(gone) = services.iter().find(|s| !s.alive()) {
+            return gone.clone();
         }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-    Ok(())
+}
+
+/// `--fresh`: deletes both kept stores, so that neither outlives the
+/// other, and the key their orders were encrypted with; keeps the port
+/// PostgreSQL had (its exported `DATABASE_URL` stays right). Says what it
+/// deleted.
+fn forget(cx: &Context, data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    refuse_if_in_use(data_dir)?;
+    let mut deleted = Vec::new();
+    let mut delete = |path: std::path::PathBuf, dir: bool| -> anyhow::Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let done = if dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        done.with_context(|| format!("deleting {}", path.display()))?;
+        deleted.push(path.display().to_string());
+        Ok(())
+    };
+    // The orders it encrypted go too: a fresh stack gets a fresh key.
+    delete(crate::stack::codec::key_file_in(data_dir), false)?;
+    let postgres = postgres_dir(data_dir);
+    delete(postgres.join("data"), true)?;
+    delete(postgres.join("postgres.log"), false)?;
+    // The SQLite file and its journal files.
+    let mut journal: Vec<_> = std::fs::read_dir(data_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("temporal.db"))
+        })
+        .collect();
+    journal.sort();
+    for path in journal {
+        delete(path, false)?;
+    }
+    if deleted.is_empty() {
+        cx.printer.note(format!(
+            "orderflow dev --fresh: nothing to delete in {}",
+            data_dir.display()
+        ));
+    } else {
+        cx.printer.note(format!(
+            "orderflow dev --fresh: deleted {} (PostgreSQL keeps its port)",
+            deleted.join(", ")
+        ));
+    }
+    Ok(deleted)
 }
 
 fn instructions(info: &StackInfo, data_dir: &Path) -> String {
@@ -170,9 +298,11 @@ fn instructions(info: &StackInfo, data_dir: &Path) -> String {
     );
     text += "Use it from another terminal:\n\n";
     text += &info.exports();
-    text += "  orderflow product list\n";
-    text += "  orderflow order create --file examples/orders/completes.json --watch\n";
-    text += "  orderflow order list\n\n";
+    let program = super::program();
+    text += &format!("  {program} product list\n");
+    text += &format!("  {program} order create --file examples/orders/completes.json --watch\n");
+    text += &format!("  {program} order list\n\n");
+    text += &format!("(`{program} dev env` prints the exports again.)\n\n");
     text += "Ctrl-C stops the worker and everything orderflow dev started; its state stays\n";
     text += "in the data directory for the next run (`orderflow dev --fresh` starts empty).";
     text

@@ -150,7 +150,7 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
         });
         namespace_ok = matches!(exists, Ok(true));
         if !namespace_ok {
-            let because = format!("skipped (namespace {namespace} is not usable)");
+            let because = format!("namespace {namespace} is not usable");
             checks.push(Check::skipped("search attributes", because.clone()));
             checks.push(Check::skipped("worker", because.clone()));
             checks.push(Check::skipped("encryption", because));
@@ -262,7 +262,7 @@ pub async fn run(cx: &Context) -> anyhow::Result<Exit> {
                         checks.push(encryption(client, &pool).await);
                     }
                 } else {
-                    let because = "skipped (the database's schema is not migrated)";
+                    let because = "the database's schema is not migrated";
                     checks.push(Check::skipped("catalog", because));
                 }
                 pool.close().await;

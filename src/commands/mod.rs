@@ -131,6 +131,37 @@ pub(crate) async fn require_schema(pool: &PgPool, database: &DatabaseConfig) -> 
     }
 }
 
+/// How to run this binary again from the current directory, for the
+/// commands orderflow prints: `orderflow` when that is on PATH and is this
+/// binary; else its path (`./target/debug/orderflow` after `cargo run`),
+/// so a pasted command runs.
+pub fn program() -> &'static str {
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let Ok(exe) = std::env::current_exe().and_then(|e| e.canonicalize()) else {
+            return "orderflow".to_owned();
+        };
+        let on_path = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| {
+                dir.join("orderflow")
+                    .canonicalize()
+                    .is_ok_and(|found| found == exe)
+            })
+        });
+        if on_path {
+            return "orderflow".to_owned();
+        }
+        let cwd = std::env::current_dir().and_then(|d| d.canonicalize());
+        match cwd
+            .ok()
+            .and_then(|cwd| exe.strip_prefix(&cwd).ok().map(|p| p.to_owned()))
+        {
+            Some(relative) => format!("./{}", relative.display()),
+            None => exe.display().to_string(),
+        }
+    })
+}
+
 /// Runs the parsed command line. The long-running commands handle signals
 /// themselves (a worker drains); the others end with 130 on Ctrl-C.
 pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {

@@ -15,14 +15,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// PostgreSQL could not be reached or refused us (exit 8).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot connect to PostgreSQL at {target}: {reason}\n\
-     hint: is the server running and the URL right? Set --database-url or DATABASE_URL, \
-     or run `orderflow dev` for a local one"
-)]
+#[error("cannot connect to PostgreSQL at {target}: {reason}\nhint: {hint}")]
 pub struct ConnectError {
     pub target: String,
     pub reason: String,
+    /// What to do about it.
+    pub hint: &'static str,
     /// The server did not answer or is not up (refused, no answer, shutting
     /// down): waiting may help. Not for a bad URL, password or database name.
     pub outage: bool,
@@ -67,6 +65,8 @@ pub async fn connect(
     let fail = |reason: String| ConnectError {
         target: config.redacted(),
         reason,
+        hint: "is the server running and the URL right? Set --database-url or DATABASE_URL, \
+               or run `orderflow dev` for a local one",
         outage: false,
     };
     let down = |reason: String| ConnectError {
@@ -95,7 +95,7 @@ pub async fn connect(
     // TCP connection first tells a refusal at once.
     match tokio::time::timeout_at(deadline, refused(&options)).await {
         Err(_) => return Err(no_answer()),
-        Ok(Some(at)) => return Err(down(format!("connection refused at {at}"))),
+        Ok(Some(why)) => return Err(down(why)),
         Ok(None) => {}
     }
     // No ping before each checkout: it is a round trip per statement for
@@ -114,17 +114,30 @@ pub async fn connect(
     }
 }
 
-/// `host:port` when a TCP connection there is refused (nothing listens);
-/// `None` when it is not, or when the server is reached over a Unix socket.
+/// Why nothing can answer, said at once: a TCP connection refused at
+/// `host:port` (nothing listens), or a Unix socket that does not exist
+/// (named: `localhost:5432 … No such file or directory` told nobody which
+/// file). `None` when something may answer.
 async fn refused(options: &PgConnectOptions) -> Option<String> {
     let host = options.get_host();
-    if options.get_socket().is_some() || host.starts_with('/') {
-        return None;
-    }
     let port = options.get_port();
+    let socket_dir = match options.get_socket() {
+        Some(dir) => Some(dir.to_path_buf()),
+        None if host.starts_with('/') => Some(std::path::PathBuf::from(host)),
+        None => None,
+    };
+    if let Some(dir) = socket_dir {
+        let socket = dir.join(format!(".s.PGSQL.{port}"));
+        return (!socket.exists()).then(|| {
+            format!(
+                "its Unix socket {} does not exist: no PostgreSQL runs there",
+                socket.display()
+            )
+        });
+    }
     match tokio::net::TcpStream::connect((host, port)).await {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Some(format!("{host}:{port}"))
+            Some(format!("connection refused at {host}:{port}"))
         }
         _ => None,
     }

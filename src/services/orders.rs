@@ -53,14 +53,21 @@ impl OrderStore {
     /// Records the order and its lines (status `CREATED`). Idempotent: the
     /// same order again is a no-op; different content under the same ID is
     /// refused (`INVALID_ORDER`).
-    pub async fn create(&self, order: &Order) -> Result<bool, ServiceError> {
+    /// Records `order` (with `created_at`, its workflow's start, when
+    /// known; else now): `false` when its ID was recorded already.
+    pub async fn create(
+        &self,
+        order: &Order,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<bool, ServiceError> {
         // One statement: the order and its lines, or nothing when the ID exists.
         let lines = LineArrays::of(order);
         let inserted: i64 = sqlx::query_scalar(
             "WITH new_order AS (
                  INSERT INTO orders (order_id, customer_id, customer_email, payment_method,
-                                     total_amount, currency, status, step)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', 'create_order')
+                                     total_amount, currency, status, step, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', 'create_order',
+                         COALESCE($11, now()))
                  ON CONFLICT (order_id) DO NOTHING
                  RETURNING order_id),
              new_lines AS (
@@ -80,6 +87,7 @@ impl OrderStore {
         .bind(&lines.products)
         .bind(&lines.quantities)
         .bind(&lines.prices)
+        .bind(created_at)
         .fetch_one(&mut self.db.acquire().await?)
         .await?;
         if inserted == 1 {
@@ -175,7 +183,7 @@ impl OrderStore {
             // Ended before its record was written (a cancel that came
             // first): record it, so it is listed and its notice recorded.
             None => {
-                self.create(order).await?;
+                self.create(order, None).await?;
             }
         }
         let row = sqlx::query(

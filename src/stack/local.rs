@@ -46,6 +46,9 @@ pub struct StackInfo {
     /// The order page and API (`orderflow serve`) the command runs, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// What `dev --fresh` deleted before it started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
 }
 
 impl StackInfo {
@@ -187,6 +190,18 @@ pub fn refuse_if_in_use(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The directory of the `orderflow dev` cluster whose Unix socket
+/// `database` goes through, if it is one (its `port` file and `data/`
+/// there), running or not.
+fn dev_cluster(database: &DatabaseConfig) -> Option<PathBuf> {
+    let url = url::Url::parse(database.url()).ok()?;
+    let dir = url
+        .query_pairs()
+        .find(|(key, _)| key == "host")
+        .map(|(_, value)| PathBuf::from(value.as_ref()))?;
+    (dir.join("port").exists() || dir.join("data").join("PG_VERSION").exists()).then_some(dir)
+}
+
 /// Whether `database` goes through the Unix socket of a cluster in `dir`.
 fn names_cluster_in(database: &DatabaseConfig, dir: Option<&Path>) -> bool {
     let Some(dir) = dir else { return false };
@@ -287,7 +302,26 @@ impl LocalStack {
             match DatabaseConfig::resolve_optional(database_url, settings.connect_timeout)? {
                 // The URL a previous run printed (still exported in this
                 // shell) names the cluster kept here: start it again.
-                Some(database) if !names_cluster_in(&database, postgres_dir.as_deref()) => database,
+                Some(database) if !names_cluster_in(&database, postgres_dir.as_deref()) => {
+                    // Another dev stack's cluster (its exports still set in
+                    // this shell) is not "yours": say so, and what to unset.
+                    if let (Some(own), Some(other)) = (&postgres_dir, dev_cluster(&database)) {
+                        return Err(crate::exit::Fail::new(
+                            crate::exit::Exit::Usage,
+                            format!(
+                                "DATABASE_URL names the PostgreSQL of another `orderflow dev` \
+                                 stack ({}), not this one's ({}): its exports are still set in \
+                                 this shell. Unset them first: unset DATABASE_URL \
+                                 TEMPORAL_ADDRESS ORDERFLOW_TASK_QUEUE ORDERFLOW_UI_URL \
+                                 ORDERFLOW_ENCRYPTION_KEY_FILE",
+                                other.display(),
+                                own.display()
+                            ),
+                        )
+                        .into());
+                    }
+                    database
+                }
                 _ => {
                     let (dir, throwaway) = match &postgres_dir {
                         Some(dir) => (dir.clone(), false),
@@ -310,7 +344,17 @@ impl LocalStack {
         // PostgreSQL shares this machine with the worker and Temporal: a
         // few connections kept busy cost it less CPU per statement than
         // many waking in turn (measured by `orderflow bench`, DOCS.md).
-        let pool = crate::db::connect(&database, LOCAL_POOL_SIZE).await?;
+        let pool = match crate::db::connect(&database, LOCAL_POOL_SIZE).await {
+            Ok(pool) => pool,
+            // The database configured (DATABASE_URL) does not answer: the
+            // way out is not "run `orderflow dev`", the command running.
+            Err(mut e) if postgres.is_none() => {
+                e.hint = "DATABASE_URL (or --database-url) names this database; unset it to let \
+                          this command start a PostgreSQL of its own, or start that server";
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         crate::db::MIGRATOR
             .run(&pool)
             .await
@@ -347,6 +391,7 @@ impl LocalStack {
             encryption_key_file: codec.as_ref().map(|c| c.key_file.clone()),
             codec_endpoint: codec.as_ref().map(|c| c.endpoint.clone()),
             api_url: None,
+            deleted: Vec::new(),
         };
         if let Some(codec) = &mut codec {
             codec.serve(info.ui_url.as_deref());
@@ -364,6 +409,18 @@ impl LocalStack {
     }
 
     /// Stops what this stack started (and nothing else), Temporal first.
+    /// The services this stack started, to supervise.
+    pub fn watched(&self) -> Vec<super::Watched> {
+        let mut watched = Vec::new();
+        if let Some(server) = &self.temporal_server {
+            watched.push(server.watched());
+        }
+        if let Some(cluster) = &self.postgres {
+            watched.push(cluster.watched());
+        }
+        watched
+    }
+
     pub async fn stop(mut self) {
         self.pool.close().await;
         if let Some(server) = self.temporal_server.take() {

@@ -69,6 +69,53 @@ pub struct Service {
     pub log: PathBuf,
 }
 
+/// A started service as its supervisor sees it (`orderflow dev`).
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub name: &'static str,
+    /// Its lifeline shell: the service is that shell's child.
+    shell: u32,
+    pub log: PathBuf,
+}
+
+impl Watched {
+    /// Whether the service itself still runs: a process under its
+    /// lifeline (and `runuser`, when it runs as another user) other than
+    /// the lifeline's own, and not a zombie the lifeline has yet to reap.
+    pub fn alive(&self) -> bool {
+        let mut pending = vec![self.shell];
+        while let Some(pid) = pending.pop() {
+            let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            else {
+                continue;
+            };
+            for child in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                let state = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        // `pid (comm) S …`: the state follows the last ')'.
+                        stat.rsplit_once(')')
+                            .and_then(|(_, rest)| rest.trim_start().chars().next())
+                    });
+                if matches!(state, None | Some('Z' | 'X')) {
+                    continue;
+                }
+                match comm.trim() {
+                    "sh" | "runuser" => pending.push(child),
+                    "cat" => {}
+                    _ => return true,
+                }
+            }
+        }
+        false
+    }
+}
+
 /// The lifeline: start the service in the background, wait until our end of
 /// stdin closes (we dropped it, or we died), then stop it with `$SIG`.
 /// With `$CLEANUP` set, that directory is removed once the service is gone.
@@ -146,6 +193,15 @@ impl Service {
             })
             .and_then(|pid| pid.parse().ok())
             .with_context(|| format!("{} is not running", self.name))
+    }
+
+    /// What a supervisor needs to tell whether the service still runs.
+    pub fn watched(&self) -> Watched {
+        Watched {
+            name: self.name,
+            shell: self.child.id(),
+            log: self.log.clone(),
+        }
     }
 
     /// The peak resident memory of the service itself (not its lifeline),

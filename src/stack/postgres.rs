@@ -84,6 +84,10 @@ pub fn find_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
 }
 
 impl PostgresCluster {
+    pub fn watched(&self) -> super::Watched {
+        self.service.watched()
+    }
+
     /// Creates a cluster under `dir` (made if missing) and starts it. With
     /// `throwaway`, `dir` is deleted when the server stops.
     pub async fn start(dir: &Path, throwaway: bool) -> anyhow::Result<Self> {

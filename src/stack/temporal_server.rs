@@ -58,6 +58,10 @@ fn port_or_free(preferred: Option<u16>) -> std::io::Result<u16> {
 }
 
 impl TemporalDevServer {
+    pub fn watched(&self) -> super::Watched {
+        self.service.watched()
+    }
+
     pub async fn start(log_dir: &Path, options: DevServerOptions) -> anyhow::Result<Self> {
         let temporal = find_program("temporal", &[])
             .with_context(|| format!("the `temporal` CLI was not found on PATH; {INSTALL_HINT}"))?;

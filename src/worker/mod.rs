@@ -123,6 +123,7 @@ pub fn activities(
         inventory: Box::new(PgInventory::new(db.clone())),
         payments: Payments::new(db.clone(), Box::new(SimulatedGateway)),
         notifications: Notifications::new(db, notifier),
+        database_down: Arc::default(),
     })
 }
 

@@ -74,6 +74,39 @@ pub struct StepReport {
     pub notification: Option<Delivery>,
 }
 
+/// `create_order`'s input: the order, and when its workflow started, which
+/// the row records as its `created_at` (so `order list` and `order status`
+/// give one time, however long the order waited for a worker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateInput {
+    pub order: Order,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Read from this shape, or from an order alone (the input before it).
+impl<'de> Deserialize<'de> for CreateInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Now {
+                order: Order,
+                #[serde(rename = "createdAt", default)]
+                created_at: Option<chrono::DateTime<chrono::Utc>>,
+            },
+            Before(Order),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Now { order, created_at } => Self { order, created_at },
+            Either::Before(order) => Self {
+                order,
+                created_at: None,
+            },
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentInput {
@@ -116,6 +149,9 @@ pub struct OrderActivities {
     pub inventory: Box<dyn Inventory>,
     pub payments: Payments,
     pub notifications: Notifications,
+    /// Whether the last step found the database unreachable: the worker
+    /// says so once when it goes, and once when it is back.
+    pub database_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn to_activity_error(error: ServiceError) -> ActivityError {
@@ -152,10 +188,27 @@ impl OrderActivities {
         step: Step,
         call: impl std::future::Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
+        use std::sync::atomic::Ordering;
         let started = std::time::Instant::now();
         let result = call.await;
         self.metrics
             .attempt(step, result_of(&result), started.elapsed());
+        match &result {
+            Err(ServiceError::Unavailable(e)) => {
+                if !self.database_down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the database is unreachable ({}); orders wait for it without using up \
+                         their attempts",
+                        crate::errors::text(e.as_ref())
+                    );
+                }
+            }
+            _ => {
+                if self.database_down.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("the database answers again; waiting orders go on");
+                }
+            }
+        }
         result
     }
 }
@@ -182,10 +235,11 @@ impl OrderActivities {
     pub async fn create_order(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        order: Order,
+        input: CreateInput,
     ) -> Result<StepReport, ActivityError> {
+        let CreateInput { order, created_at } = input;
         let created = self
-            .attempt(Step::CreateOrder, self.orders.create(&order))
+            .attempt(Step::CreateOrder, self.orders.create(&order, created_at))
             .await
             .map_err(to_activity_error)?;
         tracing::info!(order_id = %order.id(), step = "create_order", new = created, "order recorded");

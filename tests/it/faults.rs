@@ -142,7 +142,7 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
     )
     .await;
     h.add_product("P-1", "5.00", 1000).await;
-    let _worker = h.spawn_worker(&[
+    let worker = h.spawn_worker(&[
         "--retry-initial-interval",
         "300ms",
         "--retry-max-interval",
@@ -182,6 +182,14 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
     assert!(
         text.contains("waiting for the database"),
         "order status says what it waits for:\n{text}"
+    );
+
+    // The worker said so, once, at its default level.
+    let log = worker.log();
+    assert_eq!(
+        log.matches("the database is unreachable").count(),
+        1,
+        "{log}"
     );
 
     let cluster = PostgresCluster::start_at(dir.path(), Some(port), false)
@@ -229,6 +237,8 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
         },
     )
     .await;
+    let log = worker.log();
+    assert!(log.contains("the database answers again"), "{log}");
     cluster.stop();
 }
 

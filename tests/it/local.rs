@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -477,7 +478,53 @@ async fn dev_keeps_both_stores_across_a_restart_and_fresh_forgets_both() {
     assert_eq!(dev.stack["temporalAddress"], format!("127.0.0.1:{port}"));
     assert_eq!(dev.stack["uiUrl"], format!("http://127.0.0.1:{ui_port}"));
     dev.cli().args(completes("ORD-KEPT")).assert().success();
+    // `dev env` prints the running stack's exports again, and its settings.
+    let database_url = dev.stack["databaseUrl"].as_str().unwrap().to_owned();
+    let env = orderflow()
+        .args(["dev", "env", "--data-dir", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(env.status.success(), "{env:?}");
+    let exports = String::from_utf8_lossy(&env.stdout);
+    assert!(
+        exports.contains(&format!("export DATABASE_URL={database_url}\n"))
+            && exports.contains(&format!("export TEMPORAL_ADDRESS=127.0.0.1:{port}")),
+        "{exports}"
+    );
+    let json = orderflow()
+        .args([
+            "dev",
+            "env",
+            "-o",
+            "json",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        crate::support::stdout_json(&json)["databaseUrl"],
+        database_url.as_str()
+    );
     dev.stop().await;
+    orderflow()
+        .args(["dev", "env", "--data-dir", data.path().to_str().unwrap()])
+        .assert()
+        .code(3)
+        .stderr(contains("no `orderflow dev` runs from"));
+    // Another stack, started with this one's exports still set: told, not
+    // handed this one's database as if it were the user's.
+    let other = data_dir();
+    orderflow()
+        .env("DATABASE_URL", &database_url)
+        .args(["dev", "--port", &port, "--ui-port", &ui_port, "--data-dir"])
+        .arg(other.path())
+        .assert()
+        .code(2)
+        .stderr(
+            contains("names the PostgreSQL of another `orderflow dev` stack")
+                .and(contains("unset DATABASE_URL")),
+        );
 
     let dev = Dev::start(&args);
     assert_eq!(dev.order_ids(), ["ORD-KEPT"], "the database was kept");
@@ -491,13 +538,48 @@ async fn dev_keeps_both_stores_across_a_restart_and_fresh_forgets_both() {
     assert_eq!(dev.order_ids(), ["ORD-KEPT"]);
     dev.stop().await;
 
-    let dev = Dev::start(&[&args[..], &["--fresh"]].concat());
+    let mut dev = Dev::start(&[&args[..], &["--fresh"]].concat());
     assert!(dev.order_ids().is_empty(), "--fresh empties the database");
+    assert_eq!(
+        dev.stack["databaseUrl"],
+        database_url.as_str(),
+        "the same port: the exports stay right"
+    );
+    // What it deleted, said (in its JSON here).
+    let deleted = dev.stack["deleted"].to_string();
+    assert!(
+        deleted.contains("temporal.db") && deleted.contains("data"),
+        "{deleted}"
+    );
     dev.cli()
         .args(["order", "status", "ORD-KEPT"])
         .assert()
         .code(3);
-    dev.stop().await;
+
+    // Its PostgreSQL dies: dev says so, with the log, and stops the rest.
+    let pid_file = orderflow::stack::local::postgres_dir(data.path()).join("data/postmaster.pid");
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    let pid = pid.lines().next().unwrap().trim().to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = eventually("dev to stop", Duration::from_secs(90), || {
+        let status = dev.child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    let said = std::fs::read_to_string(dev.log.path()).unwrap();
+    assert_eq!(status.code(), Some(8), "{said}");
+    assert!(
+        said.contains("PostgreSQL, started by this stack, exited on its own (its log: ")
+            && said.contains("postgres.log"),
+        "{said}"
+    );
+    nothing_left(&dev.stack);
 }
 
 #[test]
@@ -569,4 +651,27 @@ async fn dev_encrypt_keeps_a_private_key_and_serves_the_codec_for_the_ui() {
     let order: Value = serde_json::from_slice(&data).unwrap();
     assert_eq!(order["customerID"], "CUST-001");
     dev.stop().await;
+}
+
+/// `dev` given a `DATABASE_URL` that does not answer says to unset it,
+/// not to "run `orderflow dev`", the command already running.
+#[test]
+fn dev_with_a_dead_database_url_says_to_unset_it() {
+    let data = data_dir();
+    let port = crate::support::closed_port();
+    orderflow()
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/orderflow"),
+        )
+        .args(["dev", "--connect-timeout", "2s", "--address"])
+        .arg(crate::support::temporal_address())
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .code(8)
+        .stderr(
+            contains("unset it to let this command start a PostgreSQL of its own")
+                .and(contains("run `orderflow dev`").not()),
+        );
 }

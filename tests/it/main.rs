@@ -17,6 +17,7 @@ mod local;
 mod operations;
 mod orders;
 mod page;
+mod polish;
 mod pool;
 mod product;
 mod replay;

@@ -298,8 +298,14 @@ async fn watch_follows_a_file_a_selection_and_stdin_and_ctrl_c_gives_a_command_t
             .unwrap_or_else(|| panic!("{said:#?}"));
         let resume = said[at + 1].trim();
         assert!(!resume.contains('…'), "{resume}");
-        assert_eq!(resume, format!("orderflow order watch --file {path}"));
+        // The binary as it can be run from here (it is not on PATH).
         let words = shell_words::split(resume).unwrap();
+        assert_eq!(
+            std::path::Path::new(&words[0]).canonicalize().unwrap(),
+            assert_cmd::cargo::cargo_bin("orderflow").canonicalize().unwrap(),
+            "{resume}"
+        );
+        assert_eq!(words[1..], ["order", "watch", "--file", path.as_str()]);
         let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         args.extend(["-o", "jsonl"]);
         assert_eq!(followed(spawn(&h, &args), 3).await, all);

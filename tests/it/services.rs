@@ -30,8 +30,8 @@ async fn creating_an_order_twice_records_it_once() {
     let h = migrated_database().await;
     let store = OrderStore::new(h.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 2, "5.00")]);
-    assert!(store.create(&o).await.unwrap());
-    assert!(!store.create(&o).await.unwrap());
+    assert!(store.create(&o, None).await.unwrap());
+    assert!(!store.create(&o, None).await.unwrap());
     let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
         .fetch_one(&h.pool)
         .await
@@ -39,7 +39,7 @@ async fn creating_an_order_twice_records_it_once() {
     assert_eq!(lines, 1);
     let other = order("ORD-1", PaymentMethod::Card, &[("P-1", 3, "5.00")]);
     assert_eq!(
-        business_code(store.create(&other).await),
+        business_code(store.create(&other, None).await),
         FailureCode::InvalidOrder
     );
 }
@@ -51,7 +51,7 @@ async fn reserving_and_releasing_twice_moves_stock_once() {
     let store = OrderStore::new(h.connections());
     let inventory = PgInventory::new(h.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 4, "5.00")]);
-    store.create(&o).await.unwrap();
+    store.create(&o, None).await.unwrap();
 
     // Twice at once, then once more: one reservation.
     let (a, b) = tokio::join!(inventory.reserve(&o), inventory.reserve(&o));
@@ -80,7 +80,7 @@ async fn capturing_and_refunding_twice_moves_money_once() {
     let payments = Payments::new(h.connections(), Box::new(SimulatedGateway));
     h.add_product("P-1", "0.10", 10).await;
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 3, "0.10")]);
-    store.create(&o).await.unwrap();
+    store.create(&o, None).await.unwrap();
     // Nothing reserved: nothing is charged.
     assert_eq!(
         business_code(payments.capture(&o, 1).await),
@@ -151,7 +151,7 @@ async fn an_order_that_ends_while_the_gateway_charges_gets_its_money_back() {
     h.add_product("P-1", "5.00", 10).await;
     let store = OrderStore::new(h.connections());
     let o = order("ORD-1", PaymentMethod::Card, &[("P-1", 2, "5.00")]);
-    store.create(&o).await.unwrap();
+    store.create(&o, None).await.unwrap();
     PgInventory::new(h.connections()).reserve(&o).await.unwrap();
     let gateway = Arc::new(Slow::default());
     let payments = Payments::new(h.connections(), Box::new(SlowGateway(gateway.clone())));
@@ -198,7 +198,7 @@ async fn a_declined_card_is_recorded_and_never_captured() {
     let payments = Payments::new(h.connections(), Box::new(SimulatedGateway));
     h.add_product("P-1", "9.99", 10).await;
     let o = order("ORD-1", PaymentMethod::CardDeclined, &[("P-1", 1, "9.99")]);
-    store.create(&o).await.unwrap();
+    store.create(&o, None).await.unwrap();
     PgInventory::new(h.connections()).reserve(&o).await.unwrap();
     assert_eq!(
         business_code(payments.capture(&o, 1).await),
@@ -249,7 +249,7 @@ async fn a_confirmation_sent_twice_at_once_is_delivered_once_and_completes_the_o
             PaymentMethod::Card,
             &[("P-1", 1, "1.00")],
         );
-        store.create(&o).await.unwrap();
+        store.create(&o, None).await.unwrap();
         // A confirmation completes a paid order.
         sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
             .bind(o.id().as_str())
@@ -337,7 +337,7 @@ async fn reserving_says_which_line_fails_and_takes_nothing() {
         ),
     ] {
         let o = order(id, PaymentMethod::Card, lines);
-        store.create(&o).await.unwrap();
+        store.create(&o, None).await.unwrap();
         match inventory.reserve(&o).await {
             Err(ServiceError::Business {
                 code: c,
@@ -380,7 +380,7 @@ async fn a_gateways_502_or_504_may_have_delivered_a_receivers_refusal_did_not() 
             PaymentMethod::Card,
             &[("P-1", 1, "1.00")],
         );
-        store.create(&o).await.unwrap();
+        store.create(&o, None).await.unwrap();
         sqlx::query("UPDATE orders SET status = 'PAID' WHERE order_id = $1")
             .bind(o.id().as_str())
             .execute(&h.pool)

@@ -92,6 +92,23 @@ async fn json_lines_tell_records_apart_and_date_changes_when_they_happened() {
         let changes: Vec<&Value> = lines[2..].iter().filter(|l| l["orderId"] == id).collect();
         let last = changes.last().expect("changes of each order");
         assert_eq!(last["status"], "COMPLETED", "{changes:#?}");
+        // Every status the order went through, in order, each once.
+        let mut statuses: Vec<&str> = changes
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        statuses.dedup();
+        assert_eq!(
+            statuses,
+            [
+                "PENDING",
+                "CREATED",
+                "INVENTORY_RESERVED",
+                "PAID",
+                "COMPLETED"
+            ],
+            "{changes:#?}"
+        );
         // `at` is the order's own time of the change: the last one is the
         // moment the order ended, as `order status` has it.
         assert_eq!(last["at"].as_str(), Some(updated_at(&h, id).as_str()));
@@ -114,10 +131,26 @@ async fn json_lines_tell_records_apart_and_date_changes_when_they_happened() {
             .unwrap();
         assert!(out.status.success());
         let lines = json_lines(&out);
-        assert_eq!(lines.len(), 1, "{lines:#?}");
-        assert_eq!(lines[0]["type"], "change");
-        assert_eq!(lines[0]["at"].as_str(), Some(ended.as_str()));
-        seen.push(lines[0].clone());
+        // Every status it went through, the end last, dated when it ended.
+        let statuses: Vec<&str> = lines
+            .iter()
+            .map(|l| l["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                "PENDING",
+                "CREATED",
+                "INVENTORY_RESERVED",
+                "PAID",
+                "COMPLETED"
+            ],
+            "{lines:#?}"
+        );
+        assert!(lines.iter().all(|l| l["type"] == "change"));
+        let last = lines.last().unwrap();
+        assert_eq!(last["at"].as_str(), Some(ended.as_str()));
+        seen.push(lines.clone());
     }
     assert_eq!(seen[0], seen[1]);
 
@@ -210,7 +243,7 @@ async fn an_order_no_worker_picks_up_gets_a_hint_and_ctrl_c_says_how_to_resume()
     assert!(
         said.windows(2).any(|l| l[0]
             == "interrupted: 1 order keeps running; follow it again with:"
-            && l[1] == "  orderflow order watch ORD-NO-WORKER"),
+            && l[1].ends_with("/orderflow order watch ORD-NO-WORKER")),
         "{said:#?}"
     );
 }
@@ -303,7 +336,9 @@ async fn the_live_view_fits_a_small_terminal() {
     assert_eq!(data.lines().count(), 15, "{data}");
     assert!(data.contains("ORD-PTY-LONG-NAME-01 FAILED PAYMENT_DECLINED: card was declined\n"));
 
-    // NO_COLOR: the same view without colour.
+    // NO_COLOR, at 40 columns: the same view without colour, every line
+    // (rows, the total line, the summary) within the width.
+    let watch = watch.replace("cols 60", "cols 40");
     let out = std::process::Command::new("script")
         .args(["-qfec", &watch, "/dev/null"])
         .env_clear()
@@ -320,5 +355,12 @@ async fn the_live_view_fits_a_small_terminal() {
         escapes(&text).iter().all(|e| !e.ends_with('m')),
         "no colour under NO_COLOR:\n{text}"
     );
+    for line in text.split(['\n', '\r']) {
+        let plain = console::strip_ansi_codes(line);
+        assert!(
+            console::measure_text_width(&plain) <= 40,
+            "wider than 40 columns: {plain:?}"
+        );
+    }
     assert!(text.contains("15 orders in "), "{text}");
 }

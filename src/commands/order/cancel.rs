@@ -220,7 +220,7 @@ fn report(cx: &Context, doc: &CancelDoc<'_>, view: Option<&OrderView>) -> std::i
     match view {
         Some(view) => cx.printer.line(match doc.outcome {
             "already cancelled" => {
-                format!("{} (it was already cancelled)", change_line(view, None))
+                format!("{}; it was already cancelled", change_line(view, None))
             }
             _ => change_line(view, None),
         }),

@@ -175,7 +175,7 @@ fn fitting(widths: &[usize; 7], width: Option<usize>) -> [bool; 7] {
     shown
 }
 
-fn table(p: &crate::output::Printer, rows: &[orders::OrderSummary]) -> comfy_table::Table {
+fn table(p: &crate::output::Printer, rows: &[orders::OrderSummary]) -> crate::output::TextTable {
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {

@@ -98,14 +98,16 @@ pub fn summary_line(tally: &Tally, took: Duration) -> String {
     )
 }
 
-/// Where an order's bar stands after `view`: the steps done, never less
-/// than before (a compensated step does not move a bar back), full for a
-/// completed order.
+/// Where an order's bar stands after `view`: the steps it has done,
+/// undone ones included (a compensated step does not move a bar back),
+/// full for a completed order. From the order's own state, so the same
+/// order draws the same bar however often it was looked at; never less
+/// than `before`.
 pub fn advance(before: u64, view: &OrderView) -> u64 {
     let done = view
         .steps
         .iter()
-        .filter(|s| s.state == StepState::Done)
+        .filter(|s| matches!(s.state, StepState::Done | StepState::Compensated))
         .count() as u64;
     let now = if view.status == OrderStatus::Completed {
         STEPS
@@ -140,12 +142,14 @@ pub fn detail(view: &OrderView, max_attempts: Option<u32>, now: DateTime<Utc>) -
             None => String::new(),
             Some(step) => {
                 let s = view.step_view(step);
-                match retry_text(s.state, s.attempts, max_attempts, s.next_attempt_at, now) {
-                    Some(retry) => {
+                let retry = retry_text(s.state, s.attempts, max_attempts, s.next_attempt_at, now);
+                match (s.state, retry) {
+                    (StepState::Retrying, Some(retry)) => {
                         let error = s.last_error.as_deref().unwrap_or("");
-                        format!("{step} {} · {retry} · {error}", state_word(s.state))
+                        format!("{step} · {retry} · {error}")
                     }
-                    None => format!("{step} {}", state_word(s.state)),
+                    (_, Some(retry)) => format!("{step} {} · {retry}", state_word(s.state)),
+                    (_, None) => format!("{step} {}", state_word(s.state)),
                 }
             }
         },
@@ -168,10 +172,12 @@ pub fn state_word(state: StepState) -> &'static str {
     }
 }
 
-/// `attempt 2/3 · next in 1.9 s` for a step that waits to try again: the
-/// attempt that runs next (of how many it gets, when known) and when. A
-/// step waiting for its database counts no attempt: `next in 1.9 s`.
-/// A step running a retry: `attempt 2/3`. `None` for a first attempt.
+/// `attempt 1/3 failed · retry in 1.9s` for a step that waits to try
+/// again: the attempt that failed (of how many it gets, when known) and
+/// when the next one runs. The number is the JSON records' `attempt`: the
+/// attempts made so far. A step waiting for its database counts no
+/// attempt: `retry in 1.9s`. A step running a retry: `attempt 2/3`.
+/// `None` for a first attempt.
 pub fn retry_text(
     state: StepState,
     attempts: u32,
@@ -184,12 +190,12 @@ pub fn retry_text(
         None => format!("attempt {attempt}"),
     };
     let next = next_at.map(|at| match (at - now).to_std() {
-        Ok(wait) if !wait.is_zero() => format!("next in {:.1} s", wait.as_secs_f64()),
-        _ => "next now".to_owned(),
+        Ok(wait) if !wait.is_zero() => format!("retry in {:.1}s", wait.as_secs_f64()),
+        _ => "retry now".to_owned(),
     });
     match state {
         StepState::Retrying => {
-            let mut text = of(attempts + 1);
+            let mut text = format!("{} failed", of(attempts));
             if let Some(next) = next {
                 text.push_str(" · ");
                 text.push_str(&next);
@@ -212,6 +218,21 @@ pub fn elapsed(took: Duration) -> String {
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
+}
+
+/// An ID cut to `width` columns in its middle, where generated IDs differ
+/// least: `ORD-0192…a4f3`.
+pub fn fit_middle(id: &str, width: usize) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if measure_text_width(id) <= width || width < 5 || chars.len() != id.len() {
+        return fit(id, width);
+    }
+    let head = (width - 1).div_ceil(2);
+    let tail = width - 1 - head;
+    let mut cut: String = chars[..head].iter().collect();
+    cut.push('…');
+    cut.extend(&chars[chars.len() - tail..]);
+    cut
 }
 
 /// `text` cut to `width` columns (an ellipsis marks the cut), by display
@@ -277,27 +298,46 @@ fn bar(row: &Row, width: usize) -> String {
 /// The ID column is `id_width` wide (longer IDs are cut); without room for
 /// the bar and a readable message, the bar is left out.
 fn row_line(row: &Row, id_width: usize, width: usize, color: bool) -> String {
-    let id = format!("{:<id_width$}", fit(&row.id, id_width));
+    row_lines(row, id_width, width, color, false).remove(0)
+}
+
+/// [`row_line`], or with `split`, two lines when one does not hold the
+/// detail: the step on the first, what follows it (a retry's attempt,
+/// wait and error) indented on the second.
+fn row_lines(row: &Row, id_width: usize, width: usize, color: bool, split: bool) -> Vec<String> {
+    let whole = row_text(row, &row.detail, id_width, width, color);
+    if !split || measure_text_width(&whole) <= width {
+        return vec![fit(&whole, width)];
+    }
+    let Some((first, rest)) = row.detail.split_once(" · ") else {
+        return vec![fit(&whole, width)];
+    };
+    let line = row_text(row, first, id_width, width, color);
+    let indent = " ".repeat((id_width + 1).min(width / 2));
+    vec![fit(&line, width), fit(&format!("{indent}{rest}"), width)]
+}
+
+fn row_text(row: &Row, detail: &str, id_width: usize, width: usize, color: bool) -> String {
+    let id = format!("{:<id_width$}", fit_middle(&row.id, id_width));
     let took = format!("{:>5}", elapsed(row.elapsed));
     let status = paint(row.status.as_str(), row.status, color);
-    let message = if row.detail.is_empty() {
+    let message = if detail.is_empty() {
         status
     } else {
-        format!("{status} · {}", row.detail)
+        format!("{status} · {detail}")
     };
     // The ID, the brackets, the time and the spaces between.
     let fixed = id_width + 1 + 2 + 1 + took.len() + 1;
     let bar_width = BAR_WIDTHS
         .into_iter()
         .find(|bar| fixed + bar + MIN_MESSAGE <= width);
-    let line = match bar_width {
+    match bar_width {
         Some(bar_width) => {
             let bar = paint(&bar(row, bar_width), row.status, color);
             format!("{id} [{bar}] {took} {message}")
         }
         None => format!("{id} {took} {message}"),
-    };
-    fit(&line, width)
+    }
 }
 
 /// The view at `width` × `height`: the orders' rows, a line for those not
@@ -342,10 +382,21 @@ pub fn frame(
         .unwrap_or(0)
         .min(width / 3)
         .max(1);
-    let mut lines: Vec<String> = shown
+    // A row whose detail does not fit gets a second line, when there is
+    // room for every such line.
+    let split: Vec<Vec<String>> = shown
         .iter()
-        .map(|r| row_line(r, id_width, width, color))
+        .map(|r| row_lines(r, id_width, width, color, true))
         .collect();
+    let more_line = usize::from(shown.len() < rows.len());
+    let mut lines: Vec<String> = if split.iter().map(Vec::len).sum::<usize>() + more_line <= room {
+        split.into_iter().flatten().collect()
+    } else {
+        shown
+            .iter()
+            .map(|r| row_line(r, id_width, width, color))
+            .collect()
+    };
     if shown.len() < rows.len() && room > 0 {
         let hidden = rows.len() - shown.len();
         let in_flight = rows.iter().filter(|r| !r.ended()).count()
@@ -470,7 +521,9 @@ mod tests {
             "ORD-BATCH-0001 [====>   ] 1m15s PAID · process_pa…"
         );
         let narrow = frame(&[row(1, OrderStatus::Paid)], &[], 40, 40, false);
-        assert_eq!(narrow[0], "ORD-BATCH-00… 1m15s PAID · process_paym…");
+        // A long ID is cut in its middle, where generated IDs differ least.
+        assert_eq!(narrow[0], "ORD-BA…H-0001 1m15s PAID · process_paym…");
+        assert_eq!(fit_middle("ORD-0192b3c4d5e6f7a8", 11), "ORD-0…6f7a8");
     }
 
     #[test]
@@ -512,15 +565,15 @@ mod tests {
         s.next_attempt_at = Some(now + chrono::Duration::milliseconds(1900));
         assert_eq!(
             detail(&v, Some(3), now),
-            "process_payment retrying · attempt 2/3 · next in 1.9 s · gateway timed out"
+            "process_payment · attempt 1/3 failed · retry in 1.9s · gateway timed out"
         );
         assert_eq!(
             detail(&v, None, now),
-            "process_payment retrying · attempt 2 · next in 1.9 s · gateway timed out"
+            "process_payment · attempt 1 failed · retry in 1.9s · gateway timed out"
         );
         // Past its time: it is about to run.
         let late = now + chrono::Duration::seconds(5);
-        assert!(detail(&v, Some(3), late).contains("attempt 2/3 · next now ·"));
+        assert!(detail(&v, Some(3), late).contains("attempt 1/3 failed · retry now ·"));
         // Running the retry; a first attempt says nothing of attempts.
         assert_eq!(
             retry_text(StepState::Running, 2, Some(3), None, now).as_deref(),
@@ -537,8 +590,32 @@ mod tests {
                 now
             )
             .as_deref(),
-            Some("next in 2.0 s")
+            Some("retry in 2.0s")
         );
+    }
+
+    #[test]
+    fn a_retrying_order_that_does_not_fit_gets_a_second_line() {
+        let mut retrying = row(1, OrderStatus::InventoryReserved);
+        retrying.detail =
+            "process_payment · attempt 1/3 failed · retry in 1.9s · the card network did not answer"
+                .to_owned();
+        let mut done = row(2, OrderStatus::Completed);
+        done.detail = String::new();
+        let lines = frame(&[retrying.clone(), done], &[], 100, 40, false);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].ends_with("INVENTORY_RESERVED · process_payment"),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            lines[1].trim_start(),
+            "attempt 1/3 failed · retry in 1.9s · the card network did not answer"
+        );
+        assert!(widest(&lines) <= 100);
+        // No room for a second line: one line, cut.
+        let lines = frame(&[retrying], &[], 100, 2, false);
+        assert_eq!(lines.len(), 1);
     }
 
     #[test]

@@ -293,86 +293,126 @@ pub fn notified_text(view: &OrderView) -> Option<&'static str> {
     }
 }
 
-/// The readable card of `order status`.
+/// Below this many columns the card is `key: value` lines, not boxes.
+const NARROW: usize = 60;
+
+/// A step's state as the card and the live view say it: the step a
+/// cancellation interrupted reads `cancelled`, not `failed`.
+pub fn step_word(view: &OrderView, state: StepState) -> &'static str {
+    match (view.status, state) {
+        (OrderStatus::Cancelled, StepState::Failed) => "cancelled",
+        _ => state_word(state),
+    }
+}
+
+/// The readable card of `order status`: boxed tables, or at a terminal
+/// narrower than [`NARROW`] columns, `key: value` lines that wrap at
+/// spaces only.
 pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: Source) -> String {
-    let mut summary = printer.table();
-    let status = Cell::new(view.status)
-        .fg(status_color(view.status))
-        .add_attribute(Attribute::Bold);
-    summary.add_row(vec![Cell::new("Order"), cell(&view.order_id)]);
-    summary.add_row(vec![Cell::new("Status"), status]);
-    summary.add_row(vec![
-        Cell::new("Step"),
-        Cell::new(view.step.map_or("-", Step::as_str)),
-    ]);
+    let mut rows: Vec<(&str, String, Option<Color>)> = Vec::new();
+    rows.push((
+        "Order",
+        crate::domain::escape(view.order_id.as_str()).into_owned(),
+        None,
+    ));
+    rows.push((
+        "Status",
+        view.status.to_string(),
+        Some(status_color(view.status)),
+    ));
+    rows.push(("Step", view.step.map_or("-", Step::as_str).to_owned(), None));
     // Absent only when the workflow's input was not a valid order.
     if let Some(customer_id) = &view.customer_id {
         let customer = match &view.customer_email {
             Some(email) => format!("{customer_id} <{email}>"),
             None => customer_id.to_string(),
         };
-        summary.add_row(vec![Cell::new("Customer"), cell(customer)]);
+        rows.push((
+            "Customer",
+            crate::domain::escape(&customer).into_owned(),
+            None,
+        ));
     }
     if let (Some(total), Some(currency), Some(method)) =
         (view.total_amount, view.currency, view.payment_method)
     {
-        summary.add_row(vec![
-            Cell::new("Total"),
-            Cell::new(format!("{total} {currency} ({method})")),
-        ]);
+        rows.push(("Total", format!("{total} {currency} ({method})"), None));
     }
     if let Some(f) = &view.failure {
-        summary.add_row(vec![
-            Cell::new("Failure"),
-            cell(format!("{}: {}", f.code, f.message)).fg(Color::Red),
-        ]);
+        let text = format!("{}: {}", f.code, f.message);
+        rows.push((
+            "Failure",
+            crate::domain::escape(&text).into_owned(),
+            Some(Color::Red),
+        ));
     }
     if let Some(c) = &view.cancellation {
-        summary.add_row(vec![
-            Cell::new("Cancellation"),
-            cell(format!("{} ({})", c.reason, c.outcome)),
-        ]);
+        let text = format!("{}; {}", c.reason, c.outcome);
+        rows.push((
+            "Cancellation",
+            crate::domain::escape(&text).into_owned(),
+            None,
+        ));
     }
     if let Some(notified) = notified_text(view) {
-        summary.add_row(vec![Cell::new("Notified"), Cell::new(notified)]);
+        rows.push(("Notified", notified.to_owned(), None));
     }
-    summary.add_row(vec![Cell::new("Created"), Cell::new(when(view.created_at))]);
-    summary.add_row(vec![Cell::new("Updated"), Cell::new(when(view.updated_at))]);
-    summary.add_row(vec![Cell::new("Web UI"), Cell::new(ui_url)]);
+    rows.push(("Created", when(view.created_at), None));
+    rows.push(("Updated", when(view.updated_at), None));
+    rows.push(("Web UI", ui_url.to_owned(), None));
     if let Some(cause) = &view.workflow_task_failure {
-        summary.add_row(vec![
-            Cell::new("Stuck"),
-            cell(format!(
-                "its workflow task fails, so it makes no progress: {cause}"
-            ))
-            .fg(Color::Red),
-        ]);
+        let text = format!("its workflow task fails, so it makes no progress: {cause}");
+        rows.push((
+            "Stuck",
+            crate::domain::escape(&text).into_owned(),
+            Some(Color::Red),
+        ));
     }
     if let Some(error) = &view.ending_error {
-        summary.add_row(vec![
-            Cell::new("Ending"),
-            cell(format!("waiting to be recorded: {error}")).fg(Color::Yellow),
-        ]);
+        let text = format!("waiting to be recorded: {error}");
+        rows.push((
+            "Ending",
+            crate::domain::escape(&text).into_owned(),
+            Some(Color::Yellow),
+        ));
     }
     if let Some(last) = view.rejected_signals.last() {
         let count = view.rejected_signal_count.max(1) as usize;
-        summary.add_row(vec![
-            Cell::new("Rejected"),
-            cell(format!(
-                "{}; the last: {} ({}): {}",
-                crate::errors::count(count, "signal"),
-                last.name,
-                when(last.at),
-                last.problem
-            ))
-            .fg(Color::Yellow),
-        ]);
+        let text = format!(
+            "{}; the last: {} ({}): {}",
+            crate::errors::count(count, "signal"),
+            last.name,
+            when(last.at),
+            last.problem
+        );
+        rows.push((
+            "Rejected",
+            crate::domain::escape(&text).into_owned(),
+            Some(Color::Yellow),
+        ));
     }
     if source == Source::History {
-        summary.add_row(vec![
-            Cell::new("Note"),
-            Cell::new("no worker answered; showing what Temporal recorded"),
-        ]);
+        rows.push((
+            "Note",
+            "no worker answered; showing what Temporal recorded".to_owned(),
+            None,
+        ));
+    }
+
+    if let Some(width) = printer.stdout_width().filter(|w| *w < NARROW) {
+        return narrow_card(printer, view, &rows, width);
+    }
+
+    let mut summary = printer.table();
+    for (key, value, color) in &rows {
+        let mut value = Cell::new(value);
+        if let Some(color) = color {
+            value = value.fg(*color);
+        }
+        if *key == "Status" {
+            value = value.add_attribute(Attribute::Bold);
+        }
+        summary.add_row(vec![Cell::new(key), value]);
     }
 
     let mut steps = printer.table();
@@ -380,7 +420,7 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
     for s in &view.steps {
         steps.add_row(vec![
             Cell::new(s.name),
-            Cell::new(state_word(s.state)),
+            Cell::new(step_word(view, s.state)),
             Cell::new(s.attempts).set_alignment(CellAlignment::Right),
             cell(s.last_error.as_deref().unwrap_or("")),
         ]);
@@ -401,4 +441,73 @@ pub fn status_card(printer: &Printer, view: &OrderView, ui_url: &str, source: So
         return format!("{summary}\n\n{steps}");
     }
     format!("{summary}\n\n{steps}\n\n{items}")
+}
+
+/// The card as `key: value` lines for a narrow terminal: long values wrap
+/// at spaces under their key (a URL, having none, stays whole).
+fn narrow_card(
+    printer: &Printer,
+    view: &OrderView,
+    rows: &[(&str, String, Option<Color>)],
+    width: usize,
+) -> String {
+    let paint = |text: &str, color: Option<Color>| match color {
+        Some(color) if printer.stdout_colored() => {
+            let code = match color {
+                Color::Green => 32,
+                Color::Red => 31,
+                Color::Yellow => 33,
+                _ => 36,
+            };
+            format!("\x1b[{code}m{text}\x1b[0m")
+        }
+        _ => text.to_owned(),
+    };
+    let mut out = Vec::new();
+    let entry = |out: &mut Vec<String>, key: &str, value: &str, color: Option<Color>| {
+        let head = format!("{key}: ");
+        let options = textwrap::Options::new(width.max(20))
+            .initial_indent(&head)
+            .subsequent_indent("  ")
+            // At spaces only: a URL or an ID stays whole.
+            .word_separator(textwrap::WordSeparator::AsciiSpace)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation)
+            .break_words(false);
+        for line in textwrap::wrap(value, options) {
+            let line = line.into_owned();
+            match line.strip_prefix(&head) {
+                Some(rest) => out.push(format!("{head}{}", paint(rest, color))),
+                None => out.push(paint(&line, color)),
+            }
+        }
+    };
+    for (key, value, color) in rows {
+        entry(&mut out, key, value, *color);
+    }
+    out.push(String::new());
+    for s in &view.steps {
+        let mut text = format!(
+            "{}, {}",
+            step_word(view, s.state),
+            crate::errors::count(s.attempts as usize, "attempt")
+        );
+        if let Some(e) = &s.last_error {
+            let _ = write!(text, "; {}", crate::domain::escape(e));
+        }
+        entry(&mut out, s.name.as_str(), &text, None);
+    }
+    if !view.items.is_empty() {
+        out.push(String::new());
+        for line in &view.items {
+            let total = line.total().map(|m| m.to_string()).unwrap_or_default();
+            let text = format!("{} × {} = {total}", line.quantity, line.unit_price);
+            entry(
+                &mut out,
+                &crate::domain::escape(line.product_id.as_str()),
+                &text,
+                None,
+            );
+        }
+    }
+    out.join("\n")
 }

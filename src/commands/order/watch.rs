@@ -12,7 +12,7 @@ use chrono::Utc;
 use console::Term;
 
 use super::progress::{self, Row, Tally};
-use super::render::{WatchRecord, change_key, change_line};
+use super::render::{Mark, WatchRecord, change_key, change_line, records_after};
 use anyhow::Context as _;
 
 use crate::cli::{IdArg, WatchArgs};
@@ -223,7 +223,7 @@ pub(crate) fn file_args(files: &[std::path::PathBuf]) -> Vec<String> {
 
 /// `orderflow <words> <args>`, quoted for a POSIX shell.
 pub(crate) fn command_line(words: &[&str], args: &[String]) -> String {
-    let mut all: Vec<&str> = vec!["orderflow"];
+    let mut all: Vec<&str> = vec![crate::commands::program()];
     all.extend_from_slice(words);
     all.extend(args.iter().map(String::as_str));
     shell_words::join(all)
@@ -377,6 +377,18 @@ impl Follow<'_> {
     }
 }
 
+/// How long the order has run by its own clock: from its creation to its
+/// last change once it ended, else to `now`.
+fn own_elapsed(view: &OrderView, now: chrono::DateTime<Utc>) -> Option<Duration> {
+    let start = view.created_at?;
+    let end = if view.status.is_terminal() {
+        view.updated_at?
+    } else {
+        now
+    };
+    (end - start).to_std().ok()
+}
+
 /// The hint for orders that wait on a task queue no worker polls.
 pub(crate) fn no_worker(task_queue: &str, namespace: &str) -> String {
     format!(
@@ -516,6 +528,8 @@ struct Tracked {
     max_attempts: Option<u32>,
     /// How long it took, once it ended.
     took: Option<Duration>,
+    /// The last JSON record written for it.
+    mark: Option<Mark>,
 }
 
 impl Tracked {
@@ -567,6 +581,7 @@ impl<'a> Reporter<'a> {
                 position: 0,
                 max_attempts: None,
                 took: None,
+                mark: None,
             })
             .collect();
         let index = ids
@@ -633,10 +648,11 @@ impl<'a> Reporter<'a> {
     }
 
     fn update(&self, view: &OrderView, max_attempts: Option<u32>) -> std::io::Result<()> {
+        let mut records = Vec::new();
         {
             let mut state = self.state();
             if let Some(&i) = state.index.get(&view.order_id) {
-                let took = self.started.elapsed();
+                let took = own_elapsed(view, Utc::now()).unwrap_or(self.started.elapsed());
                 let order = &mut state.orders[i];
                 order.position = progress::advance(order.position, view);
                 order.max_attempts = max_attempts.or(order.max_attempts);
@@ -644,13 +660,28 @@ impl<'a> Reporter<'a> {
                     order.took.get_or_insert(took);
                 }
                 order.view = Some(view.clone());
+                if self.mode == Mode::Json {
+                    // Every status the order passed since the last record,
+                    // not only those a look happened to catch.
+                    records = records_after(view, order.mark.as_ref());
+                    let now = WatchRecord::new(view, max_attempts);
+                    if let Some(last) = records.last_mut()
+                        && last.mark() == now.mark()
+                    {
+                        *last = now;
+                    }
+                    if let Some(last) = records.last() {
+                        order.mark = Some(Mark {
+                            status: last.status,
+                            id: last.mark(),
+                        });
+                    }
+                }
             }
         }
         match self.mode {
             Mode::Silent | Mode::View { .. } => Ok(()),
-            Mode::Json => self
-                .printer
-                .json_line(&WatchRecord::new(view, max_attempts)),
+            Mode::Json => records.iter().try_for_each(|r| self.printer.json_line(r)),
             Mode::Lines => self.printer.line(change_line(view, max_attempts)),
         }
     }
@@ -671,7 +702,10 @@ impl<'a> Reporter<'a> {
                     None if state.hint.is_some() => "waiting for a worker".to_owned(),
                     None => String::new(),
                 },
-                elapsed: o.took.unwrap_or(elapsed),
+                elapsed: o
+                    .took
+                    .or_else(|| o.view.as_ref().and_then(|v| own_elapsed(v, now)))
+                    .unwrap_or(elapsed),
             })
             .collect()
     }

@@ -16,7 +16,8 @@ use temporalio_sdk::{
 use crate::domain::NotificationKind;
 use crate::domain::{FailureCode, Order, Step};
 use crate::workflow::activities::{
-    NotifyInput, OrderActivities, PaymentInput, StepReport, UNAVAILABLE, WorkflowSettings,
+    CreateInput, NotifyInput, OrderActivities, PaymentInput, StepReport, UNAVAILABLE,
+    WorkflowSettings,
 };
 use crate::workflow::retry::RetryConfig;
 use crate::workflow::state::StepState;
@@ -176,7 +177,11 @@ impl OrderWorkflow {
         let options = step_options(settings);
         match step {
             Step::CreateOrder => {
-                ctx.execute_local_activity(OrderActivities::create_order, order, options)
+                let input = CreateInput {
+                    order,
+                    created_at: ctx.state(|s| s.view.created_at),
+                };
+                ctx.execute_local_activity(OrderActivities::create_order, input, options)
                     .await
             }
             Step::ReserveInventory => {
