@@ -47,9 +47,11 @@ fn env(cx: &Context, args: DevEnvArgs) -> anyhow::Result<Exit> {
     };
     let running: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("reading {}", running_file(&data_dir).display()))?;
-    let alive = running["pid"]
-        .as_u64()
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    // That process, still an orderflow (a process ID is reused).
+    let alive = running["pid"].as_u64().is_some_and(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("orderflow"))
+    });
     if !alive {
         return Err(not_running().into());
     }
@@ -211,6 +213,7 @@ fn forget(cx: &Context, data_dir: &Path) -> anyhow::Result<Vec<String>> {
     // The orders it encrypted go too: a fresh stack gets a fresh key.
     delete(crate::stack::codec::key_file_in(data_dir), false)?;
     let postgres = postgres_dir(data_dir);
+    let keeps_port = postgres.join("port").exists();
     delete(postgres.join("data"), true)?;
     delete(postgres.join("postgres.log"), false)?;
     // The SQLite file and its journal files.
@@ -235,8 +238,13 @@ fn forget(cx: &Context, data_dir: &Path) -> anyhow::Result<Vec<String>> {
         ));
     } else {
         cx.printer.note(format!(
-            "orderflow dev --fresh: deleted {} (PostgreSQL keeps its port)",
-            deleted.join(", ")
+            "orderflow dev --fresh: deleted {}{}",
+            deleted.join(", "),
+            if keeps_port {
+                " (PostgreSQL keeps its port)"
+            } else {
+                ""
+            }
         ));
     }
     Ok(deleted)
@@ -304,6 +312,7 @@ fn instructions(info: &StackInfo, data_dir: &Path) -> String {
     text += &format!("  {program} order list\n\n");
     text += &format!("(`{program} dev env` prints the exports again.)\n\n");
     text += "Ctrl-C stops the worker and everything orderflow dev started; its state stays\n";
-    text += "in the data directory for the next run (`orderflow dev --fresh` starts empty).";
+    text +=
+        &format!("in the data directory for the next run (`{program} dev --fresh` starts empty).");
     text
 }

@@ -109,8 +109,14 @@ impl Source {
                 e.utf8_error().valid_up_to()
             ))
         })?;
+        // Stdin has no name of its own: its whole text stands for it, so
+        // the same input piped again names the same orders, another does not.
         let identity = if is_stdin {
-            name.clone()
+            use sha2::Digest as _;
+            format!(
+                "<stdin> {}",
+                hex::encode(sha2::Sha256::digest(text.as_bytes()))
+            )
         } else {
             std::fs::canonicalize(path)
                 .unwrap_or_else(|_| path.to_owned())

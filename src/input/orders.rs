@@ -198,20 +198,25 @@ pub fn parse_orders(
             if let Some(written) = written_id(raw)
                 && let Some(first) = seen.insert(written.clone(), origin.clone())
             {
-                problems.push(InputError {
-                    source_name: origin.clone(),
-                    item: None,
-                    field: Some("id".into()),
-                    message: format!(
+                problems.push(source.item_error(
+                    &label,
+                    Some("id"),
+                    format!(
                         "{} is also the ID of {first}; each order needs its own ID",
                         crate::domain::escape(&written)
                     ),
-                });
+                ));
             }
+            let exponents = exponent_amounts(source, raw, &label);
             let input = match OrderInput::read(source, raw, &label) {
-                Ok(input) => input,
+                Ok(input) if exponents.is_empty() => input,
+                Ok(_) => {
+                    problems.extend(exponents);
+                    continue;
+                }
                 Err(found) => {
                     problems.extend(found);
+                    problems.extend(exponents);
                     continue;
                 }
             };
@@ -277,11 +282,83 @@ fn missing_id(source: &Source, order: &Order, seen: &mut HashMap<String, usize>)
     let Some(identity) = &source.identity else {
         return OrderId::generate();
     };
-    let content = serde_json::to_string(order).expect("an order serializes");
+    let content = canonical(&serde_json::to_value(order).expect("an order serializes"));
     let seed = format!("{identity}\n{content}");
     let occurrence = seen.entry(seed.clone()).or_default();
     *occurrence += 1;
     OrderId::derive(&format!("{seed}\n{occurrence}"))
+}
+
+/// `value` as JSON with every object's keys sorted: the same text for the
+/// same order whatever order its fields serialize in.
+fn canonical(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical(&map[*k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The amounts of an order file written in exponent notation (`1e3`):
+/// refused in files and requests, where a person wrote them. (The
+/// workflow's own check of its input accepts them, as it did when orders
+/// already running were started: it must decide as it decided then.)
+fn exponent_amounts(source: &Source, raw: &RawValue, label: &str) -> Vec<InputError> {
+    use std::collections::HashMap;
+    type Object<'a> = HashMap<String, &'a RawValue>;
+    let Ok(order) = serde_json::from_str::<Object<'_>>(raw.get()) else {
+        return Vec::new();
+    };
+    let mut amounts: Vec<(String, &RawValue)> = Vec::new();
+    if let Some(total) = order.get("totalAmount") {
+        amounts.push(("totalAmount".to_owned(), total));
+    }
+    if let Some(items) = order.get("items")
+        && let Ok(items) = serde_json::from_str::<Vec<Object<'_>>>(items.get())
+    {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(price) = item.get("unitPrice") {
+                amounts.push((format!("items[{i}].unitPrice"), price));
+            }
+        }
+    }
+    amounts
+        .into_iter()
+        .filter(|(_, value)| {
+            let text = value.get().trim_matches('"');
+            text.contains(['e', 'E'])
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b))
+        })
+        .map(|(field, value)| {
+            source.item_error(
+                label,
+                Some(&field),
+                format!(
+                    "{} is in exponent notation; write the amount out, like 12.50",
+                    crate::domain::quote(value.get().trim_matches('"'))
+                ),
+            )
+        })
+        .collect()
 }
 
 /// One order sent as a workflow's input by any Temporal client, checked

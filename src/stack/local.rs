@@ -312,8 +312,8 @@ impl LocalStack {
                                 "DATABASE_URL names the PostgreSQL of another `orderflow dev` \
                                  stack ({}), not this one's ({}): its exports are still set in \
                                  this shell. Unset them first: unset DATABASE_URL \
-                                 TEMPORAL_ADDRESS ORDERFLOW_TASK_QUEUE ORDERFLOW_UI_URL \
-                                 ORDERFLOW_ENCRYPTION_KEY_FILE",
+                                 TEMPORAL_ADDRESS TEMPORAL_NAMESPACE ORDERFLOW_TASK_QUEUE \
+                                 ORDERFLOW_UI_URL ORDERFLOW_ENCRYPTION_KEY_FILE",
                                 other.display(),
                                 own.display()
                             ),

@@ -83,6 +83,12 @@ impl Watched {
     /// lifeline (and `runuser`, when it runs as another user) other than
     /// the lifeline's own, and not a zombie the lifeline has yet to reap.
     pub fn alive(&self) -> bool {
+        // Where the kernel does not list a process's children, it is taken
+        // to run as long as its lifeline does.
+        let shell = self.shell;
+        if !Path::new(&format!("/proc/{shell}/task/{shell}/children")).exists() {
+            return Path::new(&format!("/proc/{shell}")).exists();
+        }
         let mut pending = vec![self.shell];
         while let Some(pid) = pending.pop() {
             let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))

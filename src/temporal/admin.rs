@@ -171,7 +171,7 @@ impl OrderClient {
             .await;
         match added {
             Ok(_) => {
-                tracing::info!(added = ?missing, "registered the orders' search attributes");
+                tracing::info!(added = %missing.join(", "), "registered the orders' search attributes");
                 true
             }
             // Another worker added them first.

@@ -535,14 +535,22 @@ impl OrderClient {
         Ok(events)
     }
 
-    /// The key order `id`'s input is encrypted with, when this client has
-    /// no keys to read it (`None` when it has, or the input is in clear).
+    /// The key a payload of order `id` is encrypted with — its input, or
+    /// what a worker that encrypts wrote (its settings, its results, even
+    /// for an input sent in clear) — when this client has no keys to read
+    /// it. `None` when it has keys, or the whole history is in clear.
     pub async fn unreadable_key(&self, id: &impl Id) -> Result<Option<String>, OrderCallError> {
         if self.encrypted() {
             return Ok(None);
         }
-        let events = self.raw_history(id).await?;
-        Ok(history::input(&events).sealed_key())
+        match self.history(id).await {
+            Ok(_) => Ok(None),
+            Err(OrderCallError::Other(e)) => Ok(e.chain().find_map(|c| match c.downcast_ref() {
+                Some(CodecError::NoKeys(key)) => Some(key.clone()),
+                _ => None,
+            })),
+            Err(other) => Err(other),
+        }
     }
 
     /// `error`, or, when it came of an order this client cannot decrypt,

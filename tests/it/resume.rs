@@ -376,6 +376,20 @@ async fn a_cancel_no_worker_takes_says_it_was_sent_and_ctrl_c_says_so_too() {
     ))
     .await;
     let queue = h.settings.task_queue.clone();
+    // PENDING, it has no row yet: `--status open` finds it in Temporal.
+    eventually(
+        "watch --status open to follow it",
+        Duration::from_secs(60),
+        || {
+            let out = h
+                .cli()
+                .args(["order", "watch", "--status", "open", "--timeout", "1s"])
+                .output()
+                .unwrap();
+            async move { (out.status.code() == Some(7)).then_some(()) }
+        },
+    )
+    .await;
     let mut cancel = spawn(&h, &["order", "cancel", "ORD-CANCEL-IDLE"]);
     let stderr = lines_of(cancel.stderr.take().unwrap());
     let mut said = Vec::new();

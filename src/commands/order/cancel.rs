@@ -6,7 +6,12 @@ use serde::Serialize;
 use super::render::change_line;
 use crate::cli::CancelArgs;
 use crate::commands::Context;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// [`cancel`]'s progress: the signal is on its way (it may arrive).
+pub(crate) const SENDING: u8 = 1;
+/// [`cancel`]'s progress: the signal went out.
+pub(crate) const SENT: u8 = 2;
 use std::time::Duration;
 
 use crate::domain::{OrderStatus, WorkflowId};
@@ -47,15 +52,15 @@ pub(crate) enum Cancellation {
 }
 
 /// Cancels order `id` with `reason`, then, with `wait`, waits for its
-/// outcome: up to `limit`, or until it ends. `sent` is set once the
-/// cancellation has gone out.
+/// outcome: up to `limit`, or until it ends. `sent` says how far it got:
+/// [`SENDING`] while the signal is on its way, [`SENT`] once it went out.
 pub(crate) async fn cancel(
     client: &OrderClient,
     id: &WorkflowId,
     reason: &str,
     wait: bool,
     limit: Option<Duration>,
-    sent: &AtomicBool,
+    sent: &AtomicU8,
 ) -> anyhow::Result<Cancellation> {
     let running = match client.describe(id).await? {
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
@@ -65,15 +70,19 @@ pub(crate) async fn cancel(
             return Err(anyhow::Error::new(CodecError::NoKeys(key))
                 .context(format!("nothing was sent: order {id} is encrypted")));
         }
-        Some(Execution::Running) => match client.signal_cancel(id, reason).await {
-            Ok(()) => {
-                sent.store(true, Ordering::Relaxed);
-                true
+        Some(Execution::Running) => {
+            sent.store(SENDING, Ordering::Relaxed);
+            let signalled = client.signal_cancel(id, reason).await;
+            match signalled {
+                Ok(()) => {
+                    sent.store(SENT, Ordering::Relaxed);
+                    true
+                }
+                // It ended between the look and the signal.
+                Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
+                Err(e) => return Err(e.into()),
             }
-            // It ended between the look and the signal.
-            Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
-            Err(e) => return Err(e.into()),
-        },
+        }
         Some(_) => false,
     };
     if running && !wait {
@@ -87,12 +96,18 @@ pub(crate) async fn cancel(
                     lost.exit(),
                     format!(
                         "the cancellation of {id} was sent, then {}; it takes effect \
-                         without you: see `orderflow order status {id}` once Temporal answers",
-                        lost.headline()
+                         without you: see `{}` once Temporal answers",
+                        lost.headline(),
+                        super::watch::command_line(&["order", "status"], &[id.to_string()])
                     ),
                 )
                 .into(),
-                other => other.into(),
+                // Whatever else keeps the outcome from being read (a key
+                // this client lacks): the error, saying it was sent.
+                other => anyhow::Error::from(other).context(format!(
+                    "the cancellation of {id} was sent; it takes effect without you, but its \
+                     outcome cannot be read here"
+                )),
             }
         };
         let outcome = async { client.outcome(id).await.map_err(sent) };
@@ -125,7 +140,7 @@ const SLOW: Duration = Duration::from_secs(2);
 pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let (config, client) = super::connect(cx).await?;
     let id = &args.id;
-    let sent = AtomicBool::new(false);
+    let sent = AtomicU8::new(0);
     let cancelled = cancel(
         &client,
         id,
@@ -141,19 +156,25 @@ pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
         tokio::select! {
             biased;
             () = interrupt.wait() => {
-                cx.printer.interrupted(&if sent.load(Ordering::Relaxed) {
-                    format!(
+                let status = super::watch::command_line(&["order", "status"], &[id.to_string()]);
+                cx.printer.interrupted(&match sent.load(Ordering::Relaxed) {
+                    SENT => format!(
                         "interrupted: the cancellation of {id} was sent; it takes effect \
-                         when a worker runs the order (see `orderflow order status {id}`)"
-                    )
-                } else {
-                    format!("interrupted before the cancellation was sent: {id} was not cancelled")
+                         when a worker runs the order (see `{status}`)"
+                    ),
+                    SENDING => format!(
+                        "interrupted while the cancellation of {id} was being sent: it may have \
+                         arrived; see `{status}`"
+                    ),
+                    _ => format!(
+                        "interrupted before the cancellation was sent: {id} was not cancelled"
+                    ),
                 });
                 return Ok(Exit::Interrupted);
             }
             result = &mut cancelled => break result,
             () = tokio::time::sleep(SLOW), if !said => {
-                if !sent.load(Ordering::Relaxed) {
+                if sent.load(Ordering::Relaxed) != SENT {
                     continue;
                 }
                 said = true;
@@ -225,8 +246,9 @@ fn report(cx: &Context, doc: &CancelDoc<'_>, view: Option<&OrderView>) -> std::i
             _ => change_line(view, None),
         }),
         None => cx.printer.line(format!(
-            "{} cancellation requested; follow it with `orderflow order watch {}`",
-            doc.order_id, doc.order_id
+            "{} cancellation requested; follow it with `{}`",
+            doc.order_id,
+            super::watch::command_line(&["order", "watch"], &[doc.order_id.to_owned()])
         )),
     }
 }

@@ -134,7 +134,8 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
             .into_iter()
             .map(|o| o.order.id().clone().into())
             .collect();
-        let resume = if args.files.iter().any(|f| f.as_os_str() == "-") {
+        // The files name the orders again, unless stdin or --id named them.
+        let resume = if args.id.is_some() || args.files.iter().any(|f| f.as_os_str() == "-") {
             Resume {
                 fixed: Vec::new(),
                 listed: ids.clone(),
@@ -180,7 +181,7 @@ fn tally(submissions: &[Submission]) -> String {
 
 fn describe(o: &ParsedOrder) -> String {
     let generated = if o.generated_id {
-        " (generated ID)"
+        " (ID derived from the file and content)"
     } else {
         ""
     };
@@ -219,9 +220,11 @@ pub(crate) async fn submit_all(
         stopped.store(true, Ordering::Relaxed);
         std::future::pending::<()>().await;
     };
+    // The stop is looked at first: once it came, no order starts.
     let results = tokio::select! {
-        results = work => results,
+        biased;
         () = watch => unreachable!("pending forever"),
+        results = work => results,
     };
     results.into_iter().collect()
 }
@@ -237,8 +240,8 @@ pub(crate) fn conflict(submissions: &[Submission]) -> Option<Fail> {
         Fail::new(
             Exit::Conflict,
             format!(
-                "{} already exist(s) with different content; nothing was started for {}. Use new \
-                 IDs, or omit \"id\" to have one generated",
+                "{} already exist(s) with different content; nothing was started for {}. Give \
+                 them new IDs",
                 conflicts.join(", "),
                 if conflicts.len() == 1 { "it" } else { "them" }
             ),

@@ -56,15 +56,22 @@ fn query_interval(count: usize) -> Duration {
 }
 
 pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
-    let chosen = choose(cx, &args).await?;
+    let (config, client) = super::connect(cx).await?;
+    let chosen = choose(cx, &args, &client, &config.task_queue).await?;
     if chosen.ids.is_empty() {
         cx.printer.note("No orders match.");
         return Ok(Exit::Success);
     }
-    let (config, client) = super::connect(cx).await?;
+    // Looked up 16 at a time, in the order named.
+    let client_ref = &client;
+    let described: Vec<_> = futures::stream::iter(&chosen.ids)
+        .map(|id| async move { (id, client_ref.describe(id).await) })
+        .buffered(16)
+        .collect()
+        .await;
     let mut missing = Vec::new();
-    for id in &chosen.ids {
-        if client.describe(id).await?.is_none() {
+    for (id, found) in described {
+        if found?.is_none() {
             missing.push(id);
         }
     }
@@ -85,33 +92,14 @@ pub async fn run(cx: &Context, args: WatchArgs) -> anyhow::Result<Exit> {
             return Err(Fail::new(
                 Exit::NotFound,
                 format!(
-                    "{} of {} orders were not found in Temporal (first: {:?}){from_files}",
+                    "{} of {} orders were not found in Temporal (first: {}){from_files}",
                     some.len(),
                     chosen.ids.len(),
-                    some[0].as_str()
+                    crate::domain::quote(some[0].as_str())
                 ),
             )
             .into());
         }
-    }
-    // A client without the key would wait for endings it cannot read.
-    let client_ref = &client;
-    let unreadable = futures::stream::iter(&chosen.ids)
-        .map(|id| async move { (id, client_ref.unreadable_key(id).await) })
-        .buffer_unordered(16)
-        .filter_map(|(id, key)| async move {
-            match key {
-                Ok(Some(key)) => Some(Ok((id, key))),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            }
-        });
-    tokio::pin!(unreadable);
-    if let Some(found) = unreadable.next().await {
-        let (id, key) = found?;
-        return Err(
-            anyhow::Error::new(CodecError::NoKeys(key)).context(format!("order {id} is encrypted"))
-        );
     }
     Follow {
         printer: &cx.printer,
@@ -136,7 +124,12 @@ struct Chosen {
 /// Orders selected from the database: at most this many.
 const MAX_SELECTED: u32 = 10_000;
 
-async fn choose(cx: &Context, args: &WatchArgs) -> anyhow::Result<Chosen> {
+async fn choose(
+    cx: &Context,
+    args: &WatchArgs,
+    client: &OrderClient,
+    task_queue: &str,
+) -> anyhow::Result<Chosen> {
     let mut listed = Vec::new();
     for arg in &args.ids {
         match arg {
@@ -173,6 +166,40 @@ async fn choose(cx: &Context, args: &WatchArgs) -> anyhow::Result<Chosen> {
         // Oldest first, as they were submitted.
         for row in rows.into_iter().rev() {
             ids.push(WorkflowId::parse(&row.order_id).context("an order ID in the database")?);
+        }
+        // PENDING orders have no row yet (no worker took them): they are
+        // the running orders of this task queue that the database lacks.
+        if statuses.is_empty() || statuses.contains(&OrderStatus::Pending) {
+            let mut query = format!(
+                "ExecutionStatus = 'Running' AND TaskQueue = '{}'",
+                task_queue.replace('\'', "")
+            );
+            if let Some(customer) = &args.select.customer {
+                query.push_str(&format!(" AND CustomerId = '{}'", customer.as_str()));
+            }
+            let running = match client.list(&query, MAX_SELECTED).await {
+                Ok(running) => running,
+                Err(e) => {
+                    cx.printer.note(format!(
+                        "warning: PENDING orders are left out: Temporal's visibility did not \
+                         list them ({})",
+                        crate::errors::text(e.as_ref())
+                    ));
+                    Vec::new()
+                }
+            };
+            let names: Vec<String> = running.iter().map(|r| r.order_id.clone()).collect();
+            let recorded: Vec<String> =
+                sqlx::query_scalar("SELECT order_id FROM orders WHERE order_id = ANY($1)")
+                    .bind(&names)
+                    .fetch_all(&pool)
+                    .await
+                    .context("looking up the running orders")?;
+            for name in names.iter().rev().filter(|n| !recorded.contains(n)) {
+                if let Ok(id) = WorkflowId::parse(name) {
+                    ids.push(id);
+                }
+            }
         }
     }
     let mut seen = HashSet::new();
@@ -391,9 +418,9 @@ fn own_elapsed(view: &OrderView, now: chrono::DateTime<Utc>) -> Option<Duration>
 
 /// The hint for orders that wait on a task queue no worker polls.
 pub(crate) fn no_worker(task_queue: &str, namespace: &str) -> String {
+    let start = command_line(&["worker", "--task-queue"], &[task_queue.to_owned()]);
     format!(
-        "no worker polls task queue {task_queue} in namespace {namespace}; start one with \
-         `orderflow worker --task-queue {task_queue}`"
+        "no worker polls task queue {task_queue} in namespace {namespace}; start one with `{start}`"
     )
 }
 
@@ -488,6 +515,13 @@ async fn follow(
                 wait = every;
                 match client.live_status(id, Duration::from_secs(2)).await {
                     Err(lost @ OrderCallError::Unreachable(_)) => return Err(lost),
+                    // An answer this client cannot decrypt: no later one will
+                    // be readable either (exit 2, naming the key).
+                    Err(OrderCallError::Other(e)) if e.chain().any(|c| c.is::<CodecError>()) => {
+                        return Err(OrderCallError::Other(
+                            e.context(format!("following order {id}")),
+                        ));
+                    }
                     Ok(Some(view)) => {
                         reporter.answered();
                         if !view.status.is_terminal() && last != Some(change_key(&view)) {

@@ -359,7 +359,7 @@ pub async fn cancel_order(
     )
     .map_err(|e| ApiError::field("reason", e.to_string()))?;
     let id = WorkflowId::from(id);
-    let sent = std::sync::atomic::AtomicBool::new(false);
+    let sent = std::sync::atomic::AtomicU8::new(0);
     match cancel(
         &app.client,
         &id,

@@ -65,6 +65,9 @@ pub struct OrderWorkflow {
     /// The input arrived unencrypted: refused when the worker's settings
     /// say so ([`WorkflowSettings::refuse_clear`]).
     pub(super) arrived_clear: bool,
+    /// When the workflow was started (not when a worker first ran it): the
+    /// order's `createdAt`, in its state and its row alike.
+    pub(super) started_at: Option<DateTime<Utc>>,
     pub(super) view: OrderView,
     /// Set by the `cancel` signal; Temporal's own cancellation is read from
     /// the workflow's cancellation token.

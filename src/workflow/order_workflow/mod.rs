@@ -57,6 +57,7 @@ impl OrderWorkflow {
         Self {
             unreadable: input.sealed_key(),
             arrived_clear: input.arrived_clear(),
+            started_at: ctx.start_time().map(DateTime::<Utc>::from),
             order,
             view,
             cancel_reason: None,
@@ -79,7 +80,7 @@ impl OrderWorkflow {
         }
         let started = now(ctx);
         ctx.state_mut(|s| {
-            s.view.created_at = started;
+            s.view.created_at = s.started_at.or(started);
             s.view.updated_at = started;
         });
         // An input that is not a valid order ends here, before any effect.
@@ -113,7 +114,7 @@ impl OrderWorkflow {
                            the worker with --accept-unencrypted while clients switch over";
             ctx.state_mut(|s| {
                 let mut view = OrderView::rejected(s.view.order_id.clone(), message.to_owned());
-                view.created_at = started;
+                view.created_at = s.view.created_at;
                 view.updated_at = started;
                 s.view = view;
             });
