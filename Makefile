@@ -51,8 +51,7 @@ build:
 
 demo: deps-demo
 	@echo "building orderflow (the first build takes about 5 minutes; later ones seconds)…"
-	$(CARGO) build --locked
-	./target/debug/orderflow demo
+	$(CARGO) run --locked -- demo
 
 # The tests start their own throwaway PostgreSQL cluster and Temporal dev
 # server (tests/it/support) and stop them when they finish.
