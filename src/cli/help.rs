@@ -245,12 +245,25 @@ pub const PAGES: &[Page] = &[
     },
     Page {
         path: "order watch",
-        shows: CLIENT,
+        // --status and --customer read the database.
+        shows: ALL,
         examples: &[
             ("orderflow order watch ORD-1001 ORD-1002", ""),
             (
                 "orderflow order watch ORD-1001 --timeout 5m -o jsonl",
-                "one JSON line per change",
+                "every status it goes through",
+            ),
+            (
+                "orderflow order watch --file orders.json",
+                "the orders of a file",
+            ),
+            (
+                "orderflow order watch --status open --customer CUST-001",
+                "as order list selects",
+            ),
+            (
+                "cat ids.txt | orderflow order watch -",
+                "IDs on stdin, one a line",
             ),
         ],
         exit_codes: &[
