@@ -149,9 +149,9 @@ pub struct OrderActivities {
     pub inventory: Box<dyn Inventory>,
     pub payments: Payments,
     pub notifications: Notifications,
-    /// Whether the last step found the database unreachable: the worker
-    /// says so once when it goes, and once when it is back.
-    pub database_down: Arc<std::sync::atomic::AtomicBool>,
+    /// When a step last found the database unreachable, while it is: the
+    /// worker says so once when it goes, and once when it is back.
+    pub database_down: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 fn to_activity_error(error: ServiceError) -> ActivityError {
@@ -188,27 +188,34 @@ impl OrderActivities {
         step: Step,
         call: impl std::future::Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        use std::sync::atomic::Ordering;
         let started = std::time::Instant::now();
         let result = call.await;
         self.metrics
             .attempt(step, result_of(&result), started.elapsed());
-        match &result {
-            Err(ServiceError::Unavailable(e)) => {
-                if !self.database_down.swap(true, Ordering::Relaxed) {
+        let mut down = self.database_down.lock().unwrap_or_else(|e| e.into_inner());
+        match (&result, *down) {
+            (Err(ServiceError::Unavailable(e)), last) => {
+                if last.is_none() {
                     tracing::warn!(
-                        "the database is unreachable ({}); orders wait for it without using up \
-                         their attempts",
+                        "the database is unreachable ({}); orders wait for it without using \
+                         up their attempts",
                         crate::errors::text(e.as_ref())
                     );
                 }
+                *down = Some(std::time::Instant::now());
             }
-            _ => {
-                if self.database_down.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("the database answers again; waiting orders go on");
-                }
+            // Back: a step that began well after the last failure (a
+            // database going down flickers) was answered: a result, or a
+            // business refusal, both from the database.
+            (Ok(_) | Err(ServiceError::Business { .. }), Some(last))
+                if started > last + std::time::Duration::from_secs(1) =>
+            {
+                *down = None;
+                tracing::warn!("the database answers again; waiting orders go on");
             }
+            _ => {}
         }
+        drop(down);
         result
     }
 }
