@@ -26,7 +26,13 @@ pub fn parse_catalog(source: &Source) -> Result<Vec<Product>, InvalidInput> {
         };
         let id: Option<ProductId> = f.required("productID");
         let name: Option<ProductName> = f.required("name");
-        let unit_price: Option<JsonMoney> = f.required("unitPrice");
+        let unit_price: Option<JsonMoney> = match f.raw("unitPrice") {
+            Some(raw) if super::in_exponent_notation(raw) => {
+                f.problem(Some("unitPrice"), super::exponent_message(raw));
+                None
+            }
+            _ => f.required("unitPrice"),
+        };
         let stock: Option<Stock> = f.required("stock");
         if let Some(id) = &id
             && let Some(first) = seen.insert(id.clone(), index)
@@ -109,6 +115,19 @@ mod tests {
         assert_eq!(
             dup,
             "catalog.json: product 2 (P-1): productID: P-1 appears twice (also product 1); list each product once"
+        );
+    }
+
+    #[test]
+    fn a_price_in_exponent_notation_is_refused() {
+        let e =
+            parse(r#"[{"productID":"P-1","name":"Pen","unitPrice":"1e3","stock":1}]"#).unwrap_err();
+        assert!(
+            e.contains("unitPrice: \"1e3\" is in exponent notation"),
+            "{e}"
+        );
+        assert!(
+            parse(r#"[{"productID":"P-1","name":"Pen","unitPrice":"12.50","stock":1}]"#).is_ok()
         );
     }
 }

@@ -380,6 +380,24 @@ fn found_words(found: &str) -> String {
     }
 }
 
+/// Whether an amount as written (a JSON number or string) is in exponent
+/// notation (`1e3`, `"1.2E1"`): a number, but no written-out amount. Order
+/// files and catalogs refuse it; a workflow's input still accepts it.
+pub(crate) fn in_exponent_notation(raw: &RawValue) -> bool {
+    let text = raw.get().trim_matches('"');
+    text.contains(['e', 'E'])
+        && text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && rust_decimal::Decimal::from_scientific(text).is_ok()
+}
+
+/// The message for an amount in exponent notation.
+pub(crate) fn exponent_message(raw: &RawValue) -> String {
+    format!(
+        "{} is in exponent notation; write the amount out, like 12.50",
+        crate::domain::quote(raw.get().trim_matches('"'))
+    )
+}
+
 /// A money amount as it appears in input: a JSON number (`12.5`) or a string
 /// (`"12.50"`), read from its exact text — never through a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -341,22 +341,9 @@ fn exponent_amounts(source: &Source, raw: &RawValue, label: &str) -> Vec<InputEr
     }
     amounts
         .into_iter()
-        .filter(|(_, value)| {
-            let text = value.get().trim_matches('"');
-            text.contains(['e', 'E'])
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b))
-        })
+        .filter(|(_, value)| super::in_exponent_notation(value))
         .map(|(field, value)| {
-            source.item_error(
-                label,
-                Some(&field),
-                format!(
-                    "{} is in exponent notation; write the amount out, like 12.50",
-                    crate::domain::quote(value.get().trim_matches('"'))
-                ),
-            )
+            source.item_error(label, Some(&field), super::exponent_message(value))
         })
         .collect()
 }

@@ -66,7 +66,7 @@ pub(crate) async fn cancel(
         None => return Err(OrderCallError::NotFound(id.to_string()).into()),
         // A client without the key cannot read the outcome: say so before
         // anything is sent, not after.
-        Some(Execution::Running) if let Some(key) = client.unreadable_key(id).await? => {
+        Some(Execution::Running) if wait && let Some(key) = client.unreadable_key(id).await? => {
             return Err(anyhow::Error::new(CodecError::NoKeys(key))
                 .context(format!("nothing was sent: order {id} is encrypted")));
         }
@@ -80,7 +80,14 @@ pub(crate) async fn cancel(
                 }
                 // It ended between the look and the signal.
                 Err(OrderCallError::NotFound(_)) if client.describe(id).await?.is_some() => false,
-                Err(e) => return Err(e.into()),
+                // The call failed on its way: the signal may have arrived.
+                Err(e) => {
+                    let status =
+                        super::watch::command_line(&["order", "status"], &[id.to_string()]);
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "the cancellation of {id} may have been sent; see `{status}`"
+                    )));
+                }
             }
         }
         Some(_) => false,

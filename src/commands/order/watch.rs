@@ -169,14 +169,18 @@ async fn choose(
         }
         // PENDING orders have no row yet (no worker took them): they are
         // the running orders of this task queue that the database lacks.
-        if statuses.is_empty() || statuses.contains(&OrderStatus::Pending) {
-            let mut query = format!(
-                "ExecutionStatus = 'Running' AND TaskQueue = '{}'",
-                task_queue.replace('\'', "")
+        // An order no worker took has no customer in Temporal either: by
+        // customer, PENDING orders cannot be found (said so).
+        let pending = statuses.is_empty() || statuses.contains(&OrderStatus::Pending);
+        if pending && args.select.customer.is_some() {
+            cx.printer.note(
+                "note: orders still PENDING (no worker took them yet) cannot be found by \
+                 customer; they are left out",
             );
-            if let Some(customer) = &args.select.customer {
-                query.push_str(&format!(" AND CustomerId = '{}'", customer.as_str()));
-            }
+        }
+        if pending && args.select.customer.is_none() {
+            let quoted = task_queue.replace('\\', "\\\\").replace('\'', "\\'");
+            let query = format!("ExecutionStatus = 'Running' AND TaskQueue = '{quoted}'");
             let running = match client.list(&query, MAX_SELECTED).await {
                 Ok(running) => running,
                 Err(e) => {
@@ -189,13 +193,19 @@ async fn choose(
                 }
             };
             let names: Vec<String> = running.iter().map(|r| r.order_id.clone()).collect();
-            let recorded: Vec<String> =
+            let recorded: HashSet<String> =
                 sqlx::query_scalar("SELECT order_id FROM orders WHERE order_id = ANY($1)")
                     .bind(&names)
                     .fetch_all(&pool)
                     .await
-                    .context("looking up the running orders")?;
-            for name in names.iter().rev().filter(|n| !recorded.contains(n)) {
+                    .context("looking up the running orders")?
+                    .into_iter()
+                    .collect();
+            for name in names
+                .iter()
+                .rev()
+                .filter(|n| !recorded.contains(n.as_str()))
+            {
                 if let Ok(id) = WorkflowId::parse(name) {
                     ids.push(id);
                 }
