@@ -26,13 +26,16 @@ pub enum Exit {
     Timeout,
     /// Temporal or the database is unreachable.
     Unavailable,
+    /// `audit` found a broken promise, or `replay` a history this build
+    /// cannot replay.
+    ProblemsFound,
     /// Interrupted (Ctrl-C).
     Interrupted,
 }
 
 impl Exit {
     /// Every exit code, in order.
-    pub const ALL: [Exit; 10] = [
+    pub const ALL: [Exit; 11] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -42,6 +45,7 @@ impl Exit {
         Exit::Conflict,
         Exit::Timeout,
         Exit::Unavailable,
+        Exit::ProblemsFound,
         Exit::Interrupted,
     ];
 
@@ -57,6 +61,7 @@ impl Exit {
             Self::Conflict => (6, "CONFLICT"),
             Self::Timeout => (7, "TIMEOUT"),
             Self::Unavailable => (8, "UNAVAILABLE"),
+            Self::ProblemsFound => (9, "PROBLEMS_FOUND"),
             Self::Interrupted => (130, "INTERRUPTED"),
         }
     }
@@ -106,6 +111,7 @@ mod tests {
     #[test]
     fn codes_match_the_spec() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]);
+        // SPEC §6, and 9 (`audit` found problems), added by issue #28.
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130]);
     }
 }

@@ -3,6 +3,7 @@
 //! The binary is a thin shell over [`commands::run`]; everything else is a
 //! library so that tests and later tools can reuse it.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -121,6 +121,7 @@ pub const PAGES: &[Page] = &[
             ),
             (Exit::Timeout, "--timeout elapsed"),
             UNREACHABLE,
+            (Exit::ProblemsFound, "audit found problems"),
             (Exit::Interrupted, "interrupted (Ctrl-C)"),
         ],
     },
@@ -638,6 +639,26 @@ pub const PAGES: &[Page] = &[
             (Exit::Failure, "another check failed"),
             USAGE,
             UNREACHABLE,
+        ],
+    },
+    Page {
+        path: "audit",
+        shows: ALL,
+        examples: &[
+            ("orderflow audit", "the last 24 hours' orders"),
+            ("orderflow audit --all -o jsonl > problems.jsonl", ""),
+            (
+                "orderflow audit --since 7d --database-only",
+                "money and stock only, without Temporal",
+            ),
+        ],
+        exit_codes: &[
+            (Exit::Success, "every promise kept"),
+            ERROR,
+            DB_USAGE,
+            UNREACHABLE,
+            (Exit::ProblemsFound, "problems found (each one is listed)"),
+            INTERRUPTED,
         ],
     },
     Page {

@@ -255,6 +255,18 @@ pub enum Command {
     /// worker polling the task queue, that PostgreSQL answers (its version),
     /// pending migrations and the catalog.
     Doctor,
+    /// Check money, stock and notices against how each order ended
+    ///
+    /// Reads every order in scope from PostgreSQL and says, order by order,
+    /// what breaks orderflow's promise: a COMPLETED order without exactly one
+    /// capture of its total or without its stock; a FAILED or CANCELLED one
+    /// still captured or holding stock; a product with stock taken that no
+    /// order accounts for; an ended order without exactly one notice of its
+    /// ending. Then compares with Temporal: a row without a workflow, a
+    /// workflow without a row, an ending the two disagree on, and orders not
+    /// ended after --stuck-after, each with why. Exit 0 when clean, 9 when
+    /// it found problems.
+    Audit(AuditArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print or write man pages
@@ -557,6 +569,27 @@ pub struct ListArgs {
     /// CustomerId, FailureCode, OrderTotal), e.g. 'OrderStatus="FAILED"'
     #[arg(long, value_name = "QUERY", conflicts_with_all = ["status", "customer"])]
     pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only the orders created in the last DURATION (e.g. 1h, 7d)
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "24h",
+          conflicts_with = "all")]
+    pub since: Duration,
+
+    /// Every order, however old
+    #[arg(long)]
+    pub all: bool,
+
+    /// An order not ended this long after it was created is stuck
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "10m")]
+    pub stuck_after: Duration,
+
+    /// Check only what PostgreSQL holds (money, stock, notices), without
+    /// Temporal
+    #[arg(long)]
+    pub database_only: bool,
 }
 
 #[derive(Debug, Subcommand)]

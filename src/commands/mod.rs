@@ -1,5 +1,6 @@
 //! One file per subcommand; this module dispatches and holds what they share.
 
+mod audit;
 mod bench;
 mod codec_server;
 mod completions;
@@ -182,6 +183,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::CodecServer(args) => codec_server::run(&cx, args).await,
         Command::Serve(args) => serve::run(&cx, args).await,
         Command::Doctor => interruptible(&cx, doctor::run(&cx)).await,
+        Command::Audit(args) => interruptible(&cx, audit::run(&cx, args)).await,
         Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),

@@ -69,6 +69,29 @@ impl OrderClient {
         }
     }
 
+    /// How long the namespace keeps a closed workflow (`None`: it does not
+    /// say); a workflow closed longer ago is gone, as it should be.
+    pub async fn retention(&self) -> Result<Option<std::time::Duration>, TemporalError> {
+        let request = DescribeNamespaceRequest {
+            namespace: self.namespace().to_owned(),
+            ..Default::default()
+        };
+        match self
+            .client
+            .connection()
+            .workflow_service()
+            .describe_namespace(request.into_request())
+            .await
+        {
+            Ok(described) => Ok(described
+                .into_inner()
+                .config
+                .and_then(|c| c.workflow_execution_retention_ttl)
+                .and_then(|ttl| std::time::Duration::try_from(ttl).ok())),
+            Err(status) => Err(self.admin_failed("describing the namespace", status).await),
+        }
+    }
+
     /// The workers polling `task_queue` for workflow tasks.
     pub async fn pollers(&self, task_queue: &str) -> Result<Vec<Poller>, TemporalError> {
         let request = DescribeTaskQueueRequest {

@@ -166,6 +166,25 @@ pub struct ListedOrder {
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Always `visibility`: where this listing came from.
     pub source: &'static str,
+    /// Whether the workflow runs, closed, or was ended from outside.
+    #[serde(skip)]
+    pub execution: Execution,
+    /// Whether it carries orderflow's search attributes (`status` is then
+    /// the order's).
+    #[serde(skip)]
+    pub indexed: bool,
+}
+
+fn execution(status: WorkflowExecutionStatus) -> Execution {
+    match status {
+        WorkflowExecutionStatus::Running => Execution::Running,
+        WorkflowExecutionStatus::Completed
+        | WorkflowExecutionStatus::Failed
+        | WorkflowExecutionStatus::Canceled => Execution::Closed,
+        WorkflowExecutionStatus::Terminated => Execution::Ended("terminated"),
+        WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
+        _ => Execution::Ended("ended"),
+    }
 }
 
 /// How long `fetch` waits for a worker to answer a query before reading history.
@@ -399,15 +418,7 @@ impl OrderClient {
             .describe(WorkflowDescribeOptions::default())
             .await
         {
-            Ok(d) => Ok(Some(match d.status() {
-                WorkflowExecutionStatus::Running => Execution::Running,
-                WorkflowExecutionStatus::Completed
-                | WorkflowExecutionStatus::Failed
-                | WorkflowExecutionStatus::Canceled => Execution::Closed,
-                WorkflowExecutionStatus::Terminated => Execution::Ended("terminated"),
-                WorkflowExecutionStatus::TimedOut => Execution::Ended("timed out"),
-                _ => Execution::Ended("ended"),
-            })),
+            Ok(d) => Ok(Some(execution(d.status()))),
             Err(e) => match self.failed_on(id, "looking up", e).await {
                 OrderCallError::NotFound(_) => Ok(None),
                 other => Err(other),
@@ -449,49 +460,78 @@ impl OrderClient {
     /// ([`orders_only`]), and what comes back is checked again.
     pub async fn list(&self, query: &str, limit: u32) -> anyhow::Result<Vec<ListedOrder>> {
         use futures::TryStreamExt as _;
+        self.scan(query, Some(limit)).try_collect().await
+    }
+
+    /// [`list`](Self::list) as a stream, page by page as the server sends
+    /// them: every match when `limit` is `None`.
+    pub fn scan(
+        &self,
+        query: &str,
+        limit: Option<u32>,
+    ) -> impl futures::Stream<Item = anyhow::Result<ListedOrder>> + '_ {
+        use futures::StreamExt as _;
         use temporalio_client::WorkflowListOptions;
         use temporalio_client::errors::ClientError;
-        let scoped = orders_only(query).map_err(|e| Fail::usage(e.to_string()))?;
-        let options = WorkflowListOptions::builder().limit(limit as usize).build();
-        let found: Vec<_> = match self
-            .client
-            .list_workflows(scoped, options)
-            .try_collect()
-            .await
-        {
-            Ok(found) => found,
-            // The server's parser said no: the query's fault, said in one line.
-            Err(ClientError::Rpc(status)) if status.code() == tonic::Code::InvalidArgument => {
-                let said = status.message().lines().next().unwrap_or("").to_owned();
-                return Err(Fail::usage(format!(
-                    "invalid --query: {}",
-                    crate::domain::clip(&said)
-                ))
-                .into());
-            }
-            Err(ClientError::Rpc(status)) => {
-                return Err(self.failed("listing orders".into(), status).await.into());
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("listing orders")),
+        let scoped =
+            orders_only(query).map_err(|e| anyhow::Error::from(Fail::usage(e.to_string())));
+        let options = match limit {
+            Some(limit) => WorkflowListOptions::builder().limit(limit as usize).build(),
+            None => WorkflowListOptions::builder().build(),
         };
-        Ok(found
-            .into_iter()
-            .filter(|w| w.workflow_type() == OrderWorkflow::run.name())
-            .map(|w| {
-                let attrs = w.search_attributes();
-                ListedOrder {
-                    order_id: w.id().to_owned(),
-                    status: attrs
-                        .get(&search::ORDER_STATUS)
-                        .unwrap_or_else(|| format!("{:?}", w.status()).to_ascii_uppercase()),
-                    customer_id: attrs.get(&search::CUSTOMER_ID),
-                    total_amount: attrs.get(&search::ORDER_TOTAL).map(|t| format!("{t:.2}")),
-                    failure_code: attrs.get(&search::FAILURE_CODE),
-                    started_at: w.start_time().map(chrono::DateTime::from),
-                    source: "visibility",
-                }
+        let found = match scoped {
+            Ok(scoped) => self
+                .client
+                .list_workflows(scoped, options)
+                .then(move |w| async move {
+                    match w {
+                        Ok(w) => Ok(w),
+                        // The server's parser said no: the query's fault,
+                        // said in one line.
+                        Err(ClientError::Rpc(status))
+                            if status.code() == tonic::Code::InvalidArgument =>
+                        {
+                            let said = status.message().lines().next().unwrap_or("").to_owned();
+                            Err(Fail::usage(format!(
+                                "invalid --query: {}",
+                                crate::domain::clip(&said)
+                            ))
+                            .into())
+                        }
+                        Err(ClientError::Rpc(status)) => {
+                            Err(self.failed("listing orders".into(), status).await.into())
+                        }
+                        Err(e) => Err(anyhow::Error::new(e).context("listing orders")),
+                    }
+                })
+                .left_stream(),
+            Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+        };
+        found
+            .filter(|w| {
+                let ours = w
+                    .as_ref()
+                    .map_or(true, |w| w.workflow_type() == OrderWorkflow::run.name());
+                async move { ours }
             })
-            .collect())
+            .map(|w| {
+                w.map(|w| {
+                    let attrs = w.search_attributes();
+                    ListedOrder {
+                        order_id: w.id().to_owned(),
+                        status: attrs
+                            .get(&search::ORDER_STATUS)
+                            .unwrap_or_else(|| format!("{:?}", w.status()).to_ascii_uppercase()),
+                        customer_id: attrs.get(&search::CUSTOMER_ID),
+                        total_amount: attrs.get(&search::ORDER_TOTAL).map(|t| format!("{t:.2}")),
+                        failure_code: attrs.get(&search::FAILURE_CODE),
+                        started_at: w.start_time().map(chrono::DateTime::from),
+                        source: "visibility",
+                        execution: execution(w.status()),
+                        indexed: attrs.get(&search::ORDER_STATUS).is_some(),
+                    }
+                })
+            })
     }
 
     /// The order as it was submitted: the workflow's recorded input.

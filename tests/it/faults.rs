@@ -11,7 +11,7 @@ use orderflow::workflow::state::{OrderView, StepState};
 
 use crate::support::invariants::{Expectation, assert_kept};
 use crate::support::stack::{Harness, WorkerProcess, eventually, order};
-use crate::support::{TestDb, migrated_database, temporal_cli, write_temp};
+use crate::support::{TestDb, migrated_database, stdout_json, temporal_cli, write_temp};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -118,6 +118,7 @@ async fn a_cancel_right_after_create_never_keeps_money_or_stock() {
         },
     )
     .await;
+    h.assert_audit_clean().await;
 }
 
 /// A migrated database on a cluster of the test's own, which it may stop.
@@ -237,6 +238,7 @@ async fn orders_wait_out_a_postgres_outage_and_complete() {
         },
     )
     .await;
+    h.assert_audit_clean().await;
     let log = worker.log();
     assert!(log.contains("the database answers again"), "{log}");
     cluster.stop();
@@ -298,6 +300,7 @@ async fn a_webhook_that_never_answers_costs_time_not_connections() {
         },
     )
     .await;
+    h.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,6 +351,31 @@ async fn a_running_worker_survives_db_reset_and_migrations() {
         },
     )
     .await;
+    // `db reset` dropped the first orders' rows; their workflows remain.
+    let audit = h
+        .cli()
+        .args(["audit", "--all", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(audit.status.code(), Some(9), "{audit:?}");
+    let report = stdout_json(&audit);
+    let mut rowless: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["check"].as_str().unwrap().to_owned(),
+                p["orderID"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    rowless.sort();
+    let expected: Vec<(String, String)> = first
+        .iter()
+        .map(|o| ("no-row".to_owned(), o.id().to_string()))
+        .collect();
+    assert_eq!(rowless, expected, "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,6 +407,7 @@ async fn three_workers_killed_in_turn_finish_every_order_once() {
         },
     )
     .await;
+    h.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,5 +458,6 @@ async fn orders_finish_after_the_temporal_server_is_killed_and_restarted() {
         },
     )
     .await;
+    h.assert_audit_clean().await;
     server.stop();
 }

@@ -40,6 +40,7 @@ async fn keep_promises(h: &Harness, orders: &[Order]) {
         },
     )
     .await;
+    h.assert_audit_clean().await;
 }
 
 /// Waits until the order's `step` is in `state` (as its live state says).

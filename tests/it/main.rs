@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real PostgreSQL cluster and a real
 //! Temporal dev server, all started by `support` on first use.
 
+mod audit;
 mod cli;
 mod compose;
 mod connection;

@@ -12,6 +12,8 @@ use crate::stack::local::LocalStack;
 
 /// Runs of each command; the figures are over all of them.
 pub const RUNS: usize = 20;
+/// Runs of `audit --all`, which reads every order.
+pub const AUDIT_RUNS: usize = 3;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,8 +58,11 @@ pub async fn measure(
     ];
     let mut timed = Vec::new();
     for args in commands {
-        timed.push(time(stack, args).await?);
+        timed.push(time(stack, args, RUNS).await?);
     }
+    // Every order read and checked: three runs, not twenty. PostgreSQL
+    // only, since the filled orders have no workflows to compare with.
+    timed.push(time(stack, &["audit", "--all", "--database-only"], AUDIT_RUNS).await?);
     Ok(BigTables {
         orders,
         fill_seconds,
@@ -99,18 +104,63 @@ async fn fill(pool: &sqlx::PgPool, orders: u32, prefix: &str) -> anyhow::Result<
     .execute(&mut *tx)
     .await
     .context("filling the order lines")?;
+    // What each ending leaves, so that `audit` finds them clean: a
+    // COMPLETED order's capture and held stock, a CANCELLED one's stock
+    // given back (a FAILED one ran out of stock: none taken), one notice each.
+    let status =
+        "CASE WHEN i % 20 = 0 THEN 'FAILED' WHEN i % 50 = 1 THEN 'CANCELLED' ELSE 'COMPLETED' END";
+    for (what, statement) in [
+        (
+            "filling the payments",
+            format!(
+                "INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method,
+                                       status, gateway_ref)
+                 SELECT $2 || i, $2 || i || '/pay', 1.00, 'USD', 'card', 'CAPTURED', 'bench'
+                   FROM generate_series(1, $1) AS i WHERE {status} = 'COMPLETED'"
+            ),
+        ),
+        (
+            "filling the reservations",
+            format!(
+                "INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity,
+                                                     status, released_at)
+                 SELECT $2 || i, 0, 'BENCH-0', 1,
+                        CASE {status} WHEN 'COMPLETED' THEN 'RESERVED' ELSE 'RELEASED' END,
+                        CASE {status} WHEN 'COMPLETED' THEN NULL ELSE now() END
+                   FROM generate_series(1, $1) AS i WHERE {status} <> 'FAILED'"
+            ),
+        ),
+        (
+            "filling the notifications",
+            format!(
+                "INSERT INTO notifications (order_id, kind, status, attempts, sent_at)
+                 SELECT $2 || i,
+                        CASE {status} WHEN 'COMPLETED' THEN 'CONFIRMATION'
+                                      WHEN 'FAILED' THEN 'FAILURE' ELSE 'CANCELLATION' END,
+                        'SENT', 1, now()
+                   FROM generate_series(1, $1) AS i"
+            ),
+        ),
+    ] {
+        sqlx::query(&statement)
+            .bind(orders as i32)
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .context(what)?;
+    }
     tx.commit().await?;
-    sqlx::query("ANALYZE orders, order_items")
+    sqlx::query("ANALYZE orders, order_items, payments, inventory_reservations, notifications")
         .execute(pool)
         .await?;
     Ok(())
 }
 
-/// Runs `orderflow ARGS` [`RUNS`] times against the stack.
-async fn time(stack: &LocalStack, args: &[&str]) -> anyhow::Result<Timed> {
+/// Runs `orderflow ARGS` `runs` times against the stack.
+async fn time(stack: &LocalStack, args: &[&str], runs: usize) -> anyhow::Result<Timed> {
     let exe = std::env::current_exe().context("finding this program")?;
-    let mut took = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
+    let mut took = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let started = Instant::now();
         let mut command = tokio::process::Command::new(&exe);
         command

@@ -164,7 +164,7 @@ pub fn status_of(exit: Exit) -> StatusCode {
         Exit::Timeout => StatusCode::GATEWAY_TIMEOUT,
         Exit::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Exit::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
-        Exit::Failure | Exit::OrderFailed | Exit::OrderCancelled => {
+        Exit::Failure | Exit::OrderFailed | Exit::OrderCancelled | Exit::ProblemsFound => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }

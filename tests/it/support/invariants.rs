@@ -1,11 +1,15 @@
 //! The promise every fault scenario ends by checking (SPEC §7): whatever
 //! happened on the way, money and stock agree with how each order ended.
+//! The checks on the database are `orderflow audit`'s own
+//! ([`orderflow::audit`]); this adds the wait for every order to end and the
+//! stock each scenario started from.
 
 use std::collections::BTreeMap;
 
+use orderflow::audit;
 use orderflow::domain::OrderId;
 use orderflow::temporal::client::OrderClient;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 /// Every order the scenario submitted, the catalog's stock before it, and
 /// the Temporal client that can read each order's outcome.
@@ -64,139 +68,39 @@ pub async fn violations(
         }
     }
     let ids: Vec<&str> = expected.orders.iter().map(|o| o.as_str()).collect();
-    let rows = sqlx::query(
-        "SELECT o.order_id, o.status, o.total_amount::text AS total,
-                (SELECT count(*) FROM order_items i WHERE i.order_id = o.order_id) AS lines,
-                (SELECT count(*) FROM payments p
-                  WHERE p.order_id = o.order_id AND p.status = 'CAPTURED') AS captures,
-                (SELECT count(*) FROM payments p
-                  WHERE p.order_id = o.order_id AND p.status = 'PENDING') AS pending,
-                (SELECT string_agg(p.amount::text, ',') FROM payments p
-                  WHERE p.order_id = o.order_id AND p.status = 'CAPTURED') AS captured,
-                (SELECT count(*) FROM inventory_reservations r
-                  WHERE r.order_id = o.order_id AND r.status = 'RESERVED') AS held,
-                (SELECT count(*) FROM inventory_reservations r
-                  WHERE r.order_id = o.order_id AND r.status = 'RESERVED'
-                    AND r.quantity = (SELECT i.quantity FROM order_items i
-                                       WHERE i.order_id = r.order_id AND i.line_no = r.line_no)) AS held_right,
-                (SELECT count(*) FROM notifications n
-                  WHERE n.order_id = o.order_id
-                    AND n.kind = CASE o.status WHEN 'COMPLETED' THEN 'CONFIRMATION'
-                                               WHEN 'FAILED' THEN 'FAILURE'
-                                               ELSE 'CANCELLATION' END) AS notices,
-                (SELECT count(*) FROM notifications n
-                  WHERE n.order_id = o.order_id AND n.kind = 'CONFIRMATION'
-                    AND (n.status IN ('SENT', 'SENDING', 'UNKNOWN') OR n.maybe_delivered))
-                    AS confirmations_sent,
-                (SELECT count(*) FROM notifications n
-                  WHERE n.order_id = o.order_id AND n.kind <> 'CONFIRMATION')
-                    AS endings_told
-           FROM orders o WHERE o.order_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .expect("reading the orders");
-    let recorded: BTreeMap<String, &sqlx::postgres::PgRow> = rows
-        .iter()
-        .map(|r| (r.get::<String, _>("order_id"), r))
+    let recorded: BTreeMap<String, audit::Ledger> = audit::ledgers(pool, &ids)
+        .await
+        .expect("reading the orders")
+        .into_iter()
+        .map(|l| (l.order_id.clone(), l))
         .collect();
-
     for id in expected.orders {
-        let Some(row) = recorded.get(id.as_str()) else {
+        let Some(ledger) = recorded.get(id.as_str()) else {
             broken.push(format!("{id}: not recorded in `orders`"));
             continue;
         };
-        let status: String = row.get("status");
-        let count = |c: &str| row.get::<i64, _>(c);
-        if count("pending") != 0 {
-            broken.push(format!(
-                "{id}: {status} with a capture still pending at the gateway"
-            ));
-        }
-        match status.as_str() {
-            "COMPLETED" => {
-                let total: String = row.get("total");
-                let captured: Option<String> = row.get("captured");
-                if count("captures") != 1 || captured.as_deref() != Some(total.as_str()) {
-                    broken.push(format!(
-                        "{id}: COMPLETED with captures [{}], expected one of {total}",
-                        captured.unwrap_or_default()
-                    ));
-                }
-                if count("held") != count("lines") || count("held_right") != count("lines") {
-                    broken.push(format!(
-                        "{id}: COMPLETED holding {} of its {} lines' stock",
-                        count("held_right"),
-                        count("lines")
-                    ));
-                }
-                if count("endings_told") != 0 {
-                    broken.push(format!(
-                        "{id}: COMPLETED, and the customer was also sent a failure or cancellation notice"
-                    ));
-                }
+        if !ledger.is_terminal() {
+            // Said above, with why, when it did not end.
+            if outcomes.contains_key(id) {
+                broken.push(format!("{id}: not terminal ({})", ledger.status));
             }
-            "FAILED" | "CANCELLED" => {
-                if count("captures") != 0 {
-                    broken.push(format!("{id}: {status} but its payment is still captured"));
-                }
-                if count("held") != 0 {
-                    broken.push(format!(
-                        "{id}: {status} but still holds {} reservation(s)",
-                        count("held")
-                    ));
-                }
-                if count("confirmations_sent") != 0 {
-                    broken.push(format!(
-                        "{id}: {status}, but a confirmation was sent (or may have been): \
-                         the customer was told two stories"
-                    ));
-                }
-            }
-            // Said above, with why.
-            _ if !outcomes.contains_key(id) => continue,
-            other => broken.push(format!("{id}: not terminal ({other})")),
+            continue;
         }
-        if count("notices") != 1 {
-            broken.push(format!(
-                "{id}: {} notice(s) of its ending ({status}), expected one",
-                count("notices")
-            ));
-        }
-        match outcomes.get(id) {
-            Some(view) if view.status.as_str() == status => {}
-            Some(view) => broken.push(format!(
-                "{id}: the workflow ended {} but the database says {status}",
-                view.status
-            )),
-            None => {}
+        broken.extend(ledger.problems().iter().map(ToString::to_string));
+        if let Some(view) = outcomes.get(id) {
+            broken.extend(
+                audit::compare_endings(id.as_str(), &ledger.status, view.status.as_str())
+                    .map(|p| p.to_string()),
+            );
         }
     }
-
-    let moved: BTreeMap<String, (i64, i64)> = sqlx::query(
-        "SELECT p.product_id, p.stock::bigint AS stock,
-                COALESCE((SELECT sum(i.quantity) FROM order_items i JOIN orders o USING (order_id)
-                           WHERE i.product_id = p.product_id AND o.status = 'COMPLETED'
-                             AND o.order_id = ANY($1)), 0)::bigint AS sold
-           FROM products p",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .expect("reading the stock")
-    .iter()
-    .map(|r| (r.get("product_id"), (r.get("stock"), r.get("sold"))))
-    .collect();
-    for (product, before) in expected.stock_before {
-        match moved.get(*product) {
-            Some((now, sold)) if i64::from(*before) - now == *sold => {}
-            Some((now, sold)) => broken.push(format!(
-                "{product}: stock went from {before} to {now}, but COMPLETED orders took {sold}"
-            )),
-            None => broken.push(format!("{product}: not in the catalog any more")),
-        }
-    }
+    broken.extend(
+        audit::stock_moved(pool, &ids, expected.stock_before)
+            .await
+            .expect("reading the stock")
+            .iter()
+            .map(ToString::to_string),
+    );
     broken
 }
 

@@ -125,6 +125,27 @@ impl Harness {
         WorkerProcess { child, log }
     }
 
+    /// `orderflow audit --all` on this harness's database and queue finds
+    /// nothing wrong: the checks the fault tests make, through the command
+    /// users run.
+    pub async fn assert_audit_clean(&self) {
+        let out = tokio::process::Command::from(super::command())
+            .env("TEMPORAL_ADDRESS", &self.address)
+            .env("DATABASE_URL", &self.db.url)
+            .env("ORDERFLOW_TASK_QUEUE", &self.settings.task_queue)
+            .args(["audit", "--all", "--stuck-after", "1h"])
+            .output()
+            .await
+            .expect("running orderflow audit");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "orderflow audit found problems:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub async fn submit(&self, order: &Order) {
         let submitted = self
             .client
