@@ -56,6 +56,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand serve 'Serve the order API and the order page over HTTP'
             cand doctor 'Check the setup end to end and say how to fix what fails'
             cand audit 'Check money, stock and notices against how each order ended'
+            cand replay 'Replay order histories against this binary''s workflow code'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand options 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
@@ -850,6 +851,39 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'orderflow;replay'= {
+            cand --since 'The orders of the task queue started in the last DURATION'
+            cand --sample 'At most N of those orders, picked at random'
+            cand --id 'This order''s history (repeatable), instead of the recent ones'
+            cand --dir 'The exported histories in DIR (every .json file, as `temporal workflow show -o json` writes them), instead of the server''s'
+            cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file'
+            cand --config-file 'The Temporal CLI''s config file [default: its own, temporal.toml]'
+            cand --ui-url 'Web UI base for order links [default: the address''s host, port 8233]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand --encryption-key-file 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on. Never printed'
+            cand --tls-cert-path 'Client certificate for mTLS'
+            cand --tls-key-path 'Client private key for mTLS'
+            cand --tls-ca-path 'CA certificate to verify the server with'
+            cand --tls-server-name 'Server name to verify the certificate against'
+            cand --database-url 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed'
+            cand -o 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --color 'When to use colour; NO_COLOR turns it off under auto'
+            cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --tls 'Connect to Temporal over TLS'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'orderflow;completions'= {
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'
@@ -950,6 +984,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand serve 'Serve the order API and the order page over HTTP'
             cand doctor 'Check the setup end to end and say how to fix what fails'
             cand audit 'Check money, stock and notices against how each order ended'
+            cand replay 'Replay order histories against this binary''s workflow code'
             cand completions 'Print shell completions'
             cand man 'Print or write man pages'
             cand options 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
@@ -1009,6 +1044,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;doctor'= {
         }
         &'orderflow;help;audit'= {
+        }
+        &'orderflow;help;replay'= {
         }
         &'orderflow;help;completions'= {
         }

@@ -62,6 +62,7 @@ complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "codec-server" -
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "serve" -d 'Serve the order API and the order page over HTTP'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "audit" -d 'Check money, stock and notices against how each order ended'
+complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "replay" -d 'Replay order histories against this binary\'s workflow code'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "man" -d 'Print or write man pages'
 complete -c orderflow -n "__fish_orderflow_needs_command" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
@@ -783,6 +784,37 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand audit" -s v -l verbo
 complete -c orderflow -n "__fish_orderflow_using_subcommand audit" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand audit" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l since -d 'The orders of the task queue started in the last DURATION' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l sample -d 'At most N of those orders, picked at random' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l id -d 'This order\'s history (repeatable), instead of the recent ones' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l dir -d 'The exported histories in DIR (every .json file, as `temporal workflow show -o json` writes them), instead of the server\'s' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand completions" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
@@ -865,21 +897,22 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s v -l ver
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand options" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "serve" -d 'Serve the order API and the order page over HTTP'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "audit" -d 'Check money, stock and notices against how each order ended'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "completions" -d 'Print shell completions'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "man" -d 'Print or write man pages'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "worker" -d 'Run the order workflow and its activities until SIGINT/SIGTERM, then drain'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "order" -d 'Submit, inspect, follow and cancel orders'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "db" -d 'Apply, inspect and reset the PostgreSQL schema'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "product" -d 'Manage the catalog and the stock orders draw on'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "dev" -d 'Start a local stack (Temporal dev server, PostgreSQL, worker) for development'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "demo" -d 'Run the sample orders on a local stack and show how each one ends'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "bench" -d 'Measure throughput, latency and memory against an orchestration-only baseline'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "codec-server" -d 'Serve the Temporal remote codec protocol, so the Web UI and `temporal --codec-endpoint` show encrypted orders decrypted'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "serve" -d 'Serve the order API and the order page over HTTP'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "doctor" -d 'Check the setup end to end and say how to fix what fails'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "audit" -d 'Check money, stock and notices against how each order ended'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "replay" -d 'Replay order histories against this binary\'s workflow code'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "completions" -d 'Print shell completions'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "man" -d 'Print or write man pages'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "options" -d 'The options every command takes: Temporal, TLS, database, output (also `orderflow help options`)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish_seen_subcommand_from worker order db product dev demo bench codec-server serve doctor audit replay completions man options help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'

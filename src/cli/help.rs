@@ -121,7 +121,10 @@ pub const PAGES: &[Page] = &[
             ),
             (Exit::Timeout, "--timeout elapsed"),
             UNREACHABLE,
-            (Exit::ProblemsFound, "audit found problems"),
+            (
+                Exit::ProblemsFound,
+                "audit found problems, or a history does not replay",
+            ),
             (Exit::Interrupted, "interrupted (Ctrl-C)"),
         ],
     },
@@ -658,6 +661,33 @@ pub const PAGES: &[Page] = &[
             DB_USAGE,
             UNREACHABLE,
             (Exit::ProblemsFound, "problems found (each one is listed)"),
+            INTERRUPTED,
+        ],
+    },
+    Page {
+        path: "replay",
+        shows: CLIENT,
+        examples: &[
+            ("orderflow replay", "the last 24 hours' orders"),
+            ("orderflow replay --since 7d --sample 500", ""),
+            ("orderflow replay --id ORD-1001 --id ORD-1002", ""),
+            (
+                "orderflow replay --dir tests/histories",
+                "exported histories, no server needed",
+            ),
+        ],
+        exit_codes: &[
+            (Exit::Success, "every history replays"),
+            ERROR,
+            (
+                Exit::Usage,
+                "invalid flags, a file that is not a history, or a payload under a key the key file lacks",
+            ),
+            TEMPORAL_UNREACHABLE,
+            (
+                Exit::ProblemsFound,
+                "a history does not replay (each one is listed)",
+            ),
             INTERRUPTED,
         ],
     },

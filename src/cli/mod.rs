@@ -267,6 +267,16 @@ pub enum Command {
     /// ended after --stuck-after, each with why. Exit 0 when clean, 9 when
     /// it found problems.
     Audit(AuditArgs),
+    /// Replay order histories against this binary's workflow code
+    ///
+    /// Whether this build can run the orders already in flight: fetches the
+    /// histories of the orders started in the last --since (or those given
+    /// with --id, or the exported files of --dir) and replays each against
+    /// this binary's OrderWorkflow, decrypting with the encryption key file
+    /// when one is set. Prints each history that does not replay with the
+    /// event where it diverged and why. Exit 0 when every one replays, 9
+    /// when any does not. Run the new build's replay before deploying it.
+    Replay(ReplayArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print or write man pages
@@ -590,6 +600,27 @@ pub struct AuditArgs {
     /// Temporal
     #[arg(long)]
     pub database_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The orders of the task queue started in the last DURATION
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "24h")]
+    pub since: Duration,
+
+    /// At most N of those orders, picked at random
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["ids", "dir"])]
+    pub sample: Option<u32>,
+
+    /// This order's history (repeatable), instead of the recent ones
+    #[arg(long = "id", value_name = "ID", conflicts_with_all = ["since", "dir"])]
+    pub ids: Vec<String>,
+
+    /// The exported histories in DIR (every .json file, as `temporal
+    /// workflow show -o json` writes them), instead of the server's
+    #[arg(long, value_name = "DIR", conflicts_with = "since")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

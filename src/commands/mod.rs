@@ -11,6 +11,7 @@ mod doctor;
 mod man;
 pub(crate) mod order;
 mod product;
+mod replay;
 pub(crate) mod serve;
 pub(crate) mod worker;
 
@@ -184,6 +185,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(&cx, args).await,
         Command::Doctor => interruptible(&cx, doctor::run(&cx)).await,
         Command::Audit(args) => interruptible(&cx, audit::run(&cx, args)).await,
+        Command::Replay(args) => interruptible(&cx, replay::run(&cx, args)).await,
         Command::Options => options(&cx),
         Command::Completions(args) => completions::run(&cx, args),
         Command::Man(args) => man::run(&cx, args),

@@ -276,15 +276,9 @@ impl OrderClient {
     /// [`super::codec::WorkerCodec`], which hands on a payload it cannot
     /// decrypt instead of failing the whole workflow task.
     pub(crate) fn for_worker(&self) -> Client {
-        use temporalio_common::data_converters::{
-            DataConverter, DefaultFailureConverter, PayloadConverter,
-        };
         let mut client = self.client.clone();
-        client.options_mut().data_converter = DataConverter::new(
-            PayloadConverter::default(),
-            DefaultFailureConverter::default(),
-            super::codec::WorkerCodec(self.config.encryption.clone()),
-        );
+        client.options_mut().data_converter =
+            super::codec::worker_converter(self.config.encryption.clone());
         client
     }
 

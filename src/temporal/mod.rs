@@ -10,6 +10,7 @@ pub mod codec;
 mod connect;
 mod probe;
 pub mod query;
+pub mod replay;
 pub mod settings;
 mod trouble;
 

@@ -8,16 +8,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow::temporal::codec::{Codec, Keyring};
-use temporalio_common::data_converters::{
-    DataConverter, DefaultFailureConverter, PayloadConverter,
-};
+use orderflow::temporal::codec::Keyring;
+use orderflow::temporal::replay;
+use temporalio_common::data_converters::DataConverter;
 
 use orderflow::domain::{OrderStatus, PaymentMethod};
-use orderflow::workflow::OrderWorkflow;
 use orderflow::workflow::state::StepState;
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+use temporalio_sdk::workflows::{workflow, workflow_methods};
+use temporalio_sdk::{WorkflowContext, WorkflowContextView, WorkflowResult};
 
 use crate::support::stack::{Harness, eventually, fast_retry, order};
 
@@ -67,29 +67,18 @@ fn history_path(name: &str) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
+/// The replayer `orderflow replay` uses, without keys.
 fn replayer() -> WorkflowReplayer {
-    replayer_with(DataConverter::default())
+    replayer_with(replay::worker_converter(None))
 }
 
 fn replayer_with(data_converter: DataConverter) -> WorkflowReplayer {
-    WorkflowReplayer::new(
-        WorkflowReplayerOptions::new()
-            .register_workflow::<OrderWorkflow>()
-            .unwrap()
-            .data_converter(data_converter)
-            .build(),
-    )
-    .unwrap()
+    replay::replayer(data_converter).unwrap()
 }
 
-/// The data converter of a client with `keys`: the test key file.
+/// The data converter of a worker with `keys`: the test key file.
 fn encrypting(keys: &str) -> DataConverter {
-    let keys = Keyring::parse(keys, "test keys").unwrap();
-    DataConverter::new(
-        PayloadConverter::default(),
-        DefaultFailureConverter::default(),
-        Codec(Some(Arc::new(keys))),
-    )
+    replay::worker_converter(Some(Arc::new(Keyring::parse(keys, "test keys").unwrap())))
 }
 
 /// A completed order recorded with payloads encrypted under
@@ -154,16 +143,28 @@ async fn record_encrypted_history() {
     .unwrap();
 }
 
+fn recorded(name: &str) -> replay::Recorded {
+    let bytes = std::fs::read(history_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    replay::Recorded {
+        name: name.to_owned(),
+        history: WorkflowHistory::from_json(&bytes).unwrap(),
+    }
+}
+
 #[tokio::test]
 async fn committed_histories_replay_against_the_current_workflow() {
-    for name in HISTORIES {
-        let bytes = std::fs::read(history_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let history = WorkflowHistory::from_json(&bytes).unwrap();
-        replayer()
-            .replay_workflow(history)
-            .await
-            .unwrap_or_else(|e| panic!("history {name} no longer replays: {e:?}"));
-    }
+    let histories = HISTORIES.iter().map(|name| recorded(name)).collect();
+    let replayed = replay::replay(&replayer(), None, histories).await.unwrap();
+    assert_eq!(replayed.len(), HISTORIES.len());
+    let diverged: Vec<String> = replayed
+        .iter()
+        .filter_map(|r| Some(format!("{}: {}", r.name, r.divergence.as_ref()?)))
+        .collect();
+    assert!(
+        diverged.is_empty(),
+        "no longer replay:\n{}",
+        diverged.join("\n")
+    );
 }
 
 /// The history with its first failed workflow task completed instead, and
@@ -335,4 +336,188 @@ async fn export_history() {
         serde_json::to_string_pretty(&value).unwrap() + "\n",
     )
     .unwrap();
+}
+
+/// Workflow code changed in a way that breaks the orders in flight: under
+/// the same workflow type, it waits on a timer where `OrderWorkflow` first
+/// runs a local activity (its settings read).
+#[workflow]
+pub struct ChangedOrderWorkflow;
+
+#[workflow_methods]
+impl ChangedOrderWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, _input: serde_json::Value) -> Self {
+        Self
+    }
+
+    #[run(name = "OrderWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+        ctx.timer(Duration::from_secs(1)).await;
+        Ok("COMPLETED".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn changed_workflow_code_fails_to_replay_naming_the_order_and_event() {
+    let changed = replay::replayer_with(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<ChangedOrderWorkflow>()
+            .unwrap()
+            .data_converter(replay::worker_converter(None))
+            .build(),
+    )
+    .unwrap();
+    let replayed = replay::replay(&changed, None, vec![recorded("completed")])
+        .await
+        .unwrap();
+    let divergence = replayed[0]
+        .divergence
+        .as_ref()
+        .expect("changed code must not replay the history");
+    assert_eq!(replayed[0].name, "completed");
+    assert_eq!(divergence.kind, "nondeterminism", "{divergence}");
+    // The first event of the workflow task whose commands it no longer
+    // makes: the settings read's marker.
+    assert_eq!(divergence.event_id, Some(5), "{divergence}");
+    assert_eq!(divergence.event_type.as_deref(), Some("MarkerRecorded"));
+    assert!(
+        divergence.message.contains("Nondeterminism"),
+        "{divergence}"
+    );
+}
+
+/// Copies the named committed histories into a directory of their own.
+fn histories_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in names {
+        std::fs::copy(history_path(name), dir.path().join(format!("{name}.json"))).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn orderflow_replay_reads_exported_histories() {
+    use crate::support::orderflow;
+    let dir = histories_dir(&HISTORIES);
+    let out = orderflow()
+        .args(["replay", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text.contains("every one of 10 histories replays on this build"),
+        "{text}"
+    );
+    assert!(text.contains("completed.json  replays  "), "{text}");
+
+    // Encrypted: replays with its key; without one, says which key is missing.
+    let sealed = histories_dir(&[ENCRYPTED]);
+    let keys = crate::crypto::key_file(sealed.path(), "keys.txt", &[crate::crypto::KEY_A]);
+    orderflow()
+        .args(["replay", "--dir"])
+        .arg(sealed.path())
+        .arg("--encryption-key-file")
+        .arg(&keys)
+        .assert()
+        .code(0);
+    let keyless = orderflow()
+        .args(["replay", "--dir"])
+        .arg(sealed.path())
+        .output()
+        .unwrap();
+    assert_eq!(keyless.status.code(), Some(2), "{keyless:?}");
+    assert!(
+        String::from_utf8_lossy(&keyless.stderr).contains("no encryption key file is configured"),
+        "{keyless:?}"
+    );
+
+    // A history the code no longer matches: exit 9, the file and the event named.
+    let mut history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(history_path("completed")).unwrap()).unwrap();
+    rewrite_payloads(
+        &mut history,
+        "\"activity_type\":\"process_payment\"",
+        "\"activity_type\":\"refund_payment\"",
+    );
+    std::fs::write(
+        dir.path().join("tampered.json"),
+        serde_json::to_vec(&history).unwrap(),
+    )
+    .unwrap();
+    let out = orderflow()
+        .args(["replay", "-o", "json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{out:?}");
+    let report = crate::support::stdout_json(&out);
+    assert_eq!(report["replayed"], 11);
+    assert_eq!(report["diverged"], 1);
+    let failed: Vec<&serde_json::Value> = report["histories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h.get("divergence").is_some())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["name"], "tampered.json");
+    assert_eq!(
+        failed[0]["divergence"]["message"],
+        "[TMPRL1100] Nondeterminism error: Activity type of recorded marker 'refund_payment' \
+         does not match activity type of local activity command 'process_payment'",
+        "{report:#}"
+    );
+    assert_eq!(failed[0]["divergence"]["eventId"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderflow_replay_replays_live_histories() {
+    let h = Harness::new().await;
+    h.add_product("PROD-001", "1299.99", 10).await;
+    let _worker = h.spawn_worker(&[]);
+    let orders = [
+        order(
+            "ORD-LIVE-1",
+            PaymentMethod::Card,
+            &[("PROD-001", 1, "1299.99")],
+        ),
+        order(
+            "ORD-LIVE-2",
+            PaymentMethod::CardDeclined,
+            &[("PROD-001", 1, "1299.99")],
+        ),
+    ];
+    for o in &orders {
+        h.submit(o).await;
+    }
+    for o in &orders {
+        h.client.outcome(o.id()).await.unwrap();
+    }
+    let out = h.cli().args(["replay", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = crate::support::stdout_json(&out);
+    assert_eq!(report["replayed"], 2, "{report:#}");
+    assert_eq!(report["diverged"], 0);
+
+    let one = h
+        .cli()
+        .args(["replay", "--sample", "1", "-o", "jsonl"])
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&one.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0]["name"].as_str().unwrap().starts_with("ORD-LIVE-"));
+    assert_eq!(lines[1]["replayed"], 1);
+
+    h.cli()
+        .args(["replay", "--id", "ORD-LIVE-2"])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("ORD-LIVE-2  replays  "));
 }

@@ -123,8 +123,8 @@ async fn fill(pool: &sqlx::PgPool, orders: u32, prefix: &str) -> anyhow::Result<
             "filling the reservations",
             format!(
                 "INSERT INTO inventory_reservations (order_id, line_no, product_id, quantity,
-                                                     status, released_at)
-                 SELECT $2 || i, 0, 'BENCH-0', 1,
+                                                     unit_price, status, released_at)
+                 SELECT $2 || i, 0, 'BENCH-0', 1, 1.00,
                         CASE {status} WHEN 'COMPLETED' THEN 'RESERVED' ELSE 'RELEASED' END,
                         CASE {status} WHEN 'COMPLETED' THEN NULL ELSE now() END
                    FROM generate_series(1, $1) AS i WHERE {status} <> 'FAILED'"

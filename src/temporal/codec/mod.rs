@@ -163,6 +163,21 @@ impl PayloadCodec for Codec {
 #[derive(Debug, Clone)]
 pub struct WorkerCodec(pub Option<Arc<Keyring>>);
 
+/// The data converter a worker with `keys` runs with (and a replay of its
+/// histories must: the workflow reads the mark [`WorkerCodec`] leaves).
+pub fn worker_converter(
+    keys: Option<Arc<Keyring>>,
+) -> temporalio_common::data_converters::DataConverter {
+    use temporalio_common::data_converters::{
+        DataConverter, DefaultFailureConverter, PayloadConverter,
+    };
+    DataConverter::new(
+        PayloadConverter::default(),
+        DefaultFailureConverter::default(),
+        WorkerCodec(keys),
+    )
+}
+
 impl PayloadCodec for WorkerCodec {
     fn encode(
         &self,
