@@ -199,6 +199,7 @@ always\t''
 never\t''"
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l timeline -d 'The order\'s life as one table: each step\'s start, duration, attempts and waits (for a worker, retry back-off, the database), the signals, the compensation, and what it did to money, stock and notices (from the database, when one is configured)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -l tls -d 'Connect to Temporal over TLS'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
@@ -624,7 +625,7 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l single -d 
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l in-flight -d 'Orders started at once for the memory measurement (M)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l workers -d 'Separate worker processes on the real path (W)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l hot -d 'Orders for the one-product run (H), on a stock of H/2; 0 skips it' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l big-tables -d 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page) and `order status`, each as a whole process; 0 skips it' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l big-tables -d 'Also fill the orders table to this many rows and time `order list` (with each filter, and a deep page), `order status` and `audit --all --database-only`, each as a whole process; 0 skips it' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l api-orders -d 'Orders per round and way for the API run: started through `POST /api/orders` of an `orderflow serve` process, and by this process\'s client, alternating (0: no API run)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l streams -d 'Events streams one `serve` process holds open at once in the API run, for its memory and CPU (at most the orders it started: --api-orders × --rounds; 0: none)' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand bench" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r

@@ -230,20 +230,25 @@ pub const PAGES: &[Page] = &[
     },
     Page {
         path: "order status",
-        shows: CLIENT,
+        // --timeline reads the database.
+        shows: ALL,
         examples: &[
             ("orderflow order status ORD-1001", ""),
             (
                 "orderflow order status ORD-1001 -o json | jq -r .status",
                 "",
             ),
+            (
+                "orderflow order status ORD-1001 --timeline",
+                "why it was slow, and what it did to the money",
+            ),
         ],
         exit_codes: &[
             (Exit::Success, "shown, whatever the order's status"),
             ERROR,
-            USAGE,
+            DB_USAGE,
             (Exit::NotFound, "no such order"),
-            TEMPORAL_UNREACHABLE,
+            UNREACHABLE,
             INTERRUPTED,
         ],
     },

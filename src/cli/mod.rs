@@ -226,7 +226,8 @@ pub enum Command {
     ///
     /// Then 1. again with the worker in this process and eager start (the ceiling
     /// of a client that hosts its own worker). Last, with --big-tables N, the
-    /// reading commands (order list, order status) with N orders in the table.
+    /// reading commands (order list, order status, audit --all --database-only)
+    /// with N orders in the table.
     /// Results go to stdout (a table, or -o json); see DOCS.md for recorded runs.
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
@@ -455,6 +456,13 @@ pub struct StatusArgs {
     /// The order ID (= workflow ID); any workflow ID Temporal holds
     #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id))]
     pub id: WorkflowId,
+
+    /// The order's life as one table: each step's start, duration, attempts
+    /// and waits (for a worker, retry back-off, the database), the signals,
+    /// the compensation, and what it did to money, stock and notices (from
+    /// the database, when one is configured)
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -859,8 +867,8 @@ pub struct BenchArgs {
     pub hot: u32,
 
     /// Also fill the orders table to this many rows and time `order list`
-    /// (with each filter, and a deep page) and `order status`, each as a
-    /// whole process; 0 skips it
+    /// (with each filter, and a deep page), `order status` and `audit --all
+    /// --database-only`, each as a whole process; 0 skips it
     #[arg(long, default_value_t = 0, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=50_000_000))]
     pub big_tables: u32,

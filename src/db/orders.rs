@@ -128,3 +128,121 @@ pub async fn list(
         })
         .collect()
 }
+
+/// What an order did to money, stock and its customer, as the database
+/// holds it: `order status --timeline`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Effects {
+    /// Whether the order has a row at all.
+    pub recorded: bool,
+    pub payments: Vec<PaymentRecord>,
+    pub reservations: Vec<ReservationRecord>,
+    pub notifications: Vec<NoticeRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRecord {
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    pub attempt: i32,
+    pub created_at: DateTime<Utc>,
+    /// When it last changed: its capture or decline, or its refund.
+    pub updated_at: DateTime<Utc>,
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationRecord {
+    #[serde(rename = "productID")]
+    pub product_id: String,
+    pub quantity: i32,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeRecord {
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Order `id`'s payments, reservations and notices, oldest first.
+pub async fn effects(pool: &PgPool, id: &str) -> Result<Effects, sqlx::Error> {
+    let recorded: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    let payments = sqlx::query(
+        "SELECT status, amount::text AS amount, currency::text AS currency, attempt,
+                created_at, updated_at, refunded_at
+           FROM payments WHERE order_id = $1 ORDER BY payment_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(PaymentRecord {
+            status: r.try_get("status")?,
+            amount: r.try_get("amount")?,
+            currency: r.try_get("currency")?,
+            attempt: r.try_get("attempt")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            refunded_at: r.try_get("refunded_at")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let reservations = sqlx::query(
+        "SELECT product_id, quantity, status, created_at, released_at
+           FROM inventory_reservations WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ReservationRecord {
+            product_id: r.try_get("product_id")?,
+            quantity: r.try_get("quantity")?,
+            status: r.try_get("status")?,
+            created_at: r.try_get("created_at")?,
+            released_at: r.try_get("released_at")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let notifications = sqlx::query(
+        "SELECT kind, status, attempts, created_at, sent_at
+           FROM notifications WHERE order_id = $1 ORDER BY notification_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(NoticeRecord {
+            kind: r.try_get("kind")?,
+            status: r.try_get("status")?,
+            attempts: r.try_get("attempts")?,
+            created_at: r.try_get("created_at")?,
+            sent_at: r.try_get("sent_at")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Effects {
+        recorded,
+        payments,
+        reservations,
+        notifications,
+    })
+}

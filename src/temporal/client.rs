@@ -538,6 +538,15 @@ impl OrderClient {
         })
     }
 
+    /// The order's life as its history tells it (`order status --timeline`).
+    pub async fn timeline(
+        &self,
+        id: &impl Id,
+    ) -> Result<crate::workflow::timeline::Timeline, OrderCallError> {
+        let events = self.history(id).await?;
+        Ok(crate::workflow::timeline::read(&events))
+    }
+
     /// What Temporal recorded of a running order, for when no worker
     /// answers queries: the submitted order and the steps whose results
     /// are in history.

@@ -18,5 +18,6 @@ pub mod sealed;
 pub mod search;
 pub mod signals;
 pub mod state;
+pub mod timeline;
 
 pub use order_workflow::OrderWorkflow;

@@ -27,6 +27,7 @@ mod serve;
 mod services;
 mod support;
 mod temporal;
+mod timeline;
 mod trust;
 mod watch;
 mod workflow;

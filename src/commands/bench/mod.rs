@@ -546,11 +546,12 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
             ]);
         }
         p.line(format!(
-            "\nwith {} orders in the database (filled in {:.1} s), each command {} times, \
-             as a whole process:\n{table}",
+            "\nwith {} orders in the database (filled in {:.1} s), each command {} times \
+             (audit, which reads them all, {}), as a whole process:\n{table}",
             big.orders,
             big.fill_seconds,
-            tables::RUNS
+            tables::RUNS,
+            tables::AUDIT_RUNS
         ))?;
     }
     Ok(())

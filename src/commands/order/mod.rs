@@ -6,6 +6,7 @@ mod list;
 mod progress;
 mod render;
 mod status;
+mod timeline;
 mod watch;
 
 pub(crate) use cancel::{CancelDoc, Cancellation, cancel, refused};

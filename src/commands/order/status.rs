@@ -8,6 +8,9 @@ use crate::exit::Exit;
 pub async fn run(cx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let (config, client) = super::connect(cx).await?;
     let (view, source) = client.fetch(&args.id).await?;
+    if args.timeline {
+        return super::timeline::run(cx, &client, &args.id, &view).await;
+    }
     let ui_url = config.ui_link(args.id.as_str());
     if cx.printer.is_json() {
         cx.printer.json(&StatusDoc {
