@@ -254,6 +254,14 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;order;cancel' {
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
+            [CompletionResult]::new('--failure-code', '--failure-code', [CompletionResultType]::ParameterName, 'Only orders that FAILED with this code (repeatable)')
+            [CompletionResult]::new('--created-after', '--created-after', [CompletionResultType]::ParameterName, 'Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z) or a duration ago (2h)')
+            [CompletionResult]::new('--created-before', '--created-before', [CompletionResultType]::ParameterName, 'Only orders created before this time: RFC 3339 or a duration ago')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'The orders a visibility query finds instead (on OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="PAID"''')
+            [CompletionResult]::new('--ids-file', '--ids-file', [CompletionResultType]::ParameterName, 'The orders named in this file, one ID a line (''#'' comments); ''-'' reads stdin')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'With a selection: at most this many orders a second (e.g. 20 or 20/s)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why the order is cancelled: one line, at most 500 characters, recorded with the order and told to the customer')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting after this long (exit 7)')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]')
@@ -274,6 +282,8 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour; NO_COLOR turns it off under auto')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr [default: json with -o json or jsonl, else text]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'With a selection: list the orders it would cancel, and change nothing')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With a selection: do not ask; required when stdin is not a terminal')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Send the cancellation and return without waiting for the outcome')
             [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')

@@ -245,6 +245,14 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --version 'Print version'
         }
         &'orderflow;order;cancel'= {
+            cand --status 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended'
+            cand --customer 'Only this customer''s orders'
+            cand --failure-code 'Only orders that FAILED with this code (repeatable)'
+            cand --created-after 'Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z) or a duration ago (2h)'
+            cand --created-before 'Only orders created before this time: RFC 3339 or a duration ago'
+            cand --query 'The orders a visibility query finds instead (on OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="PAID"'''
+            cand --ids-file 'The orders named in this file, one ID a line (''#'' comments); ''-'' reads stdin'
+            cand --rate 'With a selection: at most this many orders a second (e.g. 20 or 20/s)'
             cand --reason 'Why the order is cancelled: one line, at most 500 characters, recorded with the order and told to the customer'
             cand --timeout 'Give up waiting after this long (exit 7)'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
@@ -265,6 +273,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
             cand --color 'When to use colour; NO_COLOR turns it off under auto'
             cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --dry-run 'With a selection: list the orders it would cancel, and change nothing'
+            cand --yes 'With a selection: do not ask; required when stdin is not a terminal'
             cand --no-wait 'Send the cancellation and return without waiting for the outcome'
             cand --tls 'Connect to Temporal over TLS'
             cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'

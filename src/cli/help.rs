@@ -292,7 +292,8 @@ pub const PAGES: &[Page] = &[
     },
     Page {
         path: "order cancel",
-        shows: CLIENT,
+        // A selection reads the database.
+        shows: ALL,
         examples: &[
             (
                 "orderflow order cancel ORD-1001 --reason 'customer asked'",
@@ -302,21 +303,33 @@ pub const PAGES: &[Page] = &[
                 "orderflow order cancel ORD-1001 --no-wait",
                 "send it and return",
             ),
+            (
+                "orderflow order cancel --status open --customer CUST-001 --dry-run",
+                "what a selection would cancel",
+            ),
+            (
+                "orderflow order cancel --ids-file stuck.txt --yes --rate 20/s -o jsonl",
+                "",
+            ),
         ],
         exit_codes: &[
             (
                 Exit::Success,
-                "the order ended CANCELLED (with --no-wait: the request was sent)",
+                "the order ended CANCELLED (with --no-wait: the request was sent); with a \
+                 selection, every one of them",
             ),
             ERROR,
-            USAGE,
+            (
+                Exit::Usage,
+                "invalid flags or input, or a selection not confirmed (--yes off a terminal)",
+            ),
             (Exit::NotFound, "no such order"),
             (
                 Exit::Conflict,
                 "the order already COMPLETED or FAILED: nothing was changed",
             ),
             (Exit::Timeout, "--timeout elapsed"),
-            TEMPORAL_UNREACHABLE,
+            UNREACHABLE,
             ORDERS_GO_ON,
         ],
     },

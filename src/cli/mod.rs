@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use secrecy::SecretString;
 
-use crate::domain::{CancelReason, CustomerId, OrderId, OrderStatus, WorkflowId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{CancelReason, CustomerId, FailureCode, OrderId, OrderStatus, WorkflowId};
 use crate::output::{ColorChoice, OutputFormat};
 use crate::telemetry::LogFormat;
 use crate::temporal::TemporalSettings;
@@ -548,11 +550,112 @@ impl SelectArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusSet(pub Vec<OrderStatus>, pub &'static str);
 
+/// Many orders at once (`order cancel` without an ID): by the database's
+/// filters, a visibility query, or a file of IDs.
+#[derive(Debug, Args, Default)]
+pub struct PickArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Only orders that FAILED with this code (repeatable)
+    #[arg(long, value_parser = parse_failure_code, value_name = "CODE", value_delimiter = ',')]
+    pub failure_code: Vec<FailureCode>,
+
+    /// Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z)
+    /// or a duration ago (2h)
+    #[arg(long, value_parser = parse_moment, value_name = "TIME")]
+    pub created_after: Option<DateTime<Utc>>,
+
+    /// Only orders created before this time: RFC 3339 or a duration ago
+    #[arg(long, value_parser = parse_moment, value_name = "TIME")]
+    pub created_before: Option<DateTime<Utc>>,
+
+    /// The orders a visibility query finds instead (on OrderStatus,
+    /// CustomerId, FailureCode, OrderTotal), e.g. 'OrderStatus="PAID"'
+    #[arg(long, value_name = "QUERY",
+          conflicts_with_all = ["status", "customer", "failure_code", "created_after", "created_before", "ids_file"])]
+    pub query: Option<String>,
+
+    /// The orders named in this file, one ID a line ('#' comments); '-'
+    /// reads stdin
+    #[arg(long, value_name = "PATH",
+          conflicts_with_all = ["status", "customer", "failure_code", "created_after", "created_before"])]
+    pub ids_file: Option<PathBuf>,
+}
+
+impl PickArgs {
+    /// Whether any selection is given.
+    pub fn is_set(&self) -> bool {
+        self.select.is_set()
+            || !self.failure_code.is_empty()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+            || self.query.is_some()
+            || self.ids_file.is_some()
+    }
+}
+
+/// `2026-12-04T10:00:00Z`, or a duration ago: `2h`.
+fn parse_moment(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    match humantime::parse_duration(text) {
+        Ok(ago) => chrono::Duration::from_std(ago)
+            .map(|ago| Utc::now() - ago)
+            .map_err(|_| "is too long ago".to_owned()),
+        Err(_) => Err("use a time like 2026-12-04T10:00:00Z, or a duration ago like 2h".to_owned()),
+    }
+}
+
+fn parse_failure_code(text: &str) -> Result<FailureCode, String> {
+    text.to_ascii_uppercase()
+        .parse::<FailureCode>()
+        .map_err(|_| {
+            format!(
+                "not a failure code; one of: {}",
+                FailureCode::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// `--rate 20` or `--rate 20/s`: orders per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
+    match number.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err("use orders per second, e.g. 20 or 20/s".to_owned()),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CancelArgs {
-    /// The order ID to cancel; any workflow ID Temporal holds
-    #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id))]
-    pub id: WorkflowId,
+    /// The order ID to cancel; any workflow ID Temporal holds. Without
+    /// one, a selection (--status, --customer, --failure-code,
+    /// --created-after/--created-before, --query or --ids-file) names many
+    #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id),
+          required_unless_present_any = ["status", "customer", "failure_code", "created_after", "created_before", "query", "ids_file"],
+          conflicts_with_all = ["status", "customer", "failure_code", "created_after", "created_before", "query", "ids_file"])]
+    pub id: Option<WorkflowId>,
+
+    #[command(flatten)]
+    pub pick: PickArgs,
+
+    /// With a selection: list the orders it would cancel, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With a selection: do not ask; required when stdin is not a terminal
+    #[arg(long)]
+    pub yes: bool,
+
+    /// With a selection: at most this many orders a second (e.g. 20 or 20/s)
+    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    pub rate: Option<f64>,
 
     /// Why the order is cancelled: one line, at most 500 characters,
     /// recorded with the order and told to the customer

@@ -246,3 +246,36 @@ pub async fn effects(pool: &PgPool, id: &str) -> Result<Effects, sqlx::Error> {
         notifications,
     })
 }
+
+/// Which orders a bulk action (`order cancel` over a selection) takes.
+#[derive(Debug, Clone, Default)]
+pub struct Pick<'a> {
+    /// Any of these statuses (none: any).
+    pub statuses: &'a [OrderStatus],
+    pub customer: Option<&'a CustomerId>,
+    /// Any of these failure codes (none: any).
+    pub failure_codes: &'a [String],
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// The IDs of the orders `pick` takes, oldest first.
+pub async fn picked(pool: &PgPool, pick: &Pick<'_>) -> Result<Vec<String>, sqlx::Error> {
+    let statuses: Vec<&str> = pick.statuses.iter().map(|s| s.as_str()).collect();
+    sqlx::query_scalar(
+        "SELECT order_id FROM orders
+          WHERE (cardinality($1::text[]) = 0 OR status = ANY($1))
+            AND ($2::text IS NULL OR customer_id = $2)
+            AND (cardinality($3::text[]) = 0 OR failure_code = ANY($3))
+            AND created_at > COALESCE($4, '-infinity'::timestamptz)
+            AND created_at < COALESCE($5, 'infinity'::timestamptz)
+          ORDER BY created_at, order_id",
+    )
+    .bind(&statuses)
+    .bind(pick.customer.map(|c| c.as_str()))
+    .bind(pick.failure_codes)
+    .bind(pick.created_after)
+    .bind(pick.created_before)
+    .fetch_all(pool)
+    .await
+}

@@ -2,6 +2,7 @@
 //! Temporal dev server, all started by `support` on first use.
 
 mod audit;
+mod bulk;
 mod cli;
 mod compose;
 mod connection;

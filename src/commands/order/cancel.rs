@@ -146,7 +146,9 @@ const SLOW: Duration = Duration::from_secs(2);
 
 pub async fn run(cx: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
     let (config, client) = super::connect(cx).await?;
-    let id = &args.id;
+    let Some(id) = &args.id else {
+        return many(cx, &args, &client, &config.task_queue).await;
+    };
     let sent = AtomicU8::new(0);
     let cancelled = cancel(
         &client,
@@ -258,4 +260,73 @@ fn report(cx: &Context, doc: &CancelDoc<'_>, view: Option<&OrderView>) -> std::i
             super::watch::command_line(&["order", "watch"], &[doc.order_id.to_owned()])
         )),
     }
+}
+
+/// `order cancel` over a selection: each order as `order cancel ID` would,
+/// [`bulk`](super::bulk) doing the rest.
+async fn many(
+    cx: &Context,
+    args: &CancelArgs,
+    client: &OrderClient,
+    task_queue: &str,
+) -> anyhow::Result<Exit> {
+    let ids = super::bulk::chosen(cx, &args.pick, client, task_queue).await?;
+    if ids.is_empty() {
+        cx.printer
+            .note("no order matches the selection; nothing was cancelled");
+        return Ok(Exit::Success);
+    }
+    if args.dry_run {
+        return super::bulk::dry_run(cx, "be cancelled", &ids);
+    }
+    if !super::bulk::confirmed(cx, "cancel", ids.len(), args.yes)? {
+        cx.printer
+            .note("Not confirmed; nothing was cancelled. (`--yes` skips the question.)");
+        return Ok(Exit::Usage);
+    }
+    let reason = args.reason.as_str();
+    let wait = !args.no_wait;
+    super::bulk::act_on_all(cx, "cancelling", ids, args.rate, |id| async move {
+        let sent = AtomicU8::new(0);
+        let result = cancel(client, &id, reason, wait, args.timeout, &sent).await;
+        let record = |outcome, status: Option<OrderStatus>, detail: Option<String>, exit| {
+            super::bulk::Record {
+                order_id: id.as_str().to_owned(),
+                outcome,
+                status,
+                detail,
+                exit,
+            }
+        };
+        match result {
+            Ok(Cancellation::Requested) => record("requested", None, None, Exit::Success),
+            Ok(Cancellation::Pending) => record(
+                "requested",
+                None,
+                Some("sent; not ended within --timeout".to_owned()),
+                Exit::Timeout,
+            ),
+            Ok(Cancellation::Cancelled(view)) => {
+                record("cancelled", Some(view.status), None, Exit::Success)
+            }
+            Ok(Cancellation::Already(view)) => {
+                record("already cancelled", Some(view.status), None, Exit::Success)
+            }
+            Ok(Cancellation::Refused(view)) => record(
+                "refused",
+                Some(view.status),
+                Some(format!("already ended {}; nothing changed", view.status)),
+                Exit::Conflict,
+            ),
+            Err(e) => {
+                let exit = crate::commands::exit_code(&e);
+                let outcome = match exit {
+                    Exit::NotFound => "not found",
+                    _ => "error",
+                };
+                record(outcome, None, Some(crate::errors::text(e.as_ref())), exit)
+            }
+        }
+    })
+    .await
 }

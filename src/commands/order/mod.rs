@@ -1,5 +1,6 @@
 //! `orderflow order …`: one file per subcommand, and what they share.
 
+mod bulk;
 mod cancel;
 mod create;
 mod list;

@@ -134,7 +134,7 @@ async fn choose(
     for arg in &args.ids {
         match arg {
             IdArg::Id(id) => listed.push(id.clone()),
-            IdArg::Stdin => listed.extend(read_ids(std::io::stdin().lock())?),
+            IdArg::Stdin => listed.extend(read_ids(std::io::stdin().lock(), "<stdin>")?),
         }
     }
     let mut ids: Vec<WorkflowId> = listed.clone();
@@ -224,18 +224,21 @@ async fn choose(
 
 /// Order IDs, one a line (blank lines and `#` comments skipped): every bad
 /// line reported at once (exit 2).
-fn read_ids(input: impl std::io::BufRead) -> anyhow::Result<Vec<WorkflowId>> {
+pub(super) fn read_ids(
+    input: impl std::io::BufRead,
+    source: &str,
+) -> anyhow::Result<Vec<WorkflowId>> {
     let mut ids = Vec::new();
     let mut problems = Vec::new();
     for (n, line) in input.lines().enumerate() {
-        let line = line.context("reading order IDs from stdin")?;
+        let line = line.with_context(|| format!("reading order IDs from {source}"))?;
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
         match WorkflowId::parse(text) {
             Ok(id) => ids.push(id),
-            Err(e) => problems.push(format!("<stdin>: line {}: {e}", n + 1)),
+            Err(e) => problems.push(format!("{source}: line {}: {e}", n + 1)),
         }
     }
     if !problems.is_empty() {
@@ -244,7 +247,7 @@ fn read_ids(input: impl std::io::BufRead) -> anyhow::Result<Vec<WorkflowId>> {
     if ids.is_empty() {
         return Err(Fail::new(
             Exit::Usage,
-            "'-' reads order IDs from stdin, one a line, but it held none",
+            format!("{source} holds no order IDs; give one a line ('#' starts a comment)"),
         )
         .into());
     }
