@@ -145,7 +145,8 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
-            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome, or many (a selection)')
+            [CompletionResult]::new('resubmit', 'resubmit', [CompletionResultType]::ParameterValue, 'Start FAILED orders again as new orders (e.g. after a gateway outage)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -296,6 +297,46 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'orderflow;order;resubmit' {
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
+            [CompletionResult]::new('--failure-code', '--failure-code', [CompletionResultType]::ParameterName, 'Only orders that FAILED with this code (repeatable)')
+            [CompletionResult]::new('--created-after', '--created-after', [CompletionResultType]::ParameterName, 'Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z) or a duration ago (2h)')
+            [CompletionResult]::new('--created-before', '--created-before', [CompletionResultType]::ParameterName, 'Only orders created before this time: RFC 3339 or a duration ago')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'The orders a visibility query finds instead (on OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="PAID"''')
+            [CompletionResult]::new('--ids-file', '--ids-file', [CompletionResultType]::ParameterName, 'The orders named in this file, one ID a line (''#'' comments); ''-'' reads stdin')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'With a selection: at most this many orders a second (e.g. 20 or 20/s)')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [default: the profile''s, else default]')
+            [CompletionResult]::new('--task-queue', '--task-queue', [CompletionResultType]::ParameterName, 'Task queue the worker polls and orders are sent to [default: orderflow]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to read from the Temporal CLI''s config file')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'The Temporal CLI''s config file [default: its own, temporal.toml]')
+            [CompletionResult]::new('--ui-url', '--ui-url', [CompletionResultType]::ParameterName, 'Web UI base for order links [default: the address''s host, port 8233]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)')
+            [CompletionResult]::new('--encryption-key-file', '--encryption-key-file', [CompletionResultType]::ParameterName, 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key for Temporal Cloud; turns TLS on. Never printed')
+            [CompletionResult]::new('--tls-cert-path', '--tls-cert-path', [CompletionResultType]::ParameterName, 'Client certificate for mTLS')
+            [CompletionResult]::new('--tls-key-path', '--tls-key-path', [CompletionResultType]::ParameterName, 'Client private key for mTLS')
+            [CompletionResult]::new('--tls-ca-path', '--tls-ca-path', [CompletionResultType]::ParameterName, 'CA certificate to verify the server with')
+            [CompletionResult]::new('--tls-server-name', '--tls-server-name', [CompletionResultType]::ParameterName, 'Server name to verify the certificate against')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour; NO_COLOR turns it off under auto')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr [default: json with -o json or jsonl, else text]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'With a selection: list the orders it would resubmit, and change nothing')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With a selection: do not ask; required when stdin is not a terminal')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connect to Temporal over TLS')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, notes or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'orderflow;order;list' {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended')
             [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer''s orders')
@@ -335,7 +376,8 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
-            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome, or many (a selection)')
+            [CompletionResult]::new('resubmit', 'resubmit', [CompletionResultType]::ParameterValue, 'Start FAILED orders again as new orders (e.g. after a gateway outage)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -350,6 +392,9 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;order;help;cancel' {
+            break
+        }
+        'orderflow;order;help;resubmit' {
             break
         }
         'orderflow;order;help;list' {
@@ -1058,7 +1103,8 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Validate order files, then start one workflow per order')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an order: status, step, attempts, failure, items and amounts')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED')
-            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel an order and wait for the outcome, or many (a selection)')
+            [CompletionResult]::new('resubmit', 'resubmit', [CompletionResultType]::ParameterValue, 'Start FAILED orders again as new orders (e.g. after a gateway outage)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List orders, newest first')
             break
         }
@@ -1072,6 +1118,9 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             break
         }
         'orderflow;help;order;cancel' {
+            break
+        }
+        'orderflow;help;order;resubmit' {
             break
         }
         'orderflow;help;order;list' {

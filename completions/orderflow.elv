@@ -140,7 +140,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand create 'Validate order files, then start one workflow per order'
             cand status 'Show an order: status, step, attempts, failure, items and amounts'
             cand watch 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-            cand cancel 'Cancel an order and wait for the outcome'
+            cand cancel 'Cancel an order and wait for the outcome, or many (a selection)'
+            cand resubmit 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
             cand list 'List orders, newest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -286,6 +287,45 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'orderflow;order;resubmit'= {
+            cand --status 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended'
+            cand --customer 'Only this customer''s orders'
+            cand --failure-code 'Only orders that FAILED with this code (repeatable)'
+            cand --created-after 'Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z) or a duration ago (2h)'
+            cand --created-before 'Only orders created before this time: RFC 3339 or a duration ago'
+            cand --query 'The orders a visibility query finds instead (on OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. ''OrderStatus="PAID"'''
+            cand --ids-file 'The orders named in this file, one ID a line (''#'' comments); ''-'' reads stdin'
+            cand --rate 'With a selection: at most this many orders a second (e.g. 20 or 20/s)'
+            cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
+            cand --namespace 'Temporal namespace [default: the profile''s, else default]'
+            cand --task-queue 'Task queue the worker polls and orders are sent to [default: orderflow]'
+            cand --profile 'Profile to read from the Temporal CLI''s config file'
+            cand --config-file 'The Temporal CLI''s config file [default: its own, temporal.toml]'
+            cand --ui-url 'Web UI base for order links [default: the address''s host, port 8233]'
+            cand --connect-timeout 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)'
+            cand --encryption-key-file 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only'
+            cand --api-key 'API key for Temporal Cloud; turns TLS on. Never printed'
+            cand --tls-cert-path 'Client certificate for mTLS'
+            cand --tls-key-path 'Client private key for mTLS'
+            cand --tls-ca-path 'CA certificate to verify the server with'
+            cand --tls-server-name 'Server name to verify the certificate against'
+            cand --database-url 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed'
+            cand -o 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --output 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows'
+            cand --color 'When to use colour; NO_COLOR turns it off under auto'
+            cand --log-format 'Log line format on stderr [default: json with -o json or jsonl, else text]'
+            cand --dry-run 'With a selection: list the orders it would resubmit, and change nothing'
+            cand --yes 'With a selection: do not ask; required when stdin is not a terminal'
+            cand --tls 'Connect to Temporal over TLS'
+            cand -v 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand --verbose 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+            cand -q 'Only errors on stderr: no progress, notes or warnings'
+            cand --quiet 'Only errors on stderr: no progress, notes or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'orderflow;order;list'= {
             cand --status 'Only orders in this status (any case); repeat or separate with commas for several; ''open'' is every status that has not ended'
             cand --customer 'Only this customer''s orders'
@@ -324,7 +364,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand create 'Validate order files, then start one workflow per order'
             cand status 'Show an order: status, step, attempts, failure, items and amounts'
             cand watch 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-            cand cancel 'Cancel an order and wait for the outcome'
+            cand cancel 'Cancel an order and wait for the outcome, or many (a selection)'
+            cand resubmit 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
             cand list 'List orders, newest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -335,6 +376,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;order;help;watch'= {
         }
         &'orderflow;order;help;cancel'= {
+        }
+        &'orderflow;order;help;resubmit'= {
         }
         &'orderflow;order;help;list'= {
         }
@@ -1007,7 +1050,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand create 'Validate order files, then start one workflow per order'
             cand status 'Show an order: status, step, attempts, failure, items and amounts'
             cand watch 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-            cand cancel 'Cancel an order and wait for the outcome'
+            cand cancel 'Cancel an order and wait for the outcome, or many (a selection)'
+            cand resubmit 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
             cand list 'List orders, newest first'
         }
         &'orderflow;help;order;create'= {
@@ -1017,6 +1061,8 @@ set edit:completion:arg-completer[orderflow] = {|@words|
         &'orderflow;help;order;watch'= {
         }
         &'orderflow;help;order;cancel'= {
+        }
+        &'orderflow;help;order;resubmit'= {
         }
         &'orderflow;help;order;list'= {
         }

@@ -112,39 +112,40 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s v -l verb
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand worker" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
 json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
 jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
 always\t''
 never\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
 json\t''"
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -l tls -d 'Connect to Temporal over TLS'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -s V -l version -d 'Print version'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "create" -d 'Validate order files, then start one workflow per order'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "cancel" -d 'Cancel an order and wait for the outcome'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "list" -d 'List orders, newest first'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "create" -d 'Validate order files, then start one workflow per order'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "cancel" -d 'Cancel an order and wait for the outcome, or many (a selection)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "resubmit" -d 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "list" -d 'List orders, newest first'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and not __fish_seen_subcommand_from create status watch cancel resubmit list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -s f -l file -d 'Order file (JSON); repeat for several; \'-\' for stdin' -r -F
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l id -d 'Order ID to use (one order only); overrides the file\'s "id"' -r
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from create" -l timeout -d 'With --watch: give up after this long (exit 7), e.g. 30s, 5m' -r
@@ -290,6 +291,50 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l status -d 'Only orders in this status (any case); repeat or separate with commas for several; \'open\' is every status that has not ended' -r -f -a "PENDING\t''
+CREATED\t''
+INVENTORY_RESERVED\t''
+PAID\t''
+COMPLETED\t''
+CANCELLED\t''
+FAILED\t''
+open\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l customer -d 'Only this customer\'s orders' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l failure-code -d 'Only orders that FAILED with this code (repeatable)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l created-after -d 'Only orders created after this time: RFC 3339 (2026-12-04T10:00:00Z) or a duration ago (2h)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l created-before -d 'Only orders created before this time: RFC 3339 or a duration ago' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l query -d 'The orders a visibility query finds instead (on OrderStatus, CustomerId, FailureCode, OrderTotal), e.g. \'OrderStatus="PAID"\'' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l ids-file -d 'The orders named in this file, one ID a line (\'#\' comments); \'-\' reads stdin' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l rate -d 'With a selection: at most this many orders a second (e.g. 20 or 20/s)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l namespace -d 'Temporal namespace [default: the profile\'s, else default]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l task-queue -d 'Task queue the worker polls and orders are sent to [default: orderflow]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l profile -d 'Profile to read from the Temporal CLI\'s config file' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l config-file -d 'The Temporal CLI\'s config file [default: its own, temporal.toml]' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l ui-url -d 'Web UI base for order links [default: the address\'s host, port 8233]' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l connect-timeout -d 'How long to wait for Temporal or PostgreSQL to answer before giving up (exit 8)' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l encryption-key-file -d 'Encrypt every payload sent to Temporal with the keys in this file: one KEY_ID:BASE64_OF_32_BYTES per line, the first encrypts, all decrypt; it must be readable by its owner only' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l api-key -d 'API key for Temporal Cloud; turns TLS on. Never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l tls-cert-path -d 'Client certificate for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l tls-key-path -d 'Client private key for mTLS' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l tls-ca-path -d 'CA certificate to verify the server with' -r -F
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l tls-server-name -d 'Server name to verify the certificate against' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l database-url -d 'PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB; when unset, built from POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. Its password is never printed' -r
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -s o -l output -d 'Output format for data on stdout: text for people, json for scripts, jsonl (JSON Lines) for the changes `order watch` follows' -r -f -a "text\t'Tables and sentences for people'
+json\t'Stable JSON on stdout (JSON Lines for `order watch` and `order create --watch`); errors as JSON on stderr'
+jsonl\t'JSON Lines: one record per line for `order watch` and `order create` (with or without --watch); commands that print one document print it as with json'"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l color -d 'When to use colour; NO_COLOR turns it off under auto' -r -f -a "auto\t'Colour when writing to a terminal and `NO_COLOR` is not set'
+always\t''
+never\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l log-format -d 'Log line format on stderr [default: json with -o json or jsonl, else text]' -r -f -a "text\t''
+json\t''"
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l dry-run -d 'With a selection: list the orders it would resubmit, and change nothing'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l yes -d 'With a selection: do not ask; required when stdin is not a terminal'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -l tls -d 'Connect to Temporal over TLS'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -s v -l verbose -d 'More log detail on stderr (-v, -vv, -vvv); RUST_LOG overrides'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -s q -l quiet -d 'Only errors on stderr: no progress, notes or warnings'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from resubmit" -s V -l version -d 'Print version'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from list" -l status -d 'Only orders in this status (any case); repeat or separate with commas for several; \'open\' is every status that has not ended' -r -f -a "PENDING\t''
 CREATED\t''
 INVENTORY_RESERVED\t''
@@ -332,7 +377,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_se
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Cancel an order and wait for the outcome'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Cancel an order and wait for the outcome, or many (a selection)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "resubmit" -d 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "list" -d 'List orders, newest first'
 complete -c orderflow -n "__fish_orderflow_using_subcommand order; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand db; and not __fish_seen_subcommand_from migrate status reset help" -l address -d 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile\'s, else localhost:7233]' -r
@@ -934,7 +980,8 @@ complete -c orderflow -n "__fish_orderflow_using_subcommand help; and not __fish
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "create" -d 'Validate order files, then start one workflow per order'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "status" -d 'Show an order: status, step, attempts, failure, items and amounts'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "watch" -d 'Follow orders until each reaches COMPLETED, CANCELLED or FAILED'
-complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "cancel" -d 'Cancel an order and wait for the outcome'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "cancel" -d 'Cancel an order and wait for the outcome, or many (a selection)'
+complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "resubmit" -d 'Start FAILED orders again as new orders (e.g. after a gateway outage)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from order" -f -a "list" -d 'List orders, newest first'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "migrate" -d 'Apply pending migrations (safe to repeat)'
 complete -c orderflow -n "__fish_orderflow_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "status" -d 'List applied and pending migrations'

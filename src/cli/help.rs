@@ -334,6 +334,39 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        path: "order resubmit",
+        shows: ALL,
+        examples: &[
+            ("orderflow order resubmit ORD-1001", ""),
+            (
+                "orderflow order resubmit --failure-code PAYMENT_UNAVAILABLE --created-after 6h --dry-run",
+                "what a gateway outage failed",
+            ),
+            (
+                "orderflow order resubmit --failure-code PAYMENT_UNAVAILABLE --yes --rate 20/s -o jsonl",
+                "",
+            ),
+        ],
+        exit_codes: &[
+            (Exit::Success, "every order resubmitted (or it already was)"),
+            ERROR,
+            (
+                Exit::Usage,
+                "invalid flags or input, a database without orderflow's schema, or a selection not confirmed",
+            ),
+            (Exit::NotFound, "no such order"),
+            (
+                Exit::Conflict,
+                "an order not FAILED, or whose products, prices or stock no longer allow it: not resubmitted",
+            ),
+            UNREACHABLE,
+            (
+                Exit::Interrupted,
+                "interrupted (Ctrl-C); the orders started go on",
+            ),
+        ],
+    },
+    Page {
         path: "order list",
         shows: DB,
         examples: &[

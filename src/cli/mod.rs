@@ -424,10 +424,45 @@ pub enum OrderCommand {
     /// files they were submitted from (--file), or as `order list` selects
     /// them (--status, --customer); these add up.
     Watch(WatchArgs),
-    /// Cancel an order and wait for the outcome
+    /// Cancel an order and wait for the outcome, or many (a selection)
     Cancel(CancelArgs),
+    /// Start FAILED orders again as new orders (e.g. after a gateway outage)
+    ///
+    /// Each becomes a new order with the same content and an ID made from
+    /// the old one (ORD-7 → ORD-7-R, then ORD-7-R2), linked both ways
+    /// (`order status` of either shows the link). It starts only when each
+    /// line's product is still in the catalog at the same price with the
+    /// stock; running it again starts nothing new. Name one order, or a
+    /// selection as `order cancel` takes it (FAILED orders when no --status).
+    Resubmit(ResubmitArgs),
     /// List orders, newest first
     List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResubmitArgs {
+    /// The FAILED order to resubmit. Without one, a selection (--status,
+    /// --customer, --failure-code, --created-after/--created-before,
+    /// --query or --ids-file) names many
+    #[arg(value_name = "ID", value_parser = clipped(parse_workflow_id),
+          required_unless_present_any = ["status", "customer", "failure_code", "created_after", "created_before", "query", "ids_file"],
+          conflicts_with_all = ["status", "customer", "failure_code", "created_after", "created_before", "query", "ids_file"])]
+    pub id: Option<WorkflowId>,
+
+    #[command(flatten)]
+    pub pick: PickArgs,
+
+    /// With a selection: list the orders it would resubmit, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With a selection: do not ask; required when stdin is not a terminal
+    #[arg(long)]
+    pub yes: bool,
+
+    /// With a selection: at most this many orders a second (e.g. 20 or 20/s)
+    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -279,3 +279,70 @@ pub async fn picked(pool: &PgPool, pick: &Pick<'_>) -> Result<Vec<String>, sqlx:
     .fetch_all(pool)
     .await
 }
+
+/// Records that order `id` is resubmitted as `new_id`, unless it already
+/// was; returns the ID it is resubmitted as (`new_id`, or the earlier one).
+pub async fn link_resubmission(
+    pool: &PgPool,
+    id: &str,
+    new_id: &str,
+) -> Result<String, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO resubmissions (order_id, resubmitted_as) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(new_id)
+    .execute(pool)
+    .await?;
+    sqlx::query_scalar("SELECT resubmitted_as FROM resubmissions WHERE order_id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Order `id`'s resubmission links: the order it was resubmitted from,
+/// and the order it was resubmitted as.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Links {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resubmitted_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resubmitted_as: Option<String>,
+}
+
+pub async fn links(pool: &PgPool, id: &str) -> Result<Links, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT order_id FROM resubmissions WHERE resubmitted_as = $1) AS resubmitted_from,
+                (SELECT resubmitted_as FROM resubmissions WHERE order_id = $1) AS resubmitted_as",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Links {
+        resubmitted_from: row.try_get("resubmitted_from")?,
+        resubmitted_as: row.try_get("resubmitted_as")?,
+    })
+}
+
+/// What the catalog says of `products` now: price and stock, by ID.
+pub async fn catalog(
+    pool: &PgPool,
+    products: &[&str],
+) -> Result<std::collections::HashMap<String, (Decimal, i32)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT product_id, unit_price, stock FROM products WHERE product_id = ANY($1)",
+    )
+    .bind(products)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("product_id")?,
+                (r.try_get("unit_price")?, r.try_get("stock")?),
+            ))
+        })
+        .collect()
+}

@@ -183,6 +183,9 @@ pub(crate) struct Record {
     pub status: Option<OrderStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `order resubmit`: the new order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resubmitted_as: Option<String>,
     /// What this outcome alone would exit with.
     #[serde(skip)]
     pub exit: Exit,
@@ -301,6 +304,9 @@ where
             );
             if let Some(status) = record.status {
                 line.push_str(&format!("  {status}"));
+            }
+            if let Some(new) = &record.resubmitted_as {
+                line.push_str(&format!("  as {}", crate::domain::escape(new)));
             }
             if let Some(detail) = &record.detail {
                 line.push_str(&format!("  {}", crate::domain::escape(detail)));

@@ -295,6 +295,7 @@ async fn many(
                 outcome,
                 status,
                 detail,
+                resubmitted_as: None,
                 exit,
             }
         };

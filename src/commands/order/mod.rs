@@ -6,6 +6,7 @@ mod create;
 mod list;
 mod progress;
 mod render;
+mod resubmit;
 mod status;
 mod timeline;
 mod watch;
@@ -29,6 +30,7 @@ pub async fn run(cx: &Context, command: OrderCommand) -> anyhow::Result<Exit> {
         OrderCommand::Watch(args) => watch::run(cx, args).await,
         OrderCommand::Cancel(args) => cancel::run(cx, args).await,
         OrderCommand::List(args) => list::run(cx, args).await,
+        OrderCommand::Resubmit(args) => resubmit::run(cx, args).await,
     }
 }
 
