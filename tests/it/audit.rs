@@ -42,7 +42,13 @@ async fn sql(h: &Harness, statements: &str) {
 async fn audit_finds_each_broken_promise_and_names_it() {
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 100).await;
-    let _worker = h.spawn_worker(&[]);
+    // Slow retries: the order to cancel waits on its payment until it is.
+    let _worker = h.spawn_worker(&[
+        "--retry-initial-interval",
+        "60s",
+        "--retry-max-attempts",
+        "100",
+    ]);
     let ids = [
         "ORD-AUD-MISSING",
         "ORD-AUD-DOUBLE",
@@ -58,9 +64,27 @@ async fn audit_finds_each_broken_promise_and_names_it() {
         PaymentMethod::CardDeclined,
         &[("P-1", 2, "5.00")],
     ));
-    for o in &all {
+    let cancelled = order(
+        "ORD-AUD-CANCELLED",
+        PaymentMethod::CardUnavailable,
+        &[("P-1", 3, "5.00")],
+    );
+    for o in all.iter().chain([&cancelled]) {
         h.submit(o).await;
     }
+    eventually("the payment to wait for a retry", WAIT, || async {
+        let view = h.client.status(cancelled.id()).await.ok()?;
+        (view.status == OrderStatus::InventoryReserved).then_some(())
+    })
+    .await;
+    h.client
+        .signal_cancel(cancelled.id(), "customer asked")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.client.outcome(cancelled.id()).await.unwrap().status,
+        OrderStatus::Cancelled
+    );
     for o in &all {
         let view = h.client.outcome(o.id()).await.unwrap();
         let expected = match o.payment_method() {
@@ -75,7 +99,7 @@ async fn audit_finds_each_broken_promise_and_names_it() {
     let text = String::from_utf8_lossy(&clean.stdout);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
     assert!(
-        text.contains("clean: checked 5 orders (all of them), 5 workflows, 1 products"),
+        text.contains("clean: checked 6 orders (all of them), 6 workflows, 1 products"),
         "{text}"
     );
     for check in [
@@ -102,8 +126,8 @@ async fn audit_finds_each_broken_promise_and_names_it() {
          INSERT INTO payments (order_id, idempotency_key, amount, currency, payment_method, status)
               VALUES ('ORD-AUD-DOUBLE', 'again', 5.00, 'USD', 'card', 'CAPTURED');
          UPDATE inventory_reservations SET status = 'RESERVED', released_at = NULL
-          WHERE order_id = 'ORD-AUD-DECLINED';
-         UPDATE products SET stock = stock - 2 WHERE product_id = 'P-1';
+          WHERE order_id = 'ORD-AUD-CANCELLED';
+         UPDATE products SET stock = stock - 3 WHERE product_id = 'P-1';
          DELETE FROM orders WHERE order_id = 'ORD-AUD-GONE';
          BEGIN;
          INSERT INTO orders (order_id, customer_id, payment_method, total_amount, currency,
@@ -129,7 +153,7 @@ async fn audit_finds_each_broken_promise_and_names_it() {
             pair("money", "ORD-AUD-MISSING"),
             pair("no-row", "ORD-AUD-GONE"),
             pair("no-workflow", "ORD-AUD-GHOST"),
-            pair("stock", "ORD-AUD-DECLINED"),
+            pair("stock", "ORD-AUD-CANCELLED"),
             pair("stock", "P-1"),
         ],
         "{report:#}"
@@ -150,8 +174,8 @@ async fn audit_finds_each_broken_promise_and_names_it() {
         "COMPLETED with captures [5.00,5.00], expected one of 5.00"
     );
     assert_eq!(
-        detail("ORD-AUD-DECLINED"),
-        "FAILED but still holds 1 reservation(s)"
+        detail("ORD-AUD-CANCELLED"),
+        "CANCELLED but still holds 1 reservation(s)"
     );
     assert!(
         detail("ORD-AUD-GONE").contains("ended COMPLETED, but the database has no row"),
@@ -166,7 +190,7 @@ async fn audit_finds_each_broken_promise_and_names_it() {
         text.contains("ORD-AUD-GHOST  no-workflow  recorded as PAID, but namespace default has no workflow ORD-AUD-GHOST"),
         "{text}"
     );
-    assert!(text.contains("6 problem(s); checked 5 orders"), "{text}");
+    assert!(text.contains("6 problem(s); checked 6 orders"), "{text}");
     let lines = h
         .cli()
         .args(["audit", "--all", "-o", "jsonl"])
@@ -194,7 +218,7 @@ async fn audit_finds_each_broken_promise_and_names_it() {
         vec![
             pair("money", "ORD-AUD-DOUBLE"),
             pair("money", "ORD-AUD-MISSING"),
-            pair("stock", "ORD-AUD-DECLINED"),
+            pair("stock", "ORD-AUD-CANCELLED"),
             pair("stock", "P-1"),
         ]
     );
@@ -207,7 +231,7 @@ async fn audit_finds_each_broken_promise_and_names_it() {
         .args(["audit", "--since", "30m", "--database-only", "-o", "json"])
         .output()
         .unwrap();
-    assert_eq!(stdout_json(&recent)["checked"]["orders"], 4);
+    assert_eq!(stdout_json(&recent)["checked"]["orders"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
