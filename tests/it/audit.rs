@@ -260,3 +260,36 @@ async fn an_order_no_worker_takes_is_stuck_and_says_why() {
         "{detail}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_order_with_a_worker_says_which_step_retries_and_why() {
+    let h = Harness::new().await;
+    h.add_product("P-1", "5.00", 100).await;
+    let _worker = h.spawn_worker(&[
+        "--retry-initial-interval",
+        "60s",
+        "--retry-max-attempts",
+        "100",
+    ]);
+    let retrying = order(
+        "ORD-AUD-RETRY",
+        PaymentMethod::CardUnavailable,
+        &[("P-1", 1, "5.00")],
+    );
+    h.submit(&retrying).await;
+    let report = eventually("the order to count as stuck", WAIT, || async {
+        let out = h
+            .cli()
+            .args(["audit", "--stuck-after", "1s", "-o", "json"])
+            .output()
+            .unwrap();
+        (out.status.code() == Some(9)).then(|| stdout_json(&out))
+    })
+    .await;
+    assert_eq!(found(&report), vec![pair("stuck", "ORD-AUD-RETRY")]);
+    let detail = report["problems"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("process_payment failed attempt 1, retrying: payment gateway unavailable"),
+        "{detail}"
+    );
+}
