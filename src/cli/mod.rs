@@ -263,9 +263,8 @@ pub enum Command {
     /// Reads every order in scope from PostgreSQL and says, order by order,
     /// what breaks orderflow's promise: a COMPLETED order without exactly one
     /// capture of its total or without its stock; a FAILED or CANCELLED one
-    /// still captured or holding stock; a product with stock taken that no
-    /// order accounts for; an ended order without exactly one notice of its
-    /// ending. Then compares with Temporal: a row without a workflow, a
+    /// still captured or holding stock (and, per product, what ended orders
+    /// hold); an ended order without exactly one notice of its ending. Then compares with Temporal: a row without a workflow, a
     /// workflow without a row, an ending the two disagree on, and orders not
     /// ended after --stuck-after, each with why. Exit 0 when clean, 9 when
     /// it found problems.
@@ -453,15 +452,15 @@ pub struct ResubmitArgs {
     pub pick: PickArgs,
 
     /// With a selection: list the orders it would resubmit, and change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "id")]
     pub dry_run: bool,
 
     /// With a selection: do not ask; required when stdin is not a terminal
-    #[arg(long)]
+    #[arg(long, conflicts_with = "id")]
     pub yes: bool,
 
     /// With a selection: at most this many orders a second (e.g. 20 or 20/s)
-    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    #[arg(long, value_parser = parse_rate, value_name = "N/s", conflicts_with = "id")]
     pub rate: Option<f64>,
 }
 
@@ -637,8 +636,9 @@ fn parse_moment(text: &str) -> Result<DateTime<Utc>, String> {
     }
     match humantime::parse_duration(text) {
         Ok(ago) => chrono::Duration::from_std(ago)
-            .map(|ago| Utc::now() - ago)
-            .map_err(|_| "is too long ago".to_owned()),
+            .ok()
+            .and_then(|ago| Utc::now().checked_sub_signed(ago))
+            .ok_or_else(|| "is too long ago".to_owned()),
         Err(_) => Err("use a time like 2026-12-04T10:00:00Z, or a duration ago like 2h".to_owned()),
     }
 }
@@ -662,8 +662,8 @@ fn parse_failure_code(text: &str) -> Result<FailureCode, String> {
 fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
     match number.parse::<f64>() {
-        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
-        _ => Err("use orders per second, e.g. 20 or 20/s".to_owned()),
+        Ok(rate) if (0.01..=100_000.0).contains(&rate) => Ok(rate),
+        _ => Err("use orders per second from 0.01 to 100000, e.g. 20 or 20/s".to_owned()),
     }
 }
 
@@ -681,15 +681,15 @@ pub struct CancelArgs {
     pub pick: PickArgs,
 
     /// With a selection: list the orders it would cancel, and change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "id")]
     pub dry_run: bool,
 
     /// With a selection: do not ask; required when stdin is not a terminal
-    #[arg(long)]
+    #[arg(long, conflicts_with = "id")]
     pub yes: bool,
 
     /// With a selection: at most this many orders a second (e.g. 20 or 20/s)
-    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    #[arg(long, value_parser = parse_rate, value_name = "N/s", conflicts_with = "id")]
     pub rate: Option<f64>,
 
     /// Why the order is cancelled: one line, at most 500 characters,

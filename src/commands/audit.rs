@@ -17,7 +17,7 @@ use super::Context;
 use crate::audit::{self, Check, Ledger, Problem};
 use crate::cli::AuditArgs;
 use crate::domain::OrderStatus;
-use crate::exit::Exit;
+use crate::exit::{Exit, Fail};
 use crate::output::Printer;
 use crate::temporal::client::{Execution, ListedOrder, OrderClient};
 use crate::workflow::state::StepState;
@@ -33,10 +33,15 @@ const EXPLAINED: usize = 100;
 pub async fn run(cx: &Context, args: AuditArgs) -> anyhow::Result<Exit> {
     let pool = cx.pool().await?;
     let now = Utc::now();
-    let since = (!args.all)
-        .then(|| chrono::Duration::from_std(args.since).map(|d| now - d))
-        .transpose()
-        .context("--since is too long")?;
+    let since = match args.all {
+        true => None,
+        false => Some(
+            chrono::Duration::from_std(args.since)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(|| Fail::usage("--since is too long; use --all for every order"))?,
+        ),
+    };
     let stuck_after =
         chrono::Duration::from_std(args.stuck_after).context("--stuck-after is too long")?;
     let temporal = match args.database_only {
@@ -68,10 +73,14 @@ pub async fn run(cx: &Context, args: AuditArgs) -> anyhow::Result<Exit> {
             None => HashMap::new(),
         };
         for ledger in &ledgers {
-            report.found(ledger.problems())?;
-            if let Some(t) = &temporal {
-                let problem = t.judge_row(ledger, workflows.get(&ledger.order_id)).await?;
-                report.found(problem)?;
+            match &temporal {
+                Some(t) => {
+                    let found = t
+                        .judge_row(&pool, ledger, workflows.get(&ledger.order_id))
+                        .await?;
+                    report.found(found)?;
+                }
+                None => report.found(ledger.problems())?,
             }
         }
         checked.orders += ledgers.len() as u64;
@@ -336,7 +345,7 @@ impl Check {
     fn meaning(self) -> &'static str {
         match self {
             Check::Money => "one capture of the total if COMPLETED, none left if not",
-            Check::Stock => "stock held by COMPLETED orders only",
+            Check::Stock => "stock held by COMPLETED orders, none by ended ones",
             Check::Notice => "one notice per ended order, one story",
             Check::NoWorkflow => "every order row has its workflow",
             Check::NoRow => "every workflow that ended as an order has a row",
@@ -407,23 +416,59 @@ impl Temporal {
     }
 
     /// A row compared with its workflow.
+    /// Its ledger's problems, unless its workflow still runs: an ended row
+    /// may be finishing its ending then (a refund retrying through a
+    /// gateway outage), and is judged once the workflow closes, or told as
+    /// stuck after `--stuck-after`.
     async fn judge_row(
+        &self,
+        pool: &PgPool,
+        ledger: &Ledger,
+        workflow: Option<&ListedOrder>,
+    ) -> anyhow::Result<Vec<Problem>> {
+        let execution = self.execution(ledger, workflow).await?;
+        let mut found = match execution {
+            Some(Execution::Running) => Vec::new(),
+            _ => ledger.problems(),
+        };
+        found.extend(self.compare_row(pool, ledger, workflow, execution).await?);
+        Ok(found)
+    }
+
+    /// How the row's workflow stands: from visibility, or asked directly
+    /// when visibility does not list it (it lags); `None` when there is
+    /// none, or it ended longer ago than the namespace keeps closed
+    /// workflows (not asked: an old database would cost a call per order).
+    async fn execution(
         &self,
         ledger: &Ledger,
         workflow: Option<&ListedOrder>,
+    ) -> anyhow::Result<Option<Execution>> {
+        Ok(match workflow {
+            Some(w) => Some(w.execution),
+            None if self.expired(ledger) => None,
+            None => self.client.describe(&ledger.order_id.as_str()).await?,
+        })
+    }
+
+    fn expired(&self, ledger: &Ledger) -> bool {
+        self.retention
+            .is_some_and(|r| ledger.is_terminal() && self.now - ledger.updated_at > r)
+    }
+
+    /// A row compared with its workflow.
+    async fn compare_row(
+        &self,
+        pool: &PgPool,
+        ledger: &Ledger,
+        workflow: Option<&ListedOrder>,
+        execution: Option<Execution>,
     ) -> anyhow::Result<Option<Problem>> {
         let id = ledger.order_id.as_str();
         let status = ledger.status.as_str();
         let old = |at: DateTime<Utc>| self.now - at > self.stuck_after;
-        let execution = match workflow {
-            Some(w) => Some(w.execution),
-            // Visibility may lag: ask the workflow itself before saying so.
-            None => self.client.describe(&id).await?,
-        };
+        let expired = self.expired(ledger);
         let Some(execution) = execution else {
-            let expired = self
-                .retention
-                .is_some_and(|r| ledger.is_terminal() && self.now - ledger.updated_at > r);
             return Ok((!expired).then(|| {
                 Problem::order(
                     Check::NoWorkflow,
@@ -459,7 +504,19 @@ impl Temporal {
                     }
                     _ => self.outcome(id).await?.0,
                 };
-                audit::compare_endings(id, status, &ended)
+                match audit::compare_endings(id, status, &ended) {
+                    // The row was read before the workflow was looked up:
+                    // an order that ended in between is read again.
+                    Some(_) => {
+                        let now: Option<String> =
+                            sqlx::query_scalar("SELECT status FROM orders WHERE order_id = $1")
+                                .bind(id)
+                                .fetch_optional(pool)
+                                .await?;
+                        audit::compare_endings(id, now.as_deref().unwrap_or(status), &ended)
+                    }
+                    None => None,
+                }
             }
             Execution::Ended(how) => (!ledger.is_terminal()).then(|| {
                 Problem::order(

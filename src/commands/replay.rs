@@ -66,8 +66,10 @@ async fn recent(
     since: Duration,
     sample: Option<u32>,
 ) -> anyhow::Result<Vec<String>> {
-    let from = chrono::Utc::now()
-        - chrono::Duration::from_std(since).map_err(|_| Fail::usage("--since is too long"))?;
+    let from = chrono::Duration::from_std(since)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .ok_or_else(|| Fail::usage("--since is too long"))?;
     let query = format!(
         "TaskQueue = '{}' AND StartTime >= '{}'",
         task_queue.replace('\\', "\\\\").replace('\'', "\\'"),

@@ -346,3 +346,11 @@ pub async fn catalog(
         })
         .collect()
 }
+
+/// Which of `ids` have a row.
+pub async fn recorded(pool: &PgPool, ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT order_id FROM orders WHERE order_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}

@@ -83,6 +83,26 @@ async fn a_bulk_cancel_of_500_orders_survives_a_killed_worker() {
     dry_ids.sort();
     assert_eq!(dry_ids.first(), Some(&"ORD-BULK-000"));
     assert_eq!(dry_ids.last(), Some(&"ORD-BULK-499"));
+    // PENDING is only what no worker took: none here.
+    let pending = h
+        .cli()
+        .args([
+            "order",
+            "cancel",
+            "--status",
+            "pending",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&pending)["count"], 0, "{pending:?}");
+    // --dry-run is for a selection: with an ID it is refused, not ignored.
+    h.cli()
+        .args(["order", "cancel", "ORD-BULK-000", "--dry-run"])
+        .assert()
+        .code(2);
     // Off a terminal, without --yes: refused.
     let unasked = h
         .cli()

@@ -21,6 +21,9 @@ use crate::temporal::client::OrderClient;
 
 /// Orders acted on at once.
 const IN_FLIGHT: usize = 16;
+/// After Ctrl-C, how long the orders under way get to finish before the
+/// summary (the command as a whole gets 5 s).
+const FINISH_AFTER_INTERRUPT: Duration = Duration::from_secs(3);
 
 /// The orders a selection names, each once, oldest first.
 pub(crate) async fn chosen(
@@ -92,16 +95,22 @@ pub(crate) async fn chosen(
         if let Some(before) = pick.created_before {
             query.push_str(&format!(" AND StartTime < '{}'", at(before)));
         }
-        let recorded: HashSet<String> = ids.iter().cloned().collect();
+        // Only those without any row: a row means a worker took it, and the
+        // database selection above decided about it.
         let mut running = Vec::new();
-        let mut scan = std::pin::pin!(client.scan(&query, None));
-        while let Some(listed) = scan.next().await {
-            let id = listed
-                .context("listing the orders no worker took yet")?
-                .order_id;
-            if !recorded.contains(&id) {
-                running.push(id);
-            }
+        let mut scan = std::pin::pin!(client.scan(&query, None).chunks(1000));
+        while let Some(page) = scan.next().await {
+            let page = page
+                .into_iter()
+                .map(|listed| listed.map(|l| l.order_id))
+                .collect::<anyhow::Result<Vec<String>>>()
+                .context("listing the orders no worker took yet")?;
+            let recorded: HashSet<String> = orders::recorded(&pool, &page)
+                .await
+                .context("reading which running orders have a row")?
+                .into_iter()
+                .collect();
+            running.extend(page.into_iter().filter(|id| !recorded.contains(id)));
         }
         running.reverse();
         ids.extend(running);
@@ -125,7 +134,7 @@ pub(crate) fn confirmed(
     count: usize,
     yes: bool,
 ) -> anyhow::Result<bool> {
-    if yes {
+    if yes || count == 0 {
         return Ok(true);
     }
     let question = format!("This will {doing} {count} order(s).");
@@ -261,13 +270,17 @@ where
     let mut worst = Exit::Success;
     let mut records = Vec::new();
     let mut done = 0usize;
+    // After Ctrl-C, how long the orders under way get to finish.
+    let mut stop_by: Option<tokio::time::Instant> = None;
     loop {
         let record = tokio::select! {
             biased;
             () = interrupt.wait(), if !interrupted.get() => {
                 interrupted.set(true);
+                stop_by = Some(tokio::time::Instant::now() + FINISH_AFTER_INTERRUPT);
                 continue;
             }
+            () = tokio::time::sleep_until(stop_by.unwrap_or(begin)), if stop_by.is_some() => break,
             record = results.next() => match record {
                 Some(Some(record)) => record,
                 Some(None) => continue,
@@ -360,8 +373,8 @@ where
     }
     if interrupted.get() {
         p.interrupted(&format!(
-            "interrupted: {done} of {total} orders acted on, {} not; run the same command \
-             again for the rest",
+            "interrupted: {done} of {total} orders acted on, {} not (those under way may have \
+             been); run the same command again for the rest",
             total - done
         ));
         return Ok(Exit::Interrupted);

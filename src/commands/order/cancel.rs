@@ -271,7 +271,7 @@ async fn many(
     task_queue: &str,
 ) -> anyhow::Result<Exit> {
     let ids = super::bulk::chosen(cx, &args.pick, client, task_queue).await?;
-    if ids.is_empty() {
+    if ids.is_empty() && !args.dry_run && !cx.printer.is_json() {
         cx.printer
             .note("no order matches the selection; nothing was cancelled");
         return Ok(Exit::Success);
@@ -286,6 +286,12 @@ async fn many(
     }
     let reason = args.reason.as_str();
     let wait = !args.no_wait;
+    if wait && matches!(client.pollers(task_queue).await, Ok(p) if p.is_empty()) {
+        cx.printer.note(format!(
+            "hint: {}; each cancellation waits for one (or use --no-wait, or --timeout)",
+            super::watch::no_worker(task_queue, client.namespace())
+        ));
+    }
     super::bulk::act_on_all(cx, "cancelling", ids, args.rate, |id| async move {
         let sent = AtomicU8::new(0);
         let result = cancel(client, &id, reason, wait, args.timeout, &sent).await;

@@ -27,7 +27,7 @@ pub async fn run(cx: &Context, mut args: ResubmitArgs) -> anyhow::Result<Exit> {
                 args.pick.select.status = vec![StatusSet(vec![OrderStatus::Failed], "FAILED")];
             }
             let ids = super::bulk::chosen(cx, &args.pick, &client, &config.task_queue).await?;
-            if ids.is_empty() {
+            if ids.is_empty() && !args.dry_run && !cx.printer.is_json() {
                 cx.printer
                     .note("no order matches the selection; nothing was resubmitted");
                 return Ok(Exit::Success);
@@ -101,6 +101,26 @@ pub(crate) fn next_id(id: &str) -> OrderId {
     OrderId::parse(&next).unwrap_or_else(|_| OrderId::derive(&format!("resubmit {id}")))
 }
 
+/// The next ID after `id` that no order has, in the database or in
+/// Temporal: another order may already be named `ORD-7-R`.
+async fn free_id(client: &OrderClient, pool: &PgPool, id: &WorkflowId) -> anyhow::Result<OrderId> {
+    let mut candidate = next_id(id.as_str());
+    for _ in 0..20 {
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)
+                 OR EXISTS (SELECT 1 FROM resubmissions WHERE resubmitted_as = $1)",
+        )
+        .bind(candidate.as_str())
+        .fetch_one(pool)
+        .await?;
+        if !taken && client.describe(&candidate.as_str()).await?.is_none() {
+            return Ok(candidate);
+        }
+        candidate = next_id(candidate.as_str());
+    }
+    anyhow::bail!("no free ID to resubmit {id} as: {candidate} and the 19 before it are taken")
+}
+
 async fn resubmit(
     client: &OrderClient,
     pool: &PgPool,
@@ -139,7 +159,7 @@ async fn resubmit(
     let order = client.recorded_order(id).await?;
     let new_id = match &linked {
         Some(new) => OrderId::parse(new)?,
-        None => next_id(id.as_str()),
+        None => free_id(client, pool, id).await?,
     };
     // Only what the catalog still sells at that price, with the stock.
     if linked.is_none() {

@@ -33,10 +33,36 @@ pub async fn run(
     view: &OrderView,
 ) -> anyhow::Result<Exit> {
     let timeline = client.timeline(id).await?;
-    // The database is optional here: without one, the history alone.
-    let effects = match cx.database() {
-        Ok(_) => Some(crate::db::orders::effects(&cx.pool().await?, id.as_str()).await?),
-        Err(_) => None,
+    // The database is optional here: without one, or when it does not
+    // answer, the history alone (said so).
+    let (effects, missing) = match cx.database() {
+        Ok(_) => {
+            let read = async {
+                let pool = cx.pool().await?;
+                Ok::<_, anyhow::Error>(crate::db::orders::effects(&pool, id.as_str()).await?)
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
+                Ok(Ok(effects)) => (Some(effects), None),
+                Ok(Err(e)) => (
+                    None,
+                    Some(format!(
+                        "the database failed: {}",
+                        crate::errors::text(e.as_ref())
+                    )),
+                ),
+                Err(_) => (
+                    None,
+                    Some("the database did not answer within 3 s".to_owned()),
+                ),
+            }
+        }
+        Err(_) => (
+            None,
+            Some(
+                "no database is configured; set DATABASE_URL (or --database-url) to see them"
+                    .to_owned(),
+            ),
+        ),
     };
     let p = &cx.printer;
     if p.is_json() {
@@ -134,10 +160,13 @@ pub async fn run(
         took(database),
     ))?;
     match &effects {
-        None => p.line(
-            "Money, stock and notices: not shown; set DATABASE_URL (or --database-url) to see them.",
-        )?,
-        Some(e) if !e.recorded => p.line("Money, stock and notices: none; the order has no row in the database.")?,
+        None => p.line(format!(
+            "Money, stock and notices: not shown; {}.",
+            missing.as_deref().unwrap_or("unknown")
+        ))?,
+        Some(e) if !e.recorded => {
+            p.line("Money, stock and notices: none; the order has no row in the database.")?
+        }
         Some(e) => {
             let money: Vec<String> = e
                 .payments
@@ -178,7 +207,9 @@ pub async fn run(
                 .notifications
                 .iter()
                 .map(|n| {
-                    let when = n.sent_at.map_or_else(String::new, |t| format!(" at {}", at(Some(t))));
+                    let when = n
+                        .sent_at
+                        .map_or_else(String::new, |t| format!(" at {}", at(Some(t))));
                     format!("{} {}{when}", n.kind, n.status)
                 })
                 .collect();
