@@ -20,6 +20,7 @@ async fn count(h: &Harness, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_cancel_of_500_orders_survives_a_killed_worker() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 10_000).await;
     // Payments that keep failing, retried slowly: the orders stay open.
@@ -197,6 +198,7 @@ async fn a_bulk_cancel_of_500_orders_survives_a_killed_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_resubmit_of_500_failed_orders_starts_each_once() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let h = Harness::new().await;
     // Out of stock: every order fails, as a stock-out (or an outage) fails many.
     h.add_product("P-1", "5.00", 0).await;

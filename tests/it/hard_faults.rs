@@ -493,6 +493,7 @@ fn heartbeats(events: &[Value]) -> usize {
 /// heartbeating workflow tasks for an ending that waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_adds_a_bounded_number_of_events_to_a_history() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = PostgresCluster::start(dir.path(), false).await.unwrap();
     let port = cluster.port;

@@ -51,6 +51,12 @@ fn postgres() -> &'static PostgresCluster {
     })
 }
 
+/// Held by the tests that load the shared Temporal server and both cores
+/// for a while (500-order bulk actions), and by the one that counts the
+/// events an outage adds to a history: starved of CPU, a worker heartbeats
+/// its workflow tasks, and that count is what it checks.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The test process's Temporal dev server (in memory, headless).
 pub fn temporal_address() -> String {
     static TEMPORAL: OnceLock<TemporalDevServer> = OnceLock::new();
