@@ -415,8 +415,7 @@ impl Temporal {
         Ok(found)
     }
 
-    /// A row compared with its workflow.
-    /// Its ledger's problems, unless its workflow still runs: an ended row
+    /// A row judged: its ledger's problems, unless its workflow still runs: an ended row
     /// may be finishing its ending then (a refund retrying through a
     /// gateway outage), and is judged once the workflow closes, or told as
     /// stuck after `--stuck-after`.
