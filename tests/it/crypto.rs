@@ -403,6 +403,16 @@ async fn the_codec_server_decodes_history_payloads_to_the_original_json() {
         .await
         .unwrap();
     assert_eq!(rebound.status(), 421);
+    // A probe (Kubernetes names the pod's address) needs neither.
+    for path in ["healthz", "readyz"] {
+        let probe = http
+            .get(format!("{base}/{path}"))
+            .header("Host", format!("10.1.2.3:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 200, "/{path}");
+    }
     let by_name = http
         .post(format!("http://localhost:{port}/decode"))
         .bearer_auth("s3cret-token")

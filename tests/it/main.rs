@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod generated;
 mod hard_faults;
+mod kubernetes;
 mod layers;
 mod local;
 mod operations;

@@ -109,6 +109,10 @@ fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    // A probe names the pod's address, and learns only that the keys loaded.
+    if method == Method::GET && matches!(uri.path(), "/healthz" | "/readyz") {
+        return (StatusCode::OK, "ok\n").into_response();
+    }
     if !server.guard.addressed_to_us(headers) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
