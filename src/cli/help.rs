@@ -206,6 +206,10 @@ pub const PAGES: &[Page] = &[
                 "orderflow order create --file order.json --dry-run",
                 "only check it",
             ),
+            (
+                "orderflow order create --file big.json --max-in-flight 200",
+                "a large file, without overloading the server",
+            ),
         ],
         exit_codes: &[
             (
@@ -607,6 +611,10 @@ pub const PAGES: &[Page] = &[
                 "a quick look",
             ),
             ("orderflow bench -o json > bench.json", ""),
+            (
+                "orderflow bench --rate 25%,50%,80%,100%",
+                "latency at steady arrival rates",
+            ),
         ],
         exit_codes: &[
             (Exit::Success, "measured"),

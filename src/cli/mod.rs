@@ -485,6 +485,17 @@ pub struct CreateArgs {
     /// With --watch: give up after this long (exit 7), e.g. 30s, 5m
     #[arg(long, requires = "watch", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
+
+    /// Keep at most N of these orders running at once: the next one starts
+    /// when one has ended. For a large file, it keeps the server below the
+    /// load where latency climbs (see DOCS.md § Capacity)
+    #[arg(long, value_name = "N", conflicts_with = "dry_run",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: Option<u32>,
+
+    /// Start at most this many orders a second (e.g. 50 or 50/s)
+    #[arg(long, value_parser = parse_rate, value_name = "N/s", conflicts_with = "dry_run")]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -664,6 +675,24 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     match number.parse::<f64>() {
         Ok(rate) if (0.01..=100_000.0).contains(&rate) => Ok(rate),
         _ => Err("use orders per second from 0.01 to 100000, e.g. 20 or 20/s".to_owned()),
+    }
+}
+
+/// An arrival rate for `bench --rate`: orders a second, or a share of the
+/// maximum the run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateSpec {
+    PerSecond(f64),
+    PercentOfMax(f64),
+}
+
+fn parse_rate_spec(text: &str) -> Result<RateSpec, String> {
+    match text.trim().strip_suffix('%') {
+        Some(percent) => match percent.trim().parse::<f64>() {
+            Ok(p) if (1.0..=200.0).contains(&p) => Ok(RateSpec::PercentOfMax(p)),
+            _ => Err("a share of the maximum from 1% to 200%, e.g. 80%".to_owned()),
+        },
+        None => parse_rate(text).map(RateSpec::PerSecond),
     }
 }
 
@@ -1036,6 +1065,18 @@ pub struct BenchArgs {
     /// unless one is given), to measure what encryption costs
     #[arg(long)]
     pub encrypt: bool,
+
+    /// Open loop on the real path: start orders at this steady rate for
+    /// --rate-duration, whether or not earlier ones have ended, and report
+    /// latency start -> COMPLETED. Orders a second (40, 40/s) or a share of
+    /// the maximum the throughput run measured (80%); a list for a curve:
+    /// 25%,50%,80%,100%
+    #[arg(long, value_name = "R", value_delimiter = ',', value_parser = parse_rate_spec)]
+    pub rate: Vec<RateSpec>,
+
+    /// How long each --rate starts orders
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub rate_duration: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -120,6 +120,18 @@ pub struct LocalStack {
     postgres: Option<PostgresCluster>,
 }
 
+impl LocalStack {
+    /// The PostgreSQL this stack started (its process tree's root).
+    pub fn postgres_pid(&self) -> Option<u32> {
+        self.postgres.as_ref().map(PostgresCluster::pid)
+    }
+
+    /// The Temporal dev server this stack started (its process tree's root).
+    pub fn temporal_pid(&self) -> Option<u32> {
+        self.temporal_server.as_ref().map(TemporalDevServer::pid)
+    }
+}
+
 /// Where `orderflow dev` keeps its state: `--data-dir`, else the user's
 /// data directory (`~/.local/share/orderflow`).
 pub fn default_data_dir() -> PathBuf {

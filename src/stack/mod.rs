@@ -45,6 +45,69 @@ where
     }
 }
 
+/// The CPU time a process has used, in seconds (`/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    Ok(stat_ticks(pid)?.0)
+}
+
+/// The CPU time of a process and of everything under it, live or ended
+/// (an ended child's time is in its parent's `cutime`), in seconds:
+/// PostgreSQL's postmaster and its backends, say.
+pub fn tree_cpu_seconds(root: u32) -> anyhow::Result<f64> {
+    let mut parents = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            && let Ok((_, parent, _)) = stat_ticks(pid)
+        {
+            parents.insert(pid, parent);
+        }
+    }
+    let under_root = |mut pid: u32| loop {
+        if pid == root {
+            return true;
+        }
+        match parents.get(&pid) {
+            Some(&parent) if parent != 0 && parent != pid => pid = parent,
+            _ => return false,
+        }
+    };
+    let mut total = 0.0;
+    for &pid in parents.keys() {
+        if under_root(pid)
+            && let Ok((own, _, children)) = stat_ticks(pid)
+        {
+            total += own + children;
+        }
+    }
+    Ok(total)
+}
+
+/// A process's own CPU seconds, its parent, and its waited-for children's
+/// CPU seconds.
+fn stat_ticks(pid: u32) -> anyhow::Result<(f64, u32, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // After the command's name (in parentheses, which may hold spaces): the
+    // parent is the 2nd field; utime, stime, cutime, cstime the 12th to 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("/proc/{pid}/stat has no field {i}"))
+    };
+    // USER_HZ is 100 on Linux.
+    Ok((
+        (field(11)? + field(12)?) / 100.0,
+        field(1)? as u32,
+        (field(13)? + field(14)?) / 100.0,
+    ))
+}
+
 /// The peak resident memory (VmHWM) a `/proc/PID/status` file reports, in MiB.
 pub fn peak_rss_mib(status: &str) -> anyhow::Result<f64> {
     memory_mib(status, "VmHWM")

@@ -173,7 +173,7 @@ impl PostgresCluster {
             Some(port) => port,
             None => free_port()?,
         };
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "-D",
             &data.display().to_string(),
             "-p",
@@ -194,6 +194,19 @@ impl PostgresCluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Statement counts for `orderflow bench` (and anyone who looks),
+        // where the build has the module.
+        // (PATH may hold a link to the binary: its library is beside the target.)
+        let real = std::fs::canonicalize(&postgres).unwrap_or_else(|_| postgres.clone());
+        if real
+            .parent()
+            .is_some_and(|bin| bin.join("../lib/pg_stat_statements.so").exists())
+        {
+            args.extend([
+                "-c".into(),
+                "shared_preload_libraries=pg_stat_statements".into(),
+            ]);
+        }
         let mut service = Service::spawn(
             "postgres",
             Command::new(&postgres).args(&args),

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod client;
 pub mod codec;
 mod connect;
+pub mod cost;
 mod probe;
 pub mod query;
 pub mod replay;

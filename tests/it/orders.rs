@@ -649,3 +649,72 @@ async fn ctrl_c_stops_watching_with_130_and_leaves_the_order_alone() {
     );
     assert_eq!(live["status"], "INVENTORY_RESERVED", "the order goes on");
 }
+
+#[tokio::test]
+async fn create_with_max_in_flight_never_runs_more_than_that_many_at_once() {
+    let h = Harness::new().await;
+    h.add_product("P-1", "5.00", 100).await;
+    let orders: Vec<Value> = (0..24)
+        .map(|i| {
+            serde_json::from_str(&order_json(
+                &format!("ORD-MIF-{i:02}"),
+                "card",
+                &[("P-1", 1, "5.00")],
+                "5.00",
+            ))
+            .unwrap()
+        })
+        .collect();
+    let (_dir, file) = write_temp("orders.json", &Value::Array(orders).to_string());
+    let _worker = h.spawn_worker(&[]);
+    h.cli()
+        .args([
+            "order",
+            "create",
+            "--max-in-flight",
+            "3",
+            "--rate",
+            "200/s",
+            "--file",
+        ])
+        .arg(&file)
+        .assert()
+        .success()
+        .stderr(contains("24 submitted"));
+    // Each order's life, from its start to its ending as the database
+    // recorded it: the next order starts only after one has ended.
+    let listed = h
+        .cli()
+        .args(["order", "list", "--limit", "100", "-o", "json"])
+        .output()
+        .unwrap();
+    let mut events: Vec<(chrono::DateTime<chrono::Utc>, i32)> = Vec::new();
+    let mut ended = 0;
+    for o in stdout_json(&listed).as_array().unwrap() {
+        let at = |field: &str| {
+            o[field]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        };
+        events.push((at("createdAt"), 1));
+        if o["status"] == "COMPLETED" {
+            ended += 1;
+            events.push((at("updatedAt"), -1));
+        }
+    }
+    // All but the last three have certainly ended (each made room for one).
+    assert!(ended >= 21, "{ended} ended");
+    events.sort();
+    let (mut running, mut most) = (0, 0);
+    for (_, change) in events {
+        running += change;
+        most = most.max(running);
+    }
+    assert!(most <= 3, "{most} orders ran at once");
+    assert!(
+        most >= 2,
+        "the orders never overlapped: the check would prove nothing"
+    );
+}

@@ -301,11 +301,11 @@ async fn hold(
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let cpu_before = cpu_seconds(pid)?;
+    let cpu_before = crate::stack::cpu_seconds(pid)?;
     let held = Instant::now();
     tokio::time::sleep(HOLD).await;
     let held_seconds = held.elapsed().as_secs_f64();
-    let cpu_percent = (cpu_seconds(pid)? - cpu_before) / held_seconds * 100.0;
+    let cpu_percent = (crate::stack::cpu_seconds(pid)? - cpu_before) / held_seconds * 100.0;
     let rss_held_mib = rss_mib(pid)?;
     drop(open);
     Ok(Streams {
@@ -323,23 +323,6 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 }
 
 /// The CPU time process `pid` has used (user and system), in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // After the command's name (in parentheses, which may hold spaces):
-    // utime and stime are the 12th and 13th fields.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .with_context(|| format!("/proc/{pid}/stat has no field {i}"))
-    };
-    // USER_HZ is 100 on Linux.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
-}
-
 /// `orderflow serve` in a process of its own, as users run it.
 struct Served {
     service: Service,

@@ -150,6 +150,81 @@ impl Driver<'_> {
             rates: vec![f64::from(steady_orders) / steady_seconds],
         })
     }
+
+    /// Open loop: starts `orders` orders `per_second` apart on the clock,
+    /// whether or not earlier ones have ended (a steady arrival rate, as
+    /// customers arrive), and waits for all of them.
+    pub async fn paced(
+        &self,
+        kind: Kind,
+        phase: &str,
+        per_second: f64,
+        orders: u32,
+    ) -> anyhow::Result<Paced> {
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+        // Behind schedule, catch up: arrivals do not wait for the system.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let mut latencies = Vec::with_capacity(orders as usize);
+        let (mut next, mut peak) = (0, 0);
+        let started = Instant::now();
+        let mut last_start = started;
+        while next < orders || !pending.is_empty() {
+            tokio::select! {
+                _ = ticker.tick(), if next < orders => {
+                    pending.push(self.one(kind, Products::Spread, phase, next));
+                    next += 1;
+                    last_start = Instant::now();
+                    peak = peak.max(pending.len());
+                }
+                Some(ended) = pending.next(), if !pending.is_empty() => {
+                    latencies.push(ended?.0);
+                }
+            }
+        }
+        let starting = last_start.duration_since(started).as_secs_f64();
+        latencies.sort();
+        let pct = |p: f64| percentile(&latencies, p);
+        Ok(Paced {
+            per_second,
+            orders,
+            started_per_second: if starting > 0.0 {
+                f64::from(orders - 1) / starting
+            } else {
+                f64::from(orders)
+            },
+            peak_in_flight: peak as u32,
+            p50_ms: pct(0.50),
+            p95_ms: pct(0.95),
+            p99_ms: pct(0.99),
+            max_ms: pct(1.0),
+        })
+    }
+}
+
+/// One open-loop run: orders started at a steady rate.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paced {
+    /// The arrival rate asked for.
+    pub per_second: f64,
+    pub orders: u32,
+    /// The arrival rate achieved, first start to last.
+    pub started_per_second: f64,
+    pub peak_in_flight: u32,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The `p`-th quantile of sorted latencies, in ms (nearest rank).
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
 }
 
 /// What one or more batches of a kind measured.
@@ -214,11 +289,7 @@ impl Run {
         } = batch;
         let orders = latencies.len() as u32;
         latencies.sort();
-        let pct = |p: f64| {
-            let index =
-                ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-            latencies[index].as_secs_f64() * 1000.0
-        };
+        let pct = |p: f64| percentile(&latencies, p);
         rates.sort_by(f64::total_cmp);
         Run {
             kind,

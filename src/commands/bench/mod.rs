@@ -8,6 +8,7 @@
 //! product's stock costs.
 
 mod api;
+mod cost;
 mod driver;
 mod tables;
 mod workers;
@@ -17,13 +18,14 @@ use comfy_table::{Cell, CellAlignment};
 use serde::Serialize;
 
 use super::Context;
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, RateSpec};
 use crate::db::pool::Connections;
 use crate::exit::{Exit, Fail};
 use crate::stack::local::StackOptions;
 use crate::temporal::client::OrderClient;
 use crate::worker::{self, WorkerSettings};
-use driver::{Batch, Driver, Kind, Products, Run, SPREAD};
+use cost::{Capacity, Cost, Meters, Spent};
+use driver::{Batch, Driver, Kind, Paced, Products, Run, SPREAD};
 use workers::Workers;
 
 #[derive(Debug, Serialize)]
@@ -40,6 +42,13 @@ struct Report {
     /// The real path: baseline, then orderflow.
     throughput: Vec<Run>,
     throughput_ratio: f64,
+    /// Per order, over the real path's throughput rounds: baseline, then
+    /// orderflow.
+    cost: Vec<Cost>,
+    /// Orders a second per unit, from orderflow's cost.
+    capacity: Capacity,
+    /// With `--rate`: open-loop runs on the real path.
+    rates: Vec<Paced>,
     in_process: InProcess,
     /// Absent with `--hot 0`.
     hot_product: Option<HotProduct>,
@@ -113,7 +122,14 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
                 run_id: &run_id,
                 eager: false,
             };
-            let real = real_path(cx, &driver, &args, &hot).await;
+            let meters = Meters::new(
+                &stack.pool,
+                workers.pids(),
+                stack.postgres_pid(),
+                stack.temporal_pid(),
+            )
+            .await;
+            let real = real_path(cx, &driver, &args, &hot, &meters).await;
             let rss = workers.peak_rss_mib();
             workers.stop();
             real.and_then(|real| Ok((real, rss.context("reading the workers' peak memory")?)))
@@ -160,6 +176,8 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     let in_process = in_process?.context("the in-process run did not run")?;
     let RealPath {
         throughput,
+        cost,
+        rates,
         hot: hot_run,
         single,
         in_flight,
@@ -174,6 +192,9 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
         rounds: args.rounds,
         throughput_ratio: spread / throughput[0].orders_per_second,
         throughput,
+        capacity: Capacity::of(&cost[1]),
+        cost,
+        rates,
         in_process,
         hot_product: hot_run.map(|hot| HotProduct {
             stock,
@@ -228,6 +249,8 @@ struct Measured {
 
 struct RealPath {
     throughput: Vec<Run>,
+    cost: Vec<Cost>,
+    rates: Vec<Paced>,
     hot: Option<Measured>,
     single: Vec<Run>,
     in_flight: f64,
@@ -238,13 +261,49 @@ async fn real_path(
     driver: &Driver<'_>,
     args: &BenchArgs,
     hot: &str,
+    meters: &Meters,
 ) -> anyhow::Result<RealPath> {
     let note = |text: String| cx.printer.note(text);
     note(format!(
         "real path: {} worker process(es), orders started by a client",
         args.workers
     ));
-    let throughput = throughput(cx, driver, args, "real path", "rp").await?;
+    let (throughput, spent) = throughput(cx, driver, args, "real path", "rp", Some(meters)).await?;
+    note(format!(
+        "real path: reading {} histories of each kind for their cost…",
+        cost::SAMPLE
+    ));
+    let mut cost = Vec::new();
+    for ((kind, phase), spent) in [(Kind::Baseline, "tp-b"), (Kind::Orderflow, "tp-o")]
+        .into_iter()
+        .zip(&spent)
+    {
+        let last = args.rounds - 1;
+        let per_round = (args.orders / args.rounds).max(1);
+        let ids: Vec<String> = (0..cost::SAMPLE.min(per_round))
+            .map(|i| format!("BENCH-{}-rp-{phase}{last}-{i}", driver.run_id))
+            .collect();
+        cost.push(Cost::new(kind, spent, driver.client, &ids).await?);
+    }
+    let max = throughput[1].orders_per_second;
+    let mut rates = Vec::new();
+    for (n, spec) in args.rate.iter().enumerate() {
+        let per_second = match *spec {
+            RateSpec::PerSecond(r) => r,
+            RateSpec::PercentOfMax(p) => max * p / 100.0,
+        };
+        let orders = (per_second * args.rate_duration.as_secs_f64())
+            .round()
+            .max(1.0) as u32;
+        note(format!(
+            "real path: {orders} orders at {per_second:.1}/s, open loop…"
+        ));
+        rates.push(
+            driver
+                .paced(Kind::Orderflow, &format!("rate{n}"), per_second, orders)
+                .await?,
+        );
+    }
     let hot = if args.hot == 0 {
         None
     } else {
@@ -294,6 +353,8 @@ async fn real_path(
     });
     Ok(RealPath {
         throughput,
+        cost,
+        rates,
         hot,
         single,
         in_flight: in_flight.seconds,
@@ -328,11 +389,11 @@ async fn in_process(
     } else {
         "in-process"
     };
-    let throughput = worker::alongside(
+    let (throughput, _) = worker::alongside(
         client.clone(),
         Connections::like(&stack.pool),
         settings,
-        throughput(cx, &driver, args, label, "ip"),
+        throughput(cx, &driver, args, label, "ip", None),
     )
     .await??;
     Ok(Some(InProcess {
@@ -352,7 +413,8 @@ async fn throughput(
     args: &BenchArgs,
     label: &str,
     tag: &str,
-) -> anyhow::Result<Vec<Run>> {
+    meters: Option<&Meters>,
+) -> anyhow::Result<(Vec<Run>, [Spent; 2])> {
     let note = |text: String| cx.printer.note(text);
     note(format!("{label}: warming up…"));
     for (kind, phase) in [(Kind::Baseline, "warm-b"), (Kind::Orderflow, "warm-o")] {
@@ -361,6 +423,7 @@ async fn throughput(
     }
     let per_round = (args.orders / args.rounds).max(1);
     let mut totals: [Batch; 2] = Default::default();
+    let mut spent: [Spent; 2] = Default::default();
     for round in 0..args.rounds {
         let mut order = [(0, Kind::Baseline, "tp-b"), (1, Kind::Orderflow, "tp-o")];
         if round % 2 == 1 {
@@ -373,6 +436,10 @@ async fn throughput(
                 args.rounds,
                 args.concurrency
             ));
+            let before = match meters {
+                Some(m) => Some(m.read().await?),
+                None => None,
+            };
             let batch = driver
                 .batch(
                     kind,
@@ -382,14 +449,20 @@ async fn throughput(
                     args.concurrency,
                 )
                 .await?;
+            if let (Some(m), Some(before)) = (meters, before) {
+                spent[slot].add(before, m.read().await?, per_round);
+            }
             totals[slot].add(batch);
         }
     }
     let [baseline, real] = totals;
-    Ok(vec![
-        Run::new(Kind::Baseline, args.concurrency, baseline),
-        Run::new(Kind::Orderflow, args.concurrency, real),
-    ])
+    Ok((
+        vec![
+            Run::new(Kind::Baseline, args.concurrency, baseline),
+            Run::new(Kind::Orderflow, args.concurrency, real),
+        ],
+        spent,
+    ))
 }
 
 fn machine() -> String {
@@ -494,6 +567,7 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
         report.in_flight,
         report.peak_rss_mib
     ))?;
+    print_cost(cx, report)?;
     if let Some(api) = &report.api {
         let mut table = p.table();
         table.set_header([
@@ -554,5 +628,97 @@ fn print(cx: &Context, report: &Report) -> anyhow::Result<()> {
             tables::AUDIT_RUNS
         ))?;
     }
+    Ok(())
+}
+
+/// Per-order cost, the capacity model it gives, and the open-loop runs.
+fn print_cost(cx: &Context, report: &Report) -> anyhow::Result<()> {
+    let p = &cx.printer;
+    let mut table = p.table();
+    table.set_header(["PER ORDER", "BASELINE (NO-OP)", "ORDERFLOW"]);
+    let [baseline, real] = [&report.cost[0], &report.cost[1]];
+    let optional = |v: Option<f64>, places: usize| match v {
+        Some(v) => format!("{:.places$}", v.max(0.0)),
+        None => "—".to_owned(),
+    };
+    let rows: [(&str, fn(&Cost) -> Option<f64>, usize); 12] = [
+        (
+            "Temporal actions (Cloud's count)",
+            |c| Some(c.temporal_actions),
+            1,
+        ),
+        ("history events", |c| Some(c.history_events), 1),
+        ("workflow tasks", |c| Some(c.workflow_tasks), 2),
+        ("history bytes", |c| Some(c.history_bytes), 0),
+        ("payload bytes", |c| Some(c.payload_bytes), 0),
+        ("PostgreSQL transactions", |c| Some(c.pg_transactions), 2),
+        ("PostgreSQL statements", |c| c.pg_statements, 2),
+        ("WAL bytes", |c| Some(c.wal_bytes), 0),
+        ("worker CPU ms", |c| Some(c.worker_cpu_ms), 3),
+        ("PostgreSQL CPU ms", |c| c.postgres_cpu_ms, 3),
+        ("Temporal dev server CPU ms", |c| c.temporal_cpu_ms, 3),
+        (
+            "orders measured (histories read)",
+            |c| Some(f64::from(c.orders)),
+            0,
+        ),
+    ];
+    for (name, value, places) in rows {
+        table.add_row(vec![
+            Cell::new(name),
+            Cell::new(optional(value(baseline), places)).set_alignment(CellAlignment::Right),
+            Cell::new(optional(value(real), places)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    let c = &report.capacity;
+    p.line(format!(
+        "\nper-order cost on the real path (meters over the throughput rounds; Temporal figures \
+         from {} histories of each kind's last round):\n{table}\n\
+         capacity at this cost (orders/s): {:.0} per worker core; {} per PostgreSQL core; \
+         {:.0} per Temporal Cloud namespace at its default {:.0} actions/s; {} per core of this \
+         dev server (DOCS.md § Capacity)",
+        real.histories,
+        c.per_worker_core,
+        optional(c.per_postgres_core, 0),
+        c.per_cloud_namespace,
+        cost::CLOUD_ACTIONS_PER_SECOND,
+        optional(c.per_dev_server_core, 0),
+    ))?;
+    if report.rates.is_empty() {
+        return Ok(());
+    }
+    let mut table = p.table();
+    table.set_header([
+        "RATE/S",
+        "% OF MAX",
+        "ORDERS",
+        "STARTED/S",
+        "PEAK IN FLIGHT",
+        "P50 MS",
+        "P95 MS",
+        "P99 MS",
+        "MAX MS",
+    ]);
+    let max = report.throughput[1].orders_per_second;
+    for r in &report.rates {
+        let num = |v: f64, places: usize| {
+            Cell::new(format!("{v:.places$}")).set_alignment(CellAlignment::Right)
+        };
+        table.add_row(vec![
+            num(r.per_second, 1),
+            num(r.per_second / max * 100.0, 0),
+            num(f64::from(r.orders), 0),
+            num(r.started_per_second, 1),
+            num(f64::from(r.peak_in_flight), 0),
+            num(r.p50_ms, 1),
+            num(r.p95_ms, 1),
+            num(r.p99_ms, 1),
+            num(r.max_ms, 1),
+        ]);
+    }
+    p.line(format!(
+        "\nopen loop on the real path: orderflow orders started at a steady rate \
+         (max: the throughput run's {max:.1} orders/s), start -> COMPLETED:\n{table}"
+    ))?;
     Ok(())
 }

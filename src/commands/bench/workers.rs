@@ -69,6 +69,11 @@ impl Workers {
         Ok(workers)
     }
 
+    /// Each worker's process (its lifeline; the worker is under it).
+    pub fn pids(&self) -> Vec<u32> {
+        self.services.iter().map(Service::pid).collect()
+    }
+
     /// The largest peak memory of any of the workers, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         self.services

@@ -1,11 +1,14 @@
 //! `orderflow order create --file PATH…`: validates every order, then
 //! starts one workflow per order (workflow ID = order ID).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use super::watch::Resume;
 use crate::cli::CreateArgs;
@@ -75,6 +78,10 @@ pub async fn run(cx: &Context, args: CreateArgs) -> anyhow::Result<Exit> {
         &client,
         &config,
         orders,
+        Pace {
+            max_in_flight: args.max_in_flight,
+            per_second: args.rate,
+        },
         || {
             if let Some(bar) = &progress {
                 bar.inc(1);
@@ -197,21 +204,67 @@ fn describe(o: &ParsedOrder) -> String {
     )
 }
 
-/// Starts every order, [`CONCURRENCY`] at a time; the records in the
-/// orders' order. `each` is told as each one is done. Once `stop`
-/// resolves, no more are started: those under way finish, and the records
-/// are of the orders started (or found) before it.
+/// How fast [`submit_all`] may start orders.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Start the next order only while fewer than this many of those it
+    /// started are still running.
+    pub max_in_flight: Option<u32>,
+    /// At most this many starts a second.
+    pub per_second: Option<f64>,
+}
+
+/// Starts every order, [`CONCURRENCY`] at a time and at `pace`; the
+/// records in the orders' order. `each` is told as each one is done. Once
+/// `stop` resolves, no more are started: those under way finish, and the
+/// records are of the orders started (or found) before it.
 pub(crate) async fn submit_all(
     client: &OrderClient,
     config: &TemporalConfig,
     orders: impl IntoIterator<Item = Order>,
+    pace: Pace,
     each: impl Fn(),
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<Submission>> {
     let stopped = AtomicBool::new(false);
+    let running = pace
+        .max_in_flight
+        .map(|n| Arc::new(Semaphore::new(n as usize)));
+    let ticker = pace.per_second.map(|rate| {
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::sync::Mutex::new(ticker)
+    });
+    let ticker = ticker.as_ref();
     let work = futures::stream::iter(orders)
         .take_while(|_| std::future::ready(!stopped.load(Ordering::Relaxed)))
-        .map(|order| async move { submit(client, config, &order).await })
+        .map(|order| {
+            let running = running.clone();
+            async move {
+                // Semaphores and the ticker's lock are fair: places go in
+                // the orders' order.
+                let permit = match running {
+                    Some(r) => Some(r.acquire_owned().await.expect("never closed")),
+                    None => None,
+                };
+                if let Some(ticker) = ticker {
+                    ticker.lock().await.tick().await;
+                }
+                let submission = submit(client, config, &order).await;
+                // The place is given back when the order it started ends.
+                if let (Some(permit), Ok(s)) = (permit, &submission)
+                    && !s.existing
+                {
+                    let client = client.clone();
+                    let id = order.id().clone();
+                    tokio::spawn(async move {
+                        let _ended = client.outcome(&id).await;
+                        drop(permit);
+                    });
+                }
+                submission
+            }
+        })
         .buffered(CONCURRENCY)
         .inspect(|_| each())
         .collect::<Vec<_>>();

@@ -12,7 +12,7 @@ mod timeline;
 mod watch;
 
 pub(crate) use cancel::{CancelDoc, Cancellation, cancel, refused};
-pub(crate) use create::{Submission, conflict, submit_all};
+pub(crate) use create::{Pace, Submission, conflict, submit_all};
 pub(crate) use list::{OrderRow, Page, Selection, page};
 pub(crate) use render::{Mark, StatusDoc, WatchRecord, records_after};
 pub(crate) use watch::{Follow, OnInterrupt, no_worker, retrying};

@@ -16,8 +16,8 @@ use super::app::App;
 use super::problem::{ApiError, ErrorBody, REQUEST};
 use super::request::{idempotency_key, order_id, read_body, require_json};
 use crate::commands::order::{
-    CancelDoc, Cancellation, OrderRow, Page, Selection, StatusDoc, Submission, cancel, conflict,
-    page, refused, submit_all,
+    CancelDoc, Cancellation, OrderRow, Pace, Page, Selection, StatusDoc, Submission, cancel,
+    conflict, page, refused, submit_all,
 };
 use crate::domain::{CancelReason, CustomerId, Order, OrderId, OrderStatus, Product, WorkflowId};
 use crate::exit::{Exit, Fail};
@@ -96,6 +96,7 @@ pub async fn create(
         &app.client,
         &app.config,
         orders,
+        Pace::default(),
         || {},
         std::future::pending(),
     )
