@@ -17,6 +17,12 @@ worker` in its own process, then measures (all three by default):
   alternating, R rounds, each timed until every order has ended.
 - single: one order by `order create --watch`, process start to exit
   (COMPLETED), 50 times one after another.
+- client: the no-op baseline workflow, start -> result, 50 times one after
+  another from the Python SDK's client, then from orderflow's Rust client
+  (`orderflow bench`'s single-order run, on the same server), each split
+  by the client's clock and the workflow's history: the start call, the
+  first workflow task waiting for a poll, the task, on to the close, and
+  the close reaching the client.
 
 Prints each round and the medians. Needs `pip install temporalio`, the
 Temporal CLI and PostgreSQL's `psql` (`make deps`). See DOCS.md § Benchmark for recorded runs.
@@ -139,6 +145,55 @@ async def peer_round(client: Client, queue: str, n: int) -> float:
     return n / (time.monotonic() - started)
 
 
+SEGMENTS = ["startCallMs", "queueMs", "taskMs", "toCloseMs", "resultMs", "totalMs"]
+
+
+async def python_split(address: str, queue: str, n: int) -> dict:
+    from temporalio.api.enums.v1 import EventType
+
+    client = await Client.connect(address)
+    rows = []
+    for i in range(n + 5):
+        order = {"id": f"PY-{uuid.uuid4().hex[:12]}", "customerID": "PEER", "paymentMethod": "card",
+                 "totalAmount": "1.00", "currency": "USD",
+                 "items": [{"productID": "PEER-0", "quantity": 1, "unitPrice": "1.00"}]}
+        before = time.time()
+        handle = await client.start_workflow("BaselineWorkflow", order, id=order["id"],
+                                             task_queue=queue)
+        start_returned = time.time()
+        await handle.result()
+        after = time.time()
+        if i < 5:
+            continue  # warm-up
+        events = (await handle.fetch_history()).events
+        at = lambda kind: next(e.event_time.ToNanoseconds() / 1e9 for e in events if e.event_type == kind)
+        scheduled = at(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+        started = at(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+        completed = at(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        closed = events[-1].event_time.ToNanoseconds() / 1e9
+        rows.append([start_returned - before, started - scheduled, completed - started,
+                     closed - completed, after - closed, after - before])
+    return {name: statistics.median(r[k] for r in rows) * 1000 for k, name in enumerate(SEGMENTS)}
+
+
+def rust_split(binary: str, env: dict, n: int) -> dict:
+    out = subprocess.run([binary, "bench", "--orders", "10", "--rounds", "1", "--hot", "0",
+                          "--single", str(n), "--in-flight", "1", "--api-orders", "0",
+                          "-o", "json"], env=env, check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    return next(s for s in report["singleSplit"] if s["kind"] == "baseline")
+
+
+async def client(args, env: dict, address: str) -> None:
+    n = 50
+    rust = rust_split(args.binary, env, n)
+    python = await python_split(address, env["ORDERFLOW_TASK_QUEUE"], n)
+    print("no-op workflow, start -> result, medians of 50 (ms):")
+    print(f"{'client':8} " + " ".join(f"{name[:-2]:>10}" for name in SEGMENTS))
+    for label, split in [("Python", python), ("Rust", rust)]:
+        print(f"{label:8} " + " ".join(f"{split[name]:10.1f}" for name in SEGMENTS), flush=True)
+
+
 async def peer(args, env: dict, directory: str, address: str) -> None:
     client = await Client.connect(address)
     queue = "peer-python"
@@ -167,21 +222,28 @@ async def peer(args, env: dict, directory: str, address: str) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", help="peer, watch, single (default: all)")
+    parser.add_argument("what", nargs="*", help="peer, watch, single, client (default: all)")
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--binary", default="target/release/orderflow")
     args = parser.parse_args()
-    args.what = args.what or ["peer", "watch", "single"]
-    if unknown := set(args.what) - {"peer", "watch", "single"}:
-        parser.error(f"unknown measurement {', '.join(sorted(unknown))}: choose peer, watch, single")
+    args.what = args.what or ["peer", "watch", "single", "client"]
+    if unknown := set(args.what) - {"peer", "watch", "single", "client"}:
+        parser.error(f"unknown measurement {', '.join(sorted(unknown))}: "
+                     "choose peer, watch, single, client")
 
     directory = tempfile.mkdtemp(prefix="orderflow-peer-")
     port = free_port()
     server = subprocess.Popen(
         ["temporal", "server", "start-dev", "--headless", "--ip", "127.0.0.1",
          "--port", str(port), "--http-port", str(free_port()),
-         "--metrics-port", str(free_port()), "--log-level", "error"],
+         "--metrics-port", str(free_port()), "--log-level", "error",
+         # Configured as the dev servers orderflow starts (DOCS.md §
+         # Capacity): one partition per task queue, and the transfer queue
+         # read as tasks come.
+         "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+         "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+         "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     processes = [server]
     try:
@@ -201,10 +263,12 @@ async def main() -> None:
                         "stock": 1_000_000_000} for i in range(50)], f)
         subprocess.run([args.binary, "product", "import", "--file", catalog], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        worker = subprocess.Popen([args.binary, "worker"], env=env,
+        worker = subprocess.Popen([args.binary, "worker", "--with-baseline"], env=env,
                                   stderr=subprocess.DEVNULL)
         processes.append(worker)
 
+        if "client" in args.what:
+            await client(args, env, address)
         if "peer" in args.what:
             await peer(args, env, directory, address)
         if "watch" in args.what:

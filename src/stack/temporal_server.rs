@@ -86,11 +86,18 @@ impl TemporalDevServer {
         // partitions leave it there for seconds: at 100 orders in flight,
         // p95 start -> COMPLETED was 4–5 s with four and 1.2–1.5 s with one
         // (DOCS.md § Capacity, "Where the tail came from").
-        for partitions in ["Read", "Write"] {
-            args.extend([
-                "--dynamic-config-value".into(),
-                format!("matching.numTaskqueue{partitions}Partitions=1"),
-            ]);
+        //
+        // And the history service's transfer queue read as tasks come. It
+        // loads new tasks (a workflow's first task, on its way to matching)
+        // at most 20 times a second per history shard, and a dev server has
+        // one shard: every order's first task waited about 30 ms for it,
+        // most of a single order's 50 ms (its `task_latency_load` metric).
+        for setting in [
+            "matching.numTaskqueueReadPartitions=1",
+            "matching.numTaskqueueWritePartitions=1",
+            "history.transferProcessorMaxPollRPS=1000",
+        ] {
+            args.extend(["--dynamic-config-value".into(), setting.into()]);
         }
         let ui_port = if options.ui {
             let ui = choose_port(options.ui_port, options.preferred_ui_port, "Web UI")?;

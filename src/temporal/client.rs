@@ -3,7 +3,7 @@
 //! Temporal; its errors are orderflow's ([`OrderCallError`], [`TemporalError`]).
 
 use crate::temporal::codec::CodecError;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -637,13 +637,14 @@ impl OrderClient {
     }
 
     /// Starts the order and waits for the outcome of the run it started (no
-    /// lookup of the current run by ID): `orderflow bench`.
+    /// lookup of the current run by ID): `orderflow bench`. Also when the
+    /// start call returned.
     pub async fn run_order(
         &self,
         task_queue: &str,
         order: &Order,
         eager: bool,
-    ) -> anyhow::Result<OrderView> {
+    ) -> anyhow::Result<(OrderView, SystemTime)> {
         let handle = self
             .client
             .start_workflow(
@@ -652,23 +653,28 @@ impl OrderClient {
                 start_options(task_queue, order.id(), eager),
             )
             .await?;
-        Ok(outcome_of(self, &handle, order.id()).await?)
+        let started = SystemTime::now();
+        Ok((outcome_of(self, &handle, order.id()).await?, started))
     }
 
-    /// Starts the no-op baseline workflow for `order` and waits for it to end.
+    /// Starts the no-op baseline workflow for `order` and waits for it to
+    /// end; when the start call returned.
     pub async fn run_baseline(
         &self,
         task_queue: &str,
         order: &Order,
         eager: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<SystemTime> {
         let options = start_options(task_queue, order.id(), eager);
-        self.client
+        let handle = self
+            .client
             .start_workflow(BaselineWorkflow::run, order.clone(), options)
-            .await?
+            .await?;
+        let started = SystemTime::now();
+        handle
             .get_result(WorkflowGetResultOptions::default())
             .await?;
-        Ok(())
+        Ok(started)
     }
 }
 

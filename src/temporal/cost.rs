@@ -9,6 +9,8 @@
 //! workflow task together as one. Queries are actions too, but they leave
 //! no event: a caller who queries counts its own.
 
+use std::time::SystemTime;
+
 use prost::Message as _;
 use serde::Serialize;
 use temporalio_common::protos::temporal::api::common::v1::Payloads;
@@ -106,10 +108,53 @@ impl HistoryCost {
     }
 }
 
+/// When the server recorded a workflow's start, its first workflow task's
+/// schedule, pickup and completion, and its close: where one order's time
+/// goes on the server's side.
+#[derive(Debug, Clone, Copy)]
+pub struct Milestones {
+    pub started: SystemTime,
+    pub task_scheduled: SystemTime,
+    pub task_started: SystemTime,
+    pub task_completed: SystemTime,
+    pub closed: SystemTime,
+}
+
+impl Milestones {
+    /// `None` for a history without a completed first task.
+    pub fn of(events: &[HistoryEvent]) -> Option<Self> {
+        let time = |e: &HistoryEvent| e.event_time.and_then(|t| SystemTime::try_from(t).ok());
+        let first = |f: fn(&Attributes) -> bool| {
+            events
+                .iter()
+                .find(|e| e.attributes.as_ref().is_some_and(f))
+                .and_then(time)
+        };
+        Some(Milestones {
+            started: time(events.first()?)?,
+            task_scheduled: first(|a| {
+                matches!(a, Attributes::WorkflowTaskScheduledEventAttributes(_))
+            })?,
+            task_started: first(|a| {
+                matches!(a, Attributes::WorkflowTaskStartedEventAttributes(_))
+            })?,
+            task_completed: first(|a| {
+                matches!(a, Attributes::WorkflowTaskCompletedEventAttributes(_))
+            })?,
+            closed: time(events.last()?)?,
+        })
+    }
+}
+
 impl OrderClient {
     /// The cost of one workflow's history, as the server holds it.
     pub async fn history_cost(&self, id: &impl Id) -> Result<HistoryCost, OrderCallError> {
         Ok(HistoryCost::of(&self.raw_history(id).await?))
+    }
+
+    /// One workflow's [`Milestones`].
+    pub async fn milestones(&self, id: &impl Id) -> Result<Option<Milestones>, OrderCallError> {
+        Ok(Milestones::of(&self.raw_history(id).await?))
     }
 }
 

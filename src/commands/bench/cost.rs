@@ -6,10 +6,12 @@
 //! bench started them. Meters are read before and after each throughput
 //! round; a kind's cost is its rounds' sum over their orders.
 
+use std::time::SystemTime;
+
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::driver::Kind;
+use super::driver::{Kind, Stamps};
 use crate::temporal::client::OrderClient;
 use crate::temporal::cost::HistoryCost;
 
@@ -230,5 +232,73 @@ impl Capacity {
             per_cloud_namespace: CLOUD_ACTIONS_PER_SECOND / cost.temporal_actions,
             per_dev_server_core: cost.temporal_cpu_ms.map(per_core),
         }
+    }
+}
+
+/// Where a single order's time goes, start -> result: medians over the
+/// single-order run, each segment from the client's clock or the
+/// history's (one machine, one clock).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Split {
+    pub kind: Kind,
+    /// The start call, on the client.
+    pub start_call_ms: f64,
+    /// The first workflow task waiting for a worker's poll (matching).
+    pub queue_ms: f64,
+    /// The first workflow task on the worker, to its completion.
+    pub task_ms: f64,
+    /// From that completion to the close (more tasks, if any).
+    pub to_close_ms: f64,
+    /// From the close to the result reaching the client (its long poll).
+    pub result_ms: f64,
+    pub total_ms: f64,
+}
+
+impl Split {
+    pub async fn new(kind: Kind, client: &OrderClient, stamps: &[Stamps]) -> anyhow::Result<Self> {
+        let ms = |from: SystemTime, to: SystemTime| match to.duration_since(from) {
+            Ok(d) => d.as_secs_f64() * 1000.0,
+            Err(e) => -(e.duration().as_secs_f64() * 1000.0),
+        };
+        let mut segments: [Vec<f64>; 6] = Default::default();
+        for s in stamps {
+            let Some(m) = client
+                .milestones(&s.id)
+                .await
+                .with_context(|| format!("reading the history of {}", s.id))?
+            else {
+                continue;
+            };
+            let values = [
+                ms(s.before, s.start_returned),
+                ms(m.task_scheduled, m.task_started),
+                ms(m.task_started, m.task_completed),
+                ms(m.task_completed, m.closed),
+                ms(m.closed, s.after),
+                ms(s.before, s.after),
+            ];
+            for (segment, value) in segments.iter_mut().zip(values) {
+                segment.push(value);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            if v.is_empty() {
+                0.0
+            } else {
+                super::driver::median(v)
+            }
+        };
+        let [a, b, c, d, e, f] = &mut segments;
+        Ok(Split {
+            kind,
+            start_call_ms: median(a),
+            queue_ms: median(b),
+            task_ms: median(c),
+            to_close_ms: median(d),
+            result_ms: median(e),
+            total_ms: median(f),
+        })
     }
 }

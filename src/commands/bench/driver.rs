@@ -1,7 +1,7 @@
 //! What the bench drives: batches of orders through a client, each timed
 //! from its start to its end, and the figures drawn from them.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -43,7 +43,20 @@ pub struct Driver<'a> {
 }
 
 /// One order's end: its latency, when it ended, and whether it completed.
-type Ended = (Duration, Instant, bool);
+type Ended = (Duration, Instant, bool, Stamps);
+
+/// One order's moments on the client's wall clock, to set beside its
+/// history's.
+#[derive(Debug, Clone)]
+pub struct Stamps {
+    pub id: String,
+    /// Before the start call.
+    pub before: SystemTime,
+    /// When the start call returned.
+    pub start_returned: SystemTime,
+    /// When the result came.
+    pub after: SystemTime,
+}
 
 impl Driver<'_> {
     fn order(&self, products: Products, phase: &str, i: u32) -> Order {
@@ -78,6 +91,7 @@ impl Driver<'_> {
     ) -> anyhow::Result<Ended> {
         let order = self.order(products, phase, i);
         let started = Instant::now();
+        let before = SystemTime::now();
         let ended = tokio::time::timeout(ORDER_TIMEOUT, self.run(kind, products, &order)).await;
         let completed = ended.map_err(|_| {
             anyhow::anyhow!(
@@ -86,32 +100,46 @@ impl Driver<'_> {
                 humantime::format_duration(ORDER_TIMEOUT)
             )
         })??;
-        Ok((started.elapsed(), Instant::now(), completed))
+        let (completed, start_returned) = completed;
+        let stamps = Stamps {
+            id: order.id().to_string(),
+            before,
+            start_returned,
+            after: SystemTime::now(),
+        };
+        Ok((started.elapsed(), Instant::now(), completed, stamps))
     }
 
-    /// Runs one order to its end; whether it completed.
-    async fn run(&self, kind: Kind, products: Products<'_>, order: &Order) -> anyhow::Result<bool> {
+    /// Runs one order to its end; whether it completed, and when its
+    /// start call returned.
+    async fn run(
+        &self,
+        kind: Kind,
+        products: Products<'_>,
+        order: &Order,
+    ) -> anyhow::Result<(bool, SystemTime)> {
         Ok(match kind {
-            Kind::Baseline => {
+            Kind::Baseline => (
+                true,
                 self.client
                     .run_baseline(self.task_queue, order, self.eager)
-                    .await?;
-                true
-            }
+                    .await?,
+            ),
             Kind::Orderflow => {
-                let view = self
+                let (view, start_returned) = self
                     .client
                     .run_order(self.task_queue, order, self.eager)
                     .await?;
                 let out_of_stock = view.status == OrderStatus::Failed
                     && view.failure.as_ref().map(|f| f.code) == Some(FailureCode::OutOfStock);
-                match (view.status, products) {
+                let completed = match (view.status, products) {
                     (OrderStatus::Completed, _) => true,
                     (_, Products::Hot(_)) if out_of_stock => false,
                     (status, _) => {
                         anyhow::bail!("benchmark order {} ended {status}", order.id())
                     }
-                }
+                };
+                (completed, start_returned)
             }
         })
     }
@@ -137,14 +165,17 @@ impl Driver<'_> {
         let completed = ended.iter().filter(|e| e.2).count() as u32;
         let mut latencies = Vec::with_capacity(ended.len());
         let mut offsets = Vec::with_capacity(ended.len());
-        for (latency, at, _) in ended {
+        let mut stamps = Vec::with_capacity(ended.len());
+        for (latency, at, _, stamp) in ended {
             latencies.push(latency);
             offsets.push(at.duration_since(started).as_secs_f64());
+            stamps.push(stamp);
         }
         offsets.sort_by(f64::total_cmp);
         let (steady_orders, steady_seconds) = Batch::steady(&offsets, concurrency, seconds);
         Ok(Batch {
             latencies,
+            stamps,
             completed,
             seconds,
             rates: vec![f64::from(steady_orders) / steady_seconds],
@@ -231,6 +262,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub latencies: Vec<Duration>,
+    pub stamps: Vec<Stamps>,
     pub completed: u32,
     pub seconds: f64,
     /// Each batch's orders per second over its steady part.
@@ -255,6 +287,7 @@ impl Batch {
 
     pub fn add(&mut self, other: Batch) {
         self.latencies.extend(other.latencies);
+        self.stamps.extend(other.stamps);
         self.completed += other.completed;
         self.seconds += other.seconds;
         self.rates.extend(other.rates);

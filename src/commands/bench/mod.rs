@@ -24,7 +24,7 @@ use crate::exit::{Exit, Fail};
 use crate::stack::local::StackOptions;
 use crate::temporal::client::OrderClient;
 use crate::worker::{self, WorkerSettings};
-use cost::{Capacity, Cost, Meters, Spent};
+use cost::{Capacity, Cost, Meters, Spent, Split};
 use driver::{Batch, Driver, Kind, Paced, Products, Run, SPREAD};
 use workers::Workers;
 
@@ -54,6 +54,8 @@ struct Report {
     hot_product: Option<HotProduct>,
     /// Single-order latency on the real path.
     single: Vec<Run>,
+    /// Where a single order's time goes: baseline, then orderflow.
+    single_split: Vec<Split>,
     in_flight: u32,
     in_flight_seconds: f64,
     /// The largest peak memory of a worker process.
@@ -176,6 +178,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
     let in_process = in_process?.context("the in-process run did not run")?;
     let RealPath {
         throughput,
+        split,
         cost,
         rates,
         hot: hot_run,
@@ -203,6 +206,7 @@ pub async fn run(cx: &Context, args: BenchArgs) -> anyhow::Result<Exit> {
             run: hot.run,
         }),
         single,
+        single_split: split,
         in_flight: args.in_flight,
         in_flight_seconds: in_flight,
         peak_rss_mib,
@@ -249,6 +253,7 @@ struct Measured {
 
 struct RealPath {
     throughput: Vec<Run>,
+    split: Vec<Split>,
     cost: Vec<Cost>,
     rates: Vec<Paced>,
     hot: Option<Measured>,
@@ -324,6 +329,7 @@ async fn real_path(
         Some(batch)
     };
     let mut single = Vec::new();
+    let mut split = Vec::new();
     for (kind, phase) in [(Kind::Baseline, "one-b"), (Kind::Orderflow, "one-o")] {
         note(format!(
             "real path: single-order latency, {} × {kind:?}, one at a time…",
@@ -332,6 +338,7 @@ async fn real_path(
         let batch = driver
             .batch(kind, Products::Spread, phase, args.single, 1)
             .await?;
+        split.push(Split::new(kind, driver.client, &batch.stamps).await?);
         single.push(Run::new(kind, 1, batch));
     }
     note(format!(
@@ -353,6 +360,7 @@ async fn real_path(
     });
     Ok(RealPath {
         throughput,
+        split,
         cost,
         rates,
         hot,
@@ -683,6 +691,36 @@ fn print_cost(cx: &Context, report: &Report) -> anyhow::Result<()> {
         c.per_cloud_namespace,
         cost::CLOUD_ACTIONS_PER_SECOND,
         optional(c.per_dev_server_core, 0),
+    ))?;
+    let mut table = p.table();
+    table.set_header([
+        "SINGLE ORDER, MEDIAN MS",
+        "START CALL",
+        "QUEUE",
+        "TASK",
+        "TO CLOSE",
+        "RESULT",
+        "TOTAL",
+    ]);
+    for s in &report.single_split {
+        let num = |v: f64| Cell::new(format!("{v:.1}")).set_alignment(CellAlignment::Right);
+        table.add_row(vec![
+            Cell::new(match s.kind {
+                Kind::Baseline => "baseline (no-op)",
+                Kind::Orderflow => "orderflow",
+            }),
+            num(s.start_call_ms),
+            num(s.queue_ms),
+            num(s.task_ms),
+            num(s.to_close_ms),
+            num(s.result_ms),
+            num(s.total_ms),
+        ]);
+    }
+    p.line(format!(
+        "\nwhere a single order's time goes (client clock and history, one machine): the start \
+         call; the first workflow task waiting for a poll; that task on the worker; on to the \
+         close; the close reaching the client's result long poll:\n{table}"
     ))?;
     if report.rates.is_empty() {
         return Ok(());
