@@ -649,7 +649,8 @@ fn print_cost(cx: &Context, report: &Report) -> anyhow::Result<()> {
         Some(v) => format!("{:.places$}", v.max(0.0)),
         None => "—".to_owned(),
     };
-    let rows: [(&str, fn(&Cost) -> Option<f64>, usize); 12] = [
+    type Row = (&'static str, fn(&Cost) -> Option<f64>, usize);
+    let rows: [Row; 12] = [
         (
             "Temporal actions (Cloud's count)",
             |c| Some(c.temporal_actions),
