@@ -27,6 +27,7 @@ mod replay;
 mod resume;
 mod serve;
 mod services;
+mod spread;
 mod support;
 mod temporal;
 mod timeline;
