@@ -226,6 +226,13 @@ pub enum Command {
     ///   3. single-order latency, start -> COMPLETED, over R sequential orders;
     ///   4. a worker process's peak memory with M orders in flight at once.
     ///
+    /// With 1. it measures what an order costs: Temporal actions, events and
+    /// bytes from the histories, PostgreSQL transactions, statements and WAL,
+    /// and CPU (workers, PostgreSQL and the dev server when it started them),
+    /// and the orders/s a worker core, a PostgreSQL core and a Temporal Cloud
+    /// namespace carry at that cost; with 3., where a single order's time
+    /// goes; with --rate, latency at steady arrival rates (open loop).
+    ///
     /// Then 1. again with the worker in this process and eager start (the ceiling
     /// of a client that hosts its own worker). Last, with --big-tables N, the
     /// reading commands (order list, order status, audit --all --database-only)
