@@ -180,6 +180,49 @@ async fn ctrl_c_during_submission_says_what_started_and_running_it_again_submits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_max_in_flight_waits_for_a_place_starts_no_more_and_says_so() {
+    // No worker: the two orders started never end, so the third waits for
+    // a place that never comes, until Ctrl-C.
+    let h = Harness::new().await;
+    let (_dir, file) = write_temp("paced.json", &unnamed_orders("CUST-PACED", 10));
+    let ids = ids_of(&h, &file);
+    let path = file.to_str().unwrap();
+    let mut create = spawn(
+        &h,
+        &["order", "create", "--max-in-flight", "2", "--file", path],
+    );
+    for id in &ids[..2] {
+        let id = WorkflowId::parse(id).unwrap();
+        eventually(
+            "the first two orders to start",
+            Duration::from_secs(60),
+            || {
+                let client = h.client.clone();
+                let id = id.clone();
+                async move { client.describe(&id).await.unwrap().map(|_| ()) }
+            },
+        )
+        .await;
+    }
+    interrupt(&create);
+    let stderr = lines_of(create.stderr.take().unwrap());
+    assert_eq!(exit_code(&mut create).await, Some(130));
+    let said: Vec<String> = stderr.iter().collect();
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("interrupted: 2 of 10 orders started, 8 not")),
+        "{said:#?}"
+    );
+    for id in &ids[2..] {
+        let id = WorkflowId::parse(id).unwrap();
+        assert!(
+            h.client.describe(&id).await.unwrap().is_none(),
+            "{id} started"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_follows_a_file_a_selection_and_stdin_and_ctrl_c_gives_a_command_that_works() {
     let mut h = Harness::new().await;
     h.add_product("P-1", "1.00", 100).await;

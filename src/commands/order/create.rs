@@ -2,7 +2,6 @@
 //! starts one workflow per order (workflow ID = order ID).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -17,7 +16,7 @@ use crate::domain::{Order, OrderStatus, WorkflowId};
 use crate::exit::{Exit, Fail};
 use crate::input::{ParsedOrder, read_orders};
 use crate::temporal::TemporalConfig;
-use crate::temporal::client::{OrderClient, Submitted};
+use crate::temporal::client::{Execution, Id, OrderClient, Submitted};
 
 /// Orders submitted at once.
 const CONCURRENCY: usize = 32;
@@ -216,8 +215,9 @@ pub(crate) struct Pace {
 
 /// Starts every order, [`CONCURRENCY`] at a time and at `pace`; the
 /// records in the orders' order. `each` is told as each one is done. Once
-/// `stop` resolves, no more are started: those under way finish, and the
-/// records are of the orders started (or found) before it.
+/// `stop` resolves, no more are started, even those waiting for a place or
+/// a tick: those under way finish, and the records are of the orders
+/// started (or found) before it.
 pub(crate) async fn submit_all(
     client: &OrderClient,
     config: &TemporalConfig,
@@ -226,7 +226,7 @@ pub(crate) async fn submit_all(
     each: impl Fn(),
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<Submission>> {
-    let stopped = AtomicBool::new(false);
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
     let running = pace
         .max_in_flight
         .map(|n| Arc::new(Semaphore::new(n as usize)));
@@ -237,19 +237,30 @@ pub(crate) async fn submit_all(
     });
     let ticker = ticker.as_ref();
     let work = futures::stream::iter(orders)
-        .take_while(|_| std::future::ready(!stopped.load(Ordering::Relaxed)))
+        .take_while(|_| std::future::ready(!*stopped.borrow()))
         .map(|order| {
             let running = running.clone();
+            let mut stopped = stopped.clone();
             async move {
                 // Semaphores and the ticker's lock are fair: places go in
                 // the orders' order.
-                let permit = match running {
-                    Some(r) => Some(r.acquire_owned().await.expect("never closed")),
-                    None => None,
+                let place = async {
+                    let permit = match running {
+                        Some(r) => Some(r.acquire_owned().await.expect("never closed")),
+                        None => None,
+                    };
+                    if let Some(ticker) = ticker {
+                        ticker.lock().await.tick().await;
+                    }
+                    permit
                 };
-                if let Some(ticker) = ticker {
-                    ticker.lock().await.tick().await;
-                }
+                // A stop while waiting for a place or a tick (or before)
+                // wins: with no worker, a place may never come.
+                let permit = tokio::select! {
+                    biased;
+                    _ = stopped.wait_for(|stopped| *stopped) => return None,
+                    permit = place => permit,
+                };
                 let submission = submit(client, config, &order).await;
                 // The place is given back when the order it started ends.
                 if let (Some(permit), Ok(s)) = (permit, &submission)
@@ -258,19 +269,20 @@ pub(crate) async fn submit_all(
                     let client = client.clone();
                     let id = order.id().clone();
                     tokio::spawn(async move {
-                        let _ended = client.outcome(&id).await;
+                        until_ended(&client, &id).await;
                         drop(permit);
                     });
                 }
-                submission
+                Some(submission)
             }
         })
         .buffered(CONCURRENCY)
+        .filter_map(std::future::ready)
         .inspect(|_| each())
         .collect::<Vec<_>>();
     let watch = async {
         stop.await;
-        stopped.store(true, Ordering::Relaxed);
+        stopped_tx.send_replace(true);
         std::future::pending::<()>().await;
     };
     // The stop is looked at first: once it came, no order starts.
@@ -280,6 +292,24 @@ pub(crate) async fn submit_all(
         results = work => results,
     };
     results.into_iter().collect()
+}
+
+/// Returns once the order has ended. An error from the result's long poll
+/// (Temporal restarting, a network blip) is not the order's end: it is
+/// looked up, and waited for again while it runs.
+async fn until_ended(client: &OrderClient, id: &impl Id) {
+    loop {
+        if client.outcome(id).await.is_ok() {
+            return;
+        }
+        if !matches!(
+            client.describe(id).await,
+            Ok(Some(Execution::Running)) | Err(_)
+        ) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The error of IDs that exist with other content (exit 6), if any.
