@@ -154,6 +154,7 @@ fn seconds(text: &str) -> u64 {
 
 #[test]
 fn every_overlay_renders_and_passes_the_kubernetes_and_crd_schemas() {
+    let _heavy = crate::support::HEAVY.blocking_lock();
     for overlay in OVERLAYS {
         let rendered = render(overlay);
         if let Err(e) = validate(&rendered.file) {
@@ -182,6 +183,7 @@ fn every_overlay_renders_and_passes_the_kubernetes_and_crd_schemas() {
 
 #[test]
 fn the_checks_fail_on_a_broken_manifest() {
+    let _heavy = crate::support::HEAVY.blocking_lock();
     let yaml = std::fs::read_to_string(render("temporal-cloud").file).unwrap();
     // A core kind: a port that is not a number.
     let broken = rendered_from(&yaml.replacen("containerPort: 9464", "containerPort: nine", 1));
@@ -404,6 +406,7 @@ impl Sandbox {
 
 #[tokio::test]
 async fn each_deployment_runs_from_this_binary_and_answers_its_probes() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let db = migrated_database().await;
     let rendered = render("self-hosted");
     let all = &rendered.resources;

@@ -115,6 +115,7 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_and_the_api_on_machines_of_their_own_keep_every_promise() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let h = Harness::new().await;
     h.add_product("P-1", "5.00", 1000).await;
     let url = over_tcp(&h.db.url);

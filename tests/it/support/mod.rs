@@ -51,10 +51,11 @@ fn postgres() -> &'static PostgresCluster {
     })
 }
 
-/// Held by the tests that load the shared Temporal server and both cores
-/// for a while (500-order bulk actions), and by the one that counts the
-/// events an outage adds to a history: starved of CPU, a worker heartbeats
-/// its workflow tasks, and that count is what it checks.
+/// Held by the tests that load both cores for a while (500-order bulk
+/// actions, the Kubernetes checks' kustomize and schema validation, the
+/// processes of the spread-out and Deployment runs), and by the one that
+/// counts the events an outage adds to a history: starved of CPU, a worker
+/// heartbeats its workflow tasks, and that count is what it checks.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The test process's Temporal dev server (in memory, headless).
