@@ -156,7 +156,7 @@ Register-ArgumentCompleter -Native -CommandName 'orderflow' -ScriptBlock {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Order file (JSON); repeat for several; ''-'' for stdin')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Order ID to use (one order only); overrides the file''s "id"')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'With --watch: give up after this long (exit 7), e.g. 30s, 5m')
-            [CompletionResult]::new('--max-in-flight', '--max-in-flight', [CompletionResultType]::ParameterName, 'Keep at most N of these orders running at once: the next one starts when one has ended. For a large file, it keeps the server below the load where latency climbs (see DOCS.md § Capacity)')
+            [CompletionResult]::new('--max-in-flight', '--max-in-flight', [CompletionResultType]::ParameterName, 'Keep at most N of the orders this command starts running at once: the next one starts when one has ended. For a large file, pick N as the orders/s you want times the latency you accept (DOCS.md § Capacity)')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Start at most this many orders a second (e.g. 50 or 50/s)')
             [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Temporal namespace [default: the profile''s, else default]')

@@ -150,7 +150,7 @@ set edit:completion:arg-completer[orderflow] = {|@words|
             cand --file 'Order file (JSON); repeat for several; ''-'' for stdin'
             cand --id 'Order ID to use (one order only); overrides the file''s "id"'
             cand --timeout 'With --watch: give up after this long (exit 7), e.g. 30s, 5m'
-            cand --max-in-flight 'Keep at most N of these orders running at once: the next one starts when one has ended. For a large file, it keeps the server below the load where latency climbs (see DOCS.md § Capacity)'
+            cand --max-in-flight 'Keep at most N of the orders this command starts running at once: the next one starts when one has ended. For a large file, pick N as the orders/s you want times the latency you accept (DOCS.md § Capacity)'
             cand --rate 'Start at most this many orders a second (e.g. 50 or 50/s)'
             cand --address 'Temporal frontend address; TEMPORAL_HOST_PORT is read too [default: the profile''s, else localhost:7233]'
             cand --namespace 'Temporal namespace [default: the profile''s, else default]'

@@ -207,8 +207,8 @@ pub const PAGES: &[Page] = &[
                 "only check it",
             ),
             (
-                "orderflow order create --file big.json --max-in-flight 200",
-                "a large file, without overloading the server",
+                "orderflow order create --file big.json --rate 40/s",
+                "a large file, at a pace the setup carries",
             ),
         ],
         exit_codes: &[

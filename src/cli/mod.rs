@@ -229,8 +229,8 @@ pub enum Command {
     /// With 1. it measures what an order costs: Temporal actions, events and
     /// bytes from the histories, PostgreSQL transactions, statements and WAL,
     /// and CPU (workers, PostgreSQL and the dev server when it started them),
-    /// and the orders/s a worker core, a PostgreSQL core and a Temporal Cloud
-    /// namespace carry at that cost; with 3., where a single order's time
+    /// and the orders/s a worker core, a PostgreSQL core (when it started
+    /// PostgreSQL) and a Temporal Cloud namespace carry at that cost; with 3., where a single order's time
     /// goes; with --rate, latency at steady arrival rates (open loop).
     ///
     /// Then 1. again with the worker in this process and eager start (the ceiling
@@ -493,9 +493,9 @@ pub struct CreateArgs {
     #[arg(long, requires = "watch", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
 
-    /// Keep at most N of these orders running at once: the next one starts
-    /// when one has ended. For a large file, it keeps the server below the
-    /// load where latency climbs (see DOCS.md § Capacity)
+    /// Keep at most N of the orders this command starts running at once: the
+    /// next one starts when one has ended. For a large file, pick N as the
+    /// orders/s you want times the latency you accept (DOCS.md § Capacity)
     #[arg(long, value_name = "N", conflicts_with = "dry_run",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: Option<u32>,

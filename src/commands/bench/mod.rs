@@ -297,6 +297,13 @@ async fn real_path(
             RateSpec::PerSecond(r) => r,
             RateSpec::PercentOfMax(p) => max * p / 100.0,
         };
+        // A share of a throughput run too short to measure a rate.
+        if !(per_second.is_finite() && per_second > 0.0) {
+            anyhow::bail!(
+                "--rate: the throughput run measured no orders/s to take a share of; give \
+                 the rate in orders a second (e.g. 40/s) or raise --orders"
+            );
+        }
         let orders = (per_second * args.rate_duration.as_secs_f64())
             .round()
             .max(1.0) as u32;
