@@ -33,6 +33,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -304,6 +305,8 @@ async def main() -> None:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+        # The throwaway PostgreSQL cluster and the order files.
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
